@@ -1,0 +1,51 @@
+/**
+ * Logging for the command-line programs: LogTape to stderr, as text or JSON lines.
+ *
+ * stdout belongs to the messages (the server) or to the lifecycle lines (the
+ * client), so logs always go to stderr. LogTape writes through a stream asynchronously:
+ * call {@linkcode closeLogging} before exiting or the last lines are lost.
+ *
+ * @module
+ */
+
+import {
+  configure,
+  dispose,
+  getJsonLinesFormatter,
+  getStreamSink,
+  getTextFormatter,
+  type LogLevel,
+} from "@logtape/logtape";
+
+/** The `--log-level` values. */
+export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
+
+/** The `--log-format` values. */
+export const LOG_FORMATS = ["text", "json"] as const;
+
+/** Parses a `--log-level` value (also accepts `warn`); undefined when unknown. */
+export function parseLogLevel(text: string): LogLevel | undefined {
+  const level = text === "warn" ? "warning" : text;
+  return (LOG_LEVELS as readonly string[]).includes(level) ? level as LogLevel : undefined;
+}
+
+/** Sends the `parrot` loggers to stderr at `level` in `format`. */
+export async function setupLogging(level: LogLevel, format: "text" | "json"): Promise<void> {
+  const formatter = format === "json" ? getJsonLinesFormatter() : getTextFormatter({
+    timestamp: "date-time-tz",
+    category: ".",
+    value: "bare",
+  });
+  await configure({
+    sinks: { stderr: getStreamSink(Deno.stderr.writable, { formatter }) },
+    loggers: [
+      { category: ["parrot"], lowestLevel: level, sinks: ["stderr"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+    ],
+  });
+}
+
+/** Writes out every pending log line; await it before `Deno.exit`. */
+export async function closeLogging(): Promise<void> {
+  await dispose();
+}

@@ -1,0 +1,47 @@
+/**
+ * Every default of parrot and of its TCP toolkit, in one place.
+ *
+ * The CLIs print these in their help text and docs/PROTOCOL.md quotes them, so
+ * a change here is a change of behaviour that users see.
+ *
+ * @module
+ */
+
+/** Address the server binds when `--host` is not given: loopback only. */
+export const DEFAULT_HOST = "127.0.0.1";
+/** Most clients served at once; one more gets `ERR too many clients`. */
+export const DEFAULT_MAX_CLIENTS = 10_000;
+/** Milliseconds a frame or line may take to complete once its first byte arrived. */
+export const DEFAULT_READ_TIMEOUT_MS = 5_000;
+/** Milliseconds of silence before the server sends `PING` (and as long again before it drops). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** Milliseconds a shutdown waits for clients to finish before it closes them. */
+export const DEFAULT_GRACE_MS = 5_000;
+/** Largest `MSG` payload accepted, in bytes. */
+export const DEFAULT_MAX_FRAME_BYTES = 1_048_576;
+/** Bytes queued for one client before it counts as a slow consumer. */
+export const DEFAULT_MAX_OUTBOUND_BYTES = 8 * 1024 * 1024;
+/** Capacity of the channel between the connection tasks and the main task, in read batches. */
+export const DEFAULT_QUEUE_CAPACITY = 256;
+/** Longest control line (verb and arguments, without the line end), in bytes. */
+export const MAX_CONTROL_LINE_BYTES = 4096;
+/** Longest client name given with `HELLO`, in characters. */
+export const MAX_NAME_LENGTH = 64;
+/** First delay after a failed accept; it doubles up to {@linkcode MAX_ACCEPT_BACKOFF_MS}. */
+export const DEFAULT_ACCEPT_BACKOFF_MS = 5;
+/** Longest delay between retries of a failing accept. */
+export const MAX_ACCEPT_BACKOFF_MS = 1_000;
+/** Smallest read buffer, used while a connection is idle. */
+export const MIN_READ_BUFFER_BYTES = 1_024;
+/** Largest read buffer, used while a connection is busy. */
+export const MAX_READ_BUFFER_BYTES = 64 * 1024;
+/** Default client message interval in milliseconds. */
+export const DEFAULT_CLIENT_INTERVAL_MS = 1_000;
+/** Default number of client processes the launcher starts. */
+export const DEFAULT_LAUNCH_COUNT = 3;
+/** Default delay between two client starts of the launcher, in milliseconds. */
+export const DEFAULT_LAUNCH_STAGGER_MS = 1_000;
+/** Milliseconds a closing connection gets to take its last queued bytes (an `ERR`, a `QUIT`). */
+export const CLOSE_FLUSH_TIMEOUT_MS = 2_000;
+/** Most read batches the main task takes from the channel before it writes stdout once. */
+export const MAX_DRAIN_BATCH = 256;

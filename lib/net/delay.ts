@@ -1,0 +1,54 @@
+/**
+ * Waiting that never outlives its use: a cancellable delay, and a bound on how long
+ * to wait for a promise. Both clear their timer when done, so nothing keeps the
+ * process alive or trips Deno's test sanitizers.
+ *
+ * @module
+ */
+
+/**
+ * Resolves after `ms` milliseconds, or as soon as `signal` aborts (never rejects).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { delay } from "./delay.ts";
+ *
+ * const started = Date.now();
+ * await delay(20);
+ * assert.ok(Date.now() - started >= 19);
+ * ```
+ */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * Waits for `promise` at most `ms` milliseconds; resolves true if it settled in time
+ * (fulfilled or rejected), false otherwise. Never rejects.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { settlesWithin } from "./delay.ts";
+ *
+ * assert.equal(await settlesWithin(Promise.resolve(1), 100), true);
+ * assert.equal(await settlesWithin(new Promise(() => {}), 10), false);
+ * ```
+ */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timeUp = new AbortController();
+  const settled = promise.then(() => true, () => true);
+  const result = await Promise.race([settled, delay(ms, timeUp.signal).then(() => false)]);
+  timeUp.abort();
+  return result;
+}

@@ -1,0 +1,190 @@
+/**
+ * A protocol-free TCP server: the accept loop, the connection registry, the connection
+ * limit, accept-error backoff and the graceful-shutdown sequence.
+ *
+ * It plays for raw TCP the part `Deno.serve` plays for HTTP: the caller supplies one
+ * async handler per connection and an `AbortSignal`; this module owns everything
+ * around it. Shutdown is small and explicit (after mini-redis): stop accepting,
+ * signal every handler, wait for all of them up to the grace period, then close
+ * whatever is left and wait again.
+ *
+ * @module
+ */
+
+import { delay, settlesWithin } from "./delay.ts";
+import { DEFAULT_ACCEPT_BACKOFF_MS, DEFAULT_GRACE_MS, MAX_ACCEPT_BACKOFF_MS } from "../defaults.ts";
+
+/** What a handler learns about its connection. */
+export interface ConnInfo {
+  /** A number unique among this server's connections. */
+  readonly id: number;
+  /** The peer's address. */
+  readonly remoteAddr: Deno.NetAddr;
+  /** Aborted when the server starts to shut down: say goodbye, finish, return. */
+  readonly signal: AbortSignal;
+}
+
+/** Serves one connection; the connection is closed when the returned promise settles. */
+export type TcpHandler = (conn: Deno.Conn, info: ConnInfo) => Promise<void>;
+
+/** Options of {@linkcode serveTcp}. */
+export interface ServeTcpOptions {
+  /** Address to bind when no `listener` is given. Default `127.0.0.1`. */
+  hostname?: string;
+  /** Port to bind when no `listener` is given; 0 picks a free one. Default 0. */
+  port?: number;
+  /** An existing listener to serve instead of binding a new one. */
+  listener?: Deno.Listener;
+  /** Most connections served at once. Default unlimited. */
+  maxConnections?: number;
+  /** Called with each connection refused by the limit, before it is closed. */
+  onReject?: (conn: Deno.Conn) => void | Promise<void>;
+  /** Called when `accept` fails; the loop backs off and retries. */
+  onAcceptError?: (error: unknown, heldConnections: number) => void;
+  /** Called when a handler throws. */
+  onHandlerError?: (error: unknown, info: ConnInfo) => void;
+  /** Aborting it shuts the server down. */
+  signal?: AbortSignal;
+  /** Milliseconds handlers get to finish after the shutdown signal. Default 5000. */
+  gracePeriodMs?: number;
+}
+
+/** A running server from {@linkcode serveTcp}. */
+export interface TcpServer {
+  /** The bound address (with the real port when 0 was asked for). */
+  readonly addr: Deno.NetAddr;
+  /** Connections currently served. */
+  readonly connections: number;
+  /** Settles once the server has shut down and every handler has returned. */
+  readonly finished: Promise<void>;
+  /** Starts the shutdown (same as aborting `signal`) and returns `finished`. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Accepts TCP connections and runs `handler` for each one in its own async task.
+ *
+ * Throws at once when the address cannot be bound (for example `Deno.errors.AddrInUse`).
+ *
+ * @example A server that greets and hangs up
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { serveTcp } from "./serve_tcp.ts";
+ *
+ * const server = serveTcp({ port: 0 }, async (conn) => {
+ *   await conn.write(new TextEncoder().encode("hello\n"));
+ * });
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+ * const reply = await new Response(conn.readable).text();
+ * assert.equal(reply, "hello\n");
+ * await server.shutdown();
+ * ```
+ */
+export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServer {
+  const listener = options.listener ??
+    Deno.listen({ hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0 });
+  const maxConnections = options.maxConnections ?? Infinity;
+  const gracePeriodMs = options.gracePeriodMs ?? DEFAULT_GRACE_MS;
+  const shutdownController = new AbortController();
+  const registry = new Map<number, { conn: Deno.Conn; done: Promise<void> }>();
+  let nextId = 1;
+  let finishing: Promise<void> | undefined;
+
+  function serve(conn: Deno.Conn): void {
+    const info: ConnInfo = {
+      id: nextId++,
+      remoteAddr: conn.remoteAddr as Deno.NetAddr,
+      signal: shutdownController.signal,
+    };
+    const done = (async () => {
+      try {
+        await handler(conn, info);
+      } catch (error) {
+        options.onHandlerError?.(error, info);
+      } finally {
+        registry.delete(info.id);
+        closeQuietly(conn);
+      }
+    })();
+    registry.set(info.id, { conn, done });
+  }
+
+  function reject(conn: Deno.Conn): void {
+    (async () => {
+      try {
+        await options.onReject?.(conn);
+      } catch {
+        // The peer may already be gone; refusing it is all that matters.
+      } finally {
+        closeQuietly(conn);
+      }
+    })();
+  }
+
+  async function acceptLoop(): Promise<void> {
+    let backoffMs = 0;
+    while (!shutdownController.signal.aborted) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+        backoffMs = 0;
+      } catch (error) {
+        if (shutdownController.signal.aborted || error instanceof Deno.errors.BadResource) break;
+        backoffMs = Math.min(
+          backoffMs === 0 ? DEFAULT_ACCEPT_BACKOFF_MS : backoffMs * 2,
+          MAX_ACCEPT_BACKOFF_MS,
+        );
+        options.onAcceptError?.(error, registry.size);
+        await delay(backoffMs, shutdownController.signal);
+        continue;
+      }
+      if (registry.size >= maxConnections) reject(conn);
+      else serve(conn);
+    }
+  }
+
+  const accepting = acceptLoop();
+
+  async function shutdownSequence(): Promise<void> {
+    shutdownController.abort();
+    closeQuietly(listener);
+    await accepting;
+    const handlers = () => Promise.all([...registry.values()].map((entry) => entry.done));
+    if (!await settlesWithin(handlers(), gracePeriodMs)) {
+      for (const { conn } of registry.values()) closeQuietly(conn);
+    }
+    await handlers();
+  }
+
+  function shutdown(): Promise<void> {
+    finishing ??= shutdownSequence();
+    return finishing;
+  }
+
+  const finished = new Promise<void>((resolve, rejectFinished) => {
+    const start = () => shutdown().then(resolve, rejectFinished);
+    if (options.signal?.aborted) start();
+    else options.signal?.addEventListener("abort", start, { once: true });
+    shutdownController.signal.addEventListener("abort", start, { once: true });
+  });
+
+  return {
+    addr: listener.addr as Deno.NetAddr,
+    get connections() {
+      return registry.size;
+    },
+    finished,
+    shutdown() {
+      shutdown();
+      return finished;
+    },
+  };
+}
+
+function closeQuietly(resource: { close(): void }): void {
+  try {
+    resource.close();
+  } catch {
+    // Already closed.
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * Write coalescing: many small writes to one destination become one write per batch.
+ *
+ * A server that relays messages produces bursts of small buffers for each connection
+ * (and for stdout). Writing them one by one costs a syscall and a promise each; this
+ * module queues them and keeps exactly one write in flight, concatenating whatever
+ * queued up meanwhile into the next write (the nats.js approach). Queueing never
+ * blocks: the owner reads {@linkcode WriteCoalescer.buffered} to apply its own limit
+ * (parrot's slow-consumer rule), and awaits {@linkcode WriteCoalescer.flush} when it
+ * needs to know the bytes are out (parrot's PING barrier).
+ *
+ * @module
+ */
+
+/** Anything with a Deno-style `write`, such as a `Deno.Conn` or `Deno.stdout`. */
+export interface ByteWriter {
+  /** Writes some of `p` and resolves with how many bytes were written. */
+  write(p: Uint8Array): Promise<number>;
+}
+
+/** Options of {@linkcode WriteCoalescer}. */
+export interface WriteCoalescerOptions {
+  /** Most bytes concatenated into one write; a single larger chunk is written on its own. Default 256 KiB. */
+  maxBatchBytes?: number;
+}
+
+const DEFAULT_MAX_BATCH_BYTES = 256 * 1024;
+
+/**
+ * Queues byte chunks for one writer and writes them in batches, one write in flight.
+ *
+ * Chunks are referenced, not copied, until they are batched: a chunk may be shared
+ * by many coalescers (one relayed message for every subscriber) but must not be
+ * modified after it was queued.
+ *
+ * @example Coalesce three writes into one
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WriteCoalescer } from "./write_coalescer.ts";
+ *
+ * const writes: string[] = [];
+ * const sink = {
+ *   write(p: Uint8Array): Promise<number> {
+ *     writes.push(new TextDecoder().decode(p));
+ *     return Promise.resolve(p.length);
+ *   },
+ * };
+ * const out = new WriteCoalescer(sink);
+ * const encoder = new TextEncoder();
+ * out.write(encoder.encode("a"));
+ * out.write(encoder.encode("b"));
+ * out.write(encoder.encode("c"));
+ * await out.flush();
+ * assert.deepEqual(writes, ["abc"]);
+ * ```
+ */
+export class WriteCoalescer {
+  #writer: ByteWriter;
+  #maxBatchBytes: number;
+  #queue: Uint8Array[] = [];
+  #queueHead = 0;
+  #queuedBytes = 0;
+  #inFlightBytes = 0;
+  #writing = false;
+  #error: unknown = undefined;
+  #failed = false;
+  #enqueuedTotal = 0;
+  #writtenTotal = 0;
+  #flushWaiters: { target: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #scratch: Uint8Array = new Uint8Array(0);
+
+  /** Creates a coalescer that writes to `writer`. */
+  constructor(writer: ByteWriter, options: WriteCoalescerOptions = {}) {
+    this.#writer = writer;
+    this.#maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+  }
+
+  /** Bytes queued or being written and not yet confirmed by the writer. */
+  get buffered(): number {
+    return this.#queuedBytes + this.#inFlightBytes;
+  }
+
+  /** Whether a write has failed; later writes are then dropped. */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  /**
+   * Queues `bytes` and returns at once; the write starts on the next microtask so that
+   * writes made in the same turn share one batch. Dropped after a write error.
+   */
+  write(bytes: Uint8Array): void {
+    if (this.#failed || bytes.length === 0) return;
+    this.#queue.push(bytes);
+    this.#queuedBytes += bytes.length;
+    this.#enqueuedTotal += bytes.length;
+    if (!this.#writing) {
+      this.#writing = true;
+      queueMicrotask(() => this.#pump());
+    }
+  }
+
+  /**
+   * Drops the chunks not yet handed to the writer, keeping the write in flight. Returns
+   * how many chunks were dropped. Used to put an error line in front of a backlog that
+   * will never drain.
+   */
+  discardQueued(): number {
+    const dropped = this.#queue.length - this.#queueHead;
+    this.#enqueuedTotal -= this.#queuedBytes;
+    this.#queue = [];
+    this.#queueHead = 0;
+    this.#queuedBytes = 0;
+    this.#settleWaiters();
+    return dropped;
+  }
+
+  /** Resolves when everything queued so far has been written; rejects with the write error. */
+  flush(): Promise<void> {
+    if (this.#failed) return Promise.reject(this.#error);
+    const target = this.#enqueuedTotal;
+    if (this.#writtenTotal >= target) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#flushWaiters.push({ target, resolve, reject }));
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      while (this.#queueHead < this.#queue.length) {
+        const batch = this.#takeBatch();
+        this.#inFlightBytes = batch.length;
+        let offset = 0;
+        while (offset < batch.length) {
+          offset += await this.#writer.write(batch.subarray(offset));
+        }
+        this.#inFlightBytes = 0;
+        this.#writtenTotal += batch.length;
+        this.#settleWaiters();
+      }
+    } catch (error) {
+      this.#fail(error);
+    } finally {
+      this.#writing = false;
+      this.#inFlightBytes = 0;
+    }
+  }
+
+  #takeBatch(): Uint8Array {
+    const first = this.#queue[this.#queueHead];
+    let end = this.#queueHead + 1;
+    let size = first.length;
+    while (end < this.#queue.length && size + this.#queue[end].length <= this.#maxBatchBytes) {
+      size += this.#queue[end].length;
+      end++;
+    }
+    let batch: Uint8Array;
+    if (end === this.#queueHead + 1) {
+      batch = first;
+    } else {
+      if (this.#scratch.length < size) this.#scratch = new Uint8Array(Math.max(size, 4096));
+      batch = this.#scratch.subarray(0, size);
+      let offset = 0;
+      for (let i = this.#queueHead; i < end; i++) {
+        batch.set(this.#queue[i], offset);
+        offset += this.#queue[i].length;
+      }
+    }
+    this.#queuedBytes -= size;
+    if (end === this.#queue.length) {
+      this.#queue = [];
+      this.#queueHead = 0;
+    } else {
+      this.#queueHead = end;
+    }
+    return batch;
+  }
+
+  #settleWaiters(): void {
+    if (this.#flushWaiters.length === 0) return;
+    const reached = Math.min(this.#writtenTotal, this.#enqueuedTotal);
+    const waiting = this.#flushWaiters;
+    this.#flushWaiters = [];
+    for (const waiter of waiting) {
+      if (reached >= waiter.target || this.#writtenTotal >= this.#enqueuedTotal) waiter.resolve();
+      else this.#flushWaiters.push(waiter);
+    }
+  }
+
+  #fail(error: unknown): void {
+    this.#failed = true;
+    this.#error = error;
+    this.#queue = [];
+    this.#queueHead = 0;
+    this.#queuedBytes = 0;
+    const waiting = this.#flushWaiters;
+    this.#flushWaiters = [];
+    for (const waiter of waiting) waiter.reject(error);
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The parrot client: connect, say `HELLO`, send messages, receive relayed ones.
+ *
+ * Outbound frames go through a write coalescer, so a burst of `send` calls becomes
+ * few writes. One read task decodes what the server sends: it answers the server's
+ * `PING` by itself, settles {@linkcode ParrotClient.ping} on `PONG`, and queues relayed
+ * messages, `QUIT` and `ERR` as events on a bounded channel. If nobody consumes the
+ * events the read task waits, and a server eventually treats the client as a slow
+ * consumer: connect with `subscribe: false` when you only send.
+ *
+ * @module
+ */
+
+import { DEFAULT_HOST, DEFAULT_MAX_FRAME_BYTES } from "../defaults.ts";
+import { Channel } from "../net/channel.ts";
+import { settlesWithin } from "../net/delay.ts";
+import { WriteCoalescer } from "../net/write_coalescer.ts";
+import { ServerFrameDecoder } from "./frame_decoder.ts";
+import {
+  encodeHello,
+  encodeMsg,
+  PING_LINE,
+  PONG_LINE,
+  QUIT_LINE,
+  UNSUB_LINE,
+} from "./frame_encoder.ts";
+
+/** Options of {@linkcode ParrotClient.connect}. */
+export interface ParrotClientOptions {
+  /** Server address. Default `127.0.0.1`. */
+  hostname?: string;
+  /** Server port. */
+  port: number;
+  /** Name to send with `HELLO`; without it the server uses the peer address. */
+  name?: string;
+  /** Receive relayed messages. Default true. */
+  subscribe?: boolean;
+  /** Largest relayed payload accepted. Default 1048576. */
+  maxFrameBytes?: number;
+  /** Aborting it closes the client at once. */
+  signal?: AbortSignal;
+}
+
+/** Something the server said to this client. */
+export type ClientEvent =
+  | { type: "message"; from: string; payload: Uint8Array }
+  | { type: "quit" }
+  | { type: "error"; reason: string };
+
+const encoder = new TextEncoder();
+const EVENT_QUEUE = 1024;
+
+/**
+ * A connection to a parrot server.
+ *
+ * @example Two clients, one message relayed
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ParrotClient } from "./client.ts";
+ * import { startParrotServer } from "./server.ts";
+ *
+ * const server = startParrotServer({ port: 0, output: null });
+ * const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+ * const bob = await ParrotClient.connect({ port: server.addr.port, name: "bob" });
+ * await bob.ping(); // bob's HELLO is through: he is subscribed
+ * ann.send("hello bob");
+ * for await (const event of bob) {
+ *   assert.equal(event.type, "message");
+ *   if (event.type === "message") {
+ *     assert.equal(event.from, "ann");
+ *     assert.equal(new TextDecoder().decode(event.payload), "hello bob");
+ *   }
+ *   break;
+ * }
+ * await ann.close();
+ * await bob.close();
+ * await server.shutdown();
+ * ```
+ */
+export class ParrotClient implements AsyncIterable<ClientEvent> {
+  #conn: Deno.Conn;
+  #outbound: WriteCoalescer;
+  #events = new Channel<ClientEvent>(EVENT_QUEUE);
+  #pongWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #reading: Promise<void>;
+  #closing: Promise<void> | undefined;
+  #maxFrameBytes: number;
+
+  private constructor(conn: Deno.Conn, maxFrameBytes: number) {
+    this.#conn = conn;
+    this.#maxFrameBytes = maxFrameBytes;
+    this.#outbound = new WriteCoalescer(conn);
+    this.#reading = this.#readLoop();
+  }
+
+  /** Connects, then sends `HELLO` (and `UNSUB` with `subscribe: false`). */
+  static async connect(options: ParrotClientOptions): Promise<ParrotClient> {
+    const conn = await Deno.connect({
+      hostname: options.hostname ?? DEFAULT_HOST,
+      port: options.port,
+    });
+    const client = new ParrotClient(conn, options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    if (options.name !== undefined) client.#outbound.write(encodeHello(options.name));
+    if (options.subscribe === false) client.#outbound.write(UNSUB_LINE);
+    options.signal?.addEventListener("abort", () => client.#shutdown(), { once: true });
+    return client;
+  }
+
+  /** Bytes queued and not yet written. */
+  get buffered(): number {
+    return this.#outbound.buffered;
+  }
+
+  /** Queues one message; returns the payload size in bytes. */
+  send(message: Uint8Array | string): number {
+    const payload = typeof message === "string" ? encoder.encode(message) : message;
+    this.#outbound.write(encodeMsg(payload));
+    return payload.length;
+  }
+
+  /** Resolves when everything queued has been written to the socket. */
+  flush(): Promise<void> {
+    return this.#outbound.flush();
+  }
+
+  /** Sends `PING` and resolves on its `PONG`: everything sent before is through. */
+  ping(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#pongWaiters.push({ resolve, reject });
+      this.#outbound.write(PING_LINE);
+    });
+  }
+
+  /** Relayed messages, `QUIT` and `ERR` from the server, until the connection ends. */
+  [Symbol.asyncIterator](): AsyncIterator<ClientEvent> {
+    return this.#events[Symbol.asyncIterator]();
+  }
+
+  /**
+   * Says `QUIT`, waits until the server has taken everything and closed (at most
+   * `timeoutMs`), then closes. Idempotent.
+   */
+  close(timeoutMs = 5_000): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#outbound.write(QUIT_LINE);
+      await settlesWithin(this.#outbound.flush().then(() => this.#reading), timeoutMs);
+      this.#shutdown();
+      await this.#reading;
+    })();
+    return this.#closing;
+  }
+
+  /** Settles when the server has closed the connection (or it failed). */
+  get finished(): Promise<void> {
+    return this.#reading;
+  }
+
+  #shutdown(): void {
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  async #readLoop(): Promise<void> {
+    const decoder = new ServerFrameDecoder({ maxFrameBytes: this.#maxFrameBytes });
+    let failure: unknown = undefined;
+    try {
+      for (;;) {
+        const buffer = new Uint8Array(64 * 1024);
+        const n = await this.#conn.read(buffer);
+        if (n === null) break;
+        const { frames, error } = decoder.push(buffer.subarray(0, n));
+        for (const frame of frames) {
+          switch (frame.type) {
+            case "msg":
+              await this.#events.send({
+                type: "message",
+                from: frame.from,
+                payload: frame.payload,
+              });
+              break;
+            case "ping":
+              this.#outbound.write(PONG_LINE);
+              break;
+            case "pong":
+              this.#pongWaiters.shift()?.resolve();
+              break;
+            case "quit":
+              await this.#events.send({ type: "quit" });
+              break;
+            case "err":
+              await this.#events.send({ type: "error", reason: frame.reason });
+              break;
+          }
+        }
+        if (error) {
+          failure = error;
+          break;
+        }
+      }
+    } catch (error) {
+      failure = error;
+    } finally {
+      const gone = failure ?? new Error("Connection closed before the answer arrived");
+      for (const waiter of this.#pongWaiters.splice(0)) waiter.reject(gone);
+      this.#events.close();
+      this.#shutdown();
+    }
+  }
+}

@@ -1,0 +1,825 @@
+/**
+ * Incremental decoders for the parrot/1 wire protocol, one per direction.
+ *
+ * This module owns the byte-level parsing of everything that arrives on a
+ * socket: {@linkcode ClientFrameDecoder} is what the server runs on each
+ * connection and {@linkcode ServerFrameDecoder} is what a client runs. Both are
+ * thin grammars over one shared push parser, which owns the state machine that
+ * the two directions have in common:
+ *
+ * - accumulating a control line up to LF, stripping one CR before it, and
+ *   refusing a line longer than `maxLineBytes` as soon as the unfinished line
+ *   is longer (a peer cannot make it buffer more than the limit);
+ * - collecting the `n` payload bytes of a length-prefixed `MSG` and checking
+ *   that LF or CR LF follows them.
+ *
+ * The parser is a push parser in the style of nats.js's: the socket reader
+ * pushes whatever bytes it read, and gets back every frame those bytes
+ * completed. A frame may be split at any byte and a chunk may hold many
+ * frames; an incomplete frame is the normal state between two pushes, not an
+ * error. Like tokio mini-redis's `frame.rs`, checking and parsing are one pass
+ * over the bytes, and a frame length is checked against the limit before a
+ * single payload byte is buffered.
+ *
+ * It sits on the server's hot path, so it avoids work per byte: it finds line
+ * ends with `Uint8Array.prototype.indexOf`, parses lengths straight from the
+ * bytes, never turns a payload into a string, and hands out payloads without
+ * copying them when it can.
+ *
+ * **Zero-copy contract**: a payload (of `msg` or `text`) that lies wholly
+ * inside the chunk given to `push` is a `subarray` view of that chunk. The
+ * caller must not overwrite or reuse the chunk while it still uses the frames
+ * that `push` returned (copy a payload with `slice()` to keep it longer). The
+ * decoder itself never keeps a view of a chunk after `push` returns: bytes it
+ * needs later are copied, so the caller may reuse the chunk for its next read
+ * once it is done with the frames.
+ *
+ * @module
+ */
+
+import { DEFAULT_MAX_FRAME_BYTES, MAX_CONTROL_LINE_BYTES, MAX_NAME_LENGTH } from "../defaults.ts";
+import { type ClientFrame, isValidName, ProtocolError, REASON, type ServerFrame } from "./frame.ts";
+
+/**
+ * Limits of a decoder.
+ *
+ * @example Accept smaller frames than the default
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ClientFrameDecoder, type DecoderOptions } from "./frame_decoder.ts";
+ *
+ * const options: DecoderOptions = { maxFrameBytes: 4 };
+ * const decoder = new ClientFrameDecoder(options);
+ * const { error } = decoder.push(new TextEncoder().encode("MSG 5\n"));
+ * assert.equal(error?.reason, "frame too large");
+ * ```
+ */
+export interface DecoderOptions {
+  /**
+   * Longest control line in bytes, without its line end; a longer line is a
+   * protocol error. Defaults to {@linkcode MAX_CONTROL_LINE_BYTES} (4096).
+   */
+  maxLineBytes?: number;
+  /**
+   * Largest `MSG` payload in bytes, at most 2^32; a larger length is a
+   * protocol error. Defaults to {@linkcode DEFAULT_MAX_FRAME_BYTES} (1 MiB).
+   */
+  maxFrameBytes?: number;
+}
+
+/**
+ * What one {@linkcode ClientFrameDecoder.push} or
+ * {@linkcode ServerFrameDecoder.push} decoded.
+ *
+ * @typeParam F The frame type of the decoder.
+ *
+ * @example Handle frames, then the error
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ClientFrame } from "./frame.ts";
+ * import { ClientFrameDecoder, type DecodeResult } from "./frame_decoder.ts";
+ *
+ * const decoder = new ClientFrameDecoder();
+ * const result: DecodeResult<ClientFrame> = decoder.push(
+ *   new TextEncoder().encode("PING\nMSG x\n"),
+ * );
+ * assert.deepEqual(result.frames, [{ type: "ping" }]);
+ * assert.equal(result.error?.reason, "malformed frame");
+ * ```
+ */
+export interface DecodeResult<F> {
+  /** The frames the pushed bytes completed, in order; those before an error too. */
+  frames: F[];
+  /** The protocol error the decoder hit, if any; it stays failed from then on. */
+  error?: ProtocolError;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+const SPACE = 0x20;
+/** Largest accepted `maxFrameBytes`; keeps length arithmetic exact. */
+const MAX_FRAME_BYTES_LIMIT = 2 ** 32;
+/** Most bytes of a peer's input quoted in an error message. */
+const PREVIEW_BYTES = 32;
+/** Smallest buffer for a control line that spans pushes. */
+const MIN_LINE_BUFFER_BYTES = 128;
+const NAME_RULE = `a name is 1 to ${MAX_NAME_LENGTH} visible ASCII characters without spaces`;
+
+/** The one decoder for names and reasons; payloads are never decoded. */
+const textDecoder = new TextDecoder();
+
+function ascii(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+const VERB_MSG = ascii("MSG");
+const VERB_HELLO = ascii("HELLO");
+const VERB_ERR = ascii("ERR");
+const LINE_PING = ascii("PING");
+const LINE_PONG = ascii("PONG");
+const LINE_SUB = ascii("SUB");
+const LINE_UNSUB = ascii("UNSUB");
+const LINE_QUIT = ascii("QUIT");
+
+/** Whether `bytes[start, end)` is exactly `line`. */
+function isLine(bytes: Uint8Array, start: number, end: number, line: Uint8Array): boolean {
+  if (end - start !== line.length) return false;
+  for (let i = 0; i < line.length; i++) {
+    if (bytes[start + i] !== line[i]) return false;
+  }
+  return true;
+}
+
+/** Whether `bytes[start, end)` is `verb` alone or `verb` followed by a space. */
+function isVerb(bytes: Uint8Array, start: number, end: number, verb: Uint8Array): boolean {
+  const length = verb.length;
+  if (end - start < length) return false;
+  for (let i = 0; i < length; i++) {
+    if (bytes[start + i] !== verb[i]) return false;
+  }
+  return end - start === length || bytes[start + length] === SPACE;
+}
+
+/** Quotes (at most the first {@linkcode PREVIEW_BYTES} of) a peer's input for an error message. */
+function preview(bytes: Uint8Array, start: number, end: number): string {
+  const length = end - start;
+  if (length <= PREVIEW_BYTES) {
+    return JSON.stringify(textDecoder.decode(bytes.subarray(start, end)));
+  }
+  const head = textDecoder.decode(bytes.subarray(start, start + PREVIEW_BYTES));
+  return `${JSON.stringify(head)}… (${length} bytes)`;
+}
+
+/**
+ * Parses the decimal `MSG` length in `bytes[start, end)` without building a
+ * string or a large number.
+ *
+ * Only ASCII digits are allowed (no sign, point, space or prefix). Digits stop
+ * being accumulated once the value is above `maxFrameBytes`, which caps the
+ * digits parsed at those of `maxFrameBytes` plus one: a length of hundreds of
+ * digits is `frame too large` and never overflows.
+ */
+function parseLength(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  maxFrameBytes: number,
+): number | ProtocolError {
+  if (start >= end) {
+    return new ProtocolError(REASON.malformedFrame, "Cannot parse frame length: it is missing");
+  }
+  let length = 0;
+  for (let i = start; i < end; i++) {
+    const digit = bytes[i] - 0x30;
+    if (digit < 0 || digit > 9) {
+      return new ProtocolError(
+        REASON.malformedFrame,
+        `Cannot parse frame length ${preview(bytes, start, end)}: not a number`,
+      );
+    }
+    if (length <= maxFrameBytes) length = length * 10 + digit;
+  }
+  if (length > maxFrameBytes) {
+    return new ProtocolError(
+      REASON.frameTooLarge,
+      `Cannot accept frame length ${
+        preview(bytes, start, end)
+      }: the limit is ${maxFrameBytes} bytes`,
+    );
+  }
+  return length;
+}
+
+/**
+ * The direction-specific half of a decoder: what a control line means and
+ * what frame a payload completes.
+ */
+interface Grammar<F> {
+  /**
+   * Decodes the non-empty control line `bytes[start, end)` (line end
+   * stripped). Returns a frame, a payload length to collect before
+   * {@linkcode Grammar.payload} is called, or a protocol error. `transient`
+   * tells that `bytes` is the parser's own buffer, which is reused: a frame
+   * must copy what it keeps of it.
+   */
+  line(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    transient: boolean,
+  ): F | number | ProtocolError;
+  /** Builds the frame that the announced payload completes. */
+  payload(payload: Uint8Array): F;
+}
+
+const STATE_LINE = 0;
+const STATE_PAYLOAD = 1;
+const STATE_PAYLOAD_END = 2;
+const STATE_PAYLOAD_CR = 3;
+const STATE_FAILED = 4;
+type State =
+  | typeof STATE_LINE
+  | typeof STATE_PAYLOAD
+  | typeof STATE_PAYLOAD_END
+  | typeof STATE_PAYLOAD_CR
+  | typeof STATE_FAILED;
+
+/** The push parser that both decoders share; see the module documentation. */
+class FrameParser<F> {
+  readonly #grammar: Grammar<F>;
+  readonly #maxLineBytes: number;
+  #state: State = STATE_LINE;
+  /** Holds a control line that spans pushes; grows up to `maxLineBytes + 1`. */
+  #line: Uint8Array | null = null;
+  #lineLength = 0;
+  /** Length of the payload being collected. */
+  #expected = 0;
+  /** Holds a payload that spans pushes; exactly `#expected` bytes. */
+  #payload: Uint8Array | null = null;
+  #filled = 0;
+  #error: ProtocolError | undefined;
+
+  constructor(maxLineBytes: number, grammar: Grammar<F>) {
+    this.#maxLineBytes = maxLineBytes;
+    this.#grammar = grammar;
+  }
+
+  get pending(): boolean {
+    return this.#state === STATE_LINE ? this.#lineLength > 0 : this.#state !== STATE_FAILED;
+  }
+
+  get bufferedBytes(): number {
+    return this.#lineLength + this.#filled + (this.#state === STATE_PAYLOAD_CR ? 1 : 0);
+  }
+
+  push(chunk: Uint8Array): DecodeResult<F> {
+    if (this.#error !== undefined) return { frames: [], error: this.#error };
+    const grammar = this.#grammar;
+    const frames: F[] = [];
+    const end = chunk.length;
+    let pos = 0;
+    while (pos < end) {
+      switch (this.#state) {
+        case STATE_LINE: {
+          const lf = chunk.indexOf(LF, pos);
+          if (lf === -1) {
+            const error = this.#bufferLine(chunk, pos, end);
+            if (error !== undefined) return this.#fail(frames, error);
+            pos = end;
+            break;
+          }
+          let bytes = chunk;
+          let start = pos;
+          let lineEnd = lf;
+          let transient = false;
+          if (this.#lineLength > 0) {
+            // The line began in an earlier push: complete it in the buffer.
+            const total = this.#lineLength + (lf - pos);
+            if (total > this.#maxLineBytes + 1) return this.#fail(frames, this.#lineTooLong());
+            bytes = this.#appendLine(chunk, pos, lf);
+            start = 0;
+            lineEnd = total;
+            transient = true;
+            this.#lineLength = 0;
+          }
+          pos = lf + 1;
+          if (lineEnd > start && bytes[lineEnd - 1] === CR) lineEnd--;
+          if (lineEnd - start > this.#maxLineBytes) return this.#fail(frames, this.#lineTooLong());
+          if (lineEnd === start) break; // An empty line is ignored.
+          const decoded = grammar.line(bytes, start, lineEnd, transient);
+          if (typeof decoded === "number") {
+            this.#expected = decoded;
+            this.#state = STATE_PAYLOAD;
+          } else if (decoded instanceof ProtocolError) {
+            return this.#fail(frames, decoded);
+          } else {
+            frames.push(decoded);
+          }
+          break;
+        }
+        case STATE_PAYLOAD: {
+          const expected = this.#expected;
+          let payload = this.#payload;
+          if (payload === null) {
+            // Nothing collected yet: if the payload and its line end are all
+            // in this chunk, hand out a view of it.
+            const after = pos + expected;
+            if (after < end) {
+              const terminator = chunk[after];
+              if (terminator === LF) {
+                frames.push(grammar.payload(chunk.subarray(pos, after)));
+                pos = after + 1;
+                this.#state = STATE_LINE;
+                break;
+              }
+              if (terminator !== CR) {
+                return this.#fail(frames, missingLineEnd(expected, terminator));
+              }
+              if (after + 1 < end) {
+                const next = chunk[after + 1];
+                if (next !== LF) return this.#fail(frames, missingLineEnd(expected, next));
+                frames.push(grammar.payload(chunk.subarray(pos, after)));
+                pos = after + 2;
+                this.#state = STATE_LINE;
+                break;
+              }
+            }
+            // The payload or its line end is in a later chunk: copy it out,
+            // as the caller may reuse this chunk once `push` returns.
+            payload = this.#payload = new Uint8Array(expected);
+          }
+          const take = Math.min(expected - this.#filled, end - pos);
+          if (take > 0) {
+            payload.set(chunk.subarray(pos, pos + take), this.#filled);
+            this.#filled += take;
+            pos += take;
+          }
+          if (this.#filled === expected) this.#state = STATE_PAYLOAD_END;
+          break;
+        }
+        case STATE_PAYLOAD_END: {
+          const byte = chunk[pos++];
+          if (byte === LF) {
+            frames.push(this.#takePayload());
+          } else if (byte === CR) {
+            this.#state = STATE_PAYLOAD_CR;
+          } else {
+            return this.#fail(frames, missingLineEnd(this.#expected, byte));
+          }
+          break;
+        }
+        case STATE_PAYLOAD_CR: {
+          const byte = chunk[pos++];
+          if (byte !== LF) return this.#fail(frames, missingLineEnd(this.#expected, byte));
+          frames.push(this.#takePayload());
+          break;
+        }
+        default:
+          // Unreachable: a failed parser returns before the loop.
+          return { frames, error: this.#error };
+      }
+    }
+    return { frames };
+  }
+
+  /** Buffers `chunk[start, end)`, the start or middle of a line, unless that makes it too long. */
+  #bufferLine(chunk: Uint8Array, start: number, end: number): ProtocolError | undefined {
+    const total = this.#lineLength + (end - start);
+    // One byte over the limit is fine only while it may be the CR of a CR LF.
+    if (
+      total > this.#maxLineBytes + 1 ||
+      (total === this.#maxLineBytes + 1 && chunk[end - 1] !== CR)
+    ) {
+      return this.#lineTooLong();
+    }
+    this.#appendLine(chunk, start, end);
+    this.#lineLength = total;
+    return undefined;
+  }
+
+  /** Appends `chunk[start, end)` to the line buffer, growing it, and returns the buffer. */
+  #appendLine(chunk: Uint8Array, start: number, end: number): Uint8Array {
+    const needed = this.#lineLength + (end - start);
+    let buffer = this.#line;
+    if (buffer === null || buffer.length < needed) {
+      const capacity = Math.min(
+        Math.max(needed, (buffer?.length ?? 0) * 2, MIN_LINE_BUFFER_BYTES),
+        this.#maxLineBytes + 1,
+      );
+      const grown = new Uint8Array(capacity);
+      if (buffer !== null && this.#lineLength > 0) {
+        grown.set(buffer.subarray(0, this.#lineLength));
+      }
+      buffer = this.#line = grown;
+    }
+    buffer.set(chunk.subarray(start, end), this.#lineLength);
+    return buffer;
+  }
+
+  #takePayload(): F {
+    const payload = this.#payload!;
+    this.#payload = null;
+    this.#filled = 0;
+    this.#state = STATE_LINE;
+    return this.#grammar.payload(payload);
+  }
+
+  #lineTooLong(): ProtocolError {
+    return new ProtocolError(
+      REASON.lineTooLong,
+      `Cannot accept a control line longer than ${this.#maxLineBytes} bytes`,
+    );
+  }
+
+  #fail(frames: F[], error: ProtocolError): DecodeResult<F> {
+    this.#error = error;
+    this.#state = STATE_FAILED;
+    this.#line = null;
+    this.#lineLength = 0;
+    this.#payload = null;
+    this.#filled = 0;
+    return { frames, error };
+  }
+}
+
+function missingLineEnd(payloadBytes: number, got: number): ProtocolError {
+  const byte = `0x${got.toString(16).padStart(2, "0")}`;
+  return new ProtocolError(
+    REASON.malformedFrame,
+    `Cannot find the line end after a ${payloadBytes}-byte payload: got byte ${byte} instead of LF`,
+  );
+}
+
+function malformed(message: string): ProtocolError {
+  return new ProtocolError(REASON.malformedFrame, message);
+}
+
+/** The grammar of the lines a client sends. */
+class ClientGrammar implements Grammar<ClientFrame> {
+  readonly #maxFrameBytes: number;
+
+  constructor(maxFrameBytes: number) {
+    this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  line(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    transient: boolean,
+  ): ClientFrame | number | ProtocolError {
+    switch (bytes[start]) {
+      case 0x4d: // M
+        if (isVerb(bytes, start, end, VERB_MSG)) {
+          return parseLength(bytes, start + 4, end, this.#maxFrameBytes);
+        }
+        break;
+      case 0x48: // H
+        if (isVerb(bytes, start, end, VERB_HELLO)) return hello(bytes, start + 6, end);
+        break;
+      case 0x50: // P
+        if (isLine(bytes, start, end, LINE_PING)) return { type: "ping" };
+        if (isLine(bytes, start, end, LINE_PONG)) return { type: "pong" };
+        break;
+      case 0x53: // S
+        if (isLine(bytes, start, end, LINE_SUB)) return { type: "sub" };
+        break;
+      case 0x55: // U
+        if (isLine(bytes, start, end, LINE_UNSUB)) return { type: "unsub" };
+        break;
+      case 0x51: // Q
+        if (isLine(bytes, start, end, LINE_QUIT)) return { type: "quit" };
+        break;
+    }
+    // Any other line is a message of its own.
+    return {
+      type: "text",
+      payload: transient ? bytes.slice(start, end) : bytes.subarray(start, end),
+    };
+  }
+
+  payload(payload: Uint8Array): ClientFrame {
+    return { type: "msg", payload };
+  }
+}
+
+/** Decodes the name of `HELLO <name>`, which starts at `start` (past `end` if missing). */
+function hello(bytes: Uint8Array, start: number, end: number): ClientFrame | ProtocolError {
+  const length = end - start;
+  if (length <= 0) {
+    return new ProtocolError(REASON.invalidName, `Cannot accept an empty name: ${NAME_RULE}`);
+  }
+  // A valid name is ASCII, so it has as many bytes as characters.
+  const name = length > MAX_NAME_LENGTH ? "" : textDecoder.decode(bytes.subarray(start, end));
+  if (!isValidName(name)) {
+    return new ProtocolError(
+      REASON.invalidName,
+      `Cannot accept name ${preview(bytes, start, end)}: ${NAME_RULE}`,
+    );
+  }
+  return { type: "hello", name };
+}
+
+/** The grammar of the lines the server sends. */
+class ServerGrammar implements Grammar<ServerFrame> {
+  readonly #maxFrameBytes: number;
+  /** Sender of the relayed message whose payload is being collected. */
+  #from = "";
+
+  constructor(maxFrameBytes: number) {
+    this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  line(bytes: Uint8Array, start: number, end: number): ServerFrame | number | ProtocolError {
+    switch (bytes[start]) {
+      case 0x4d: // M
+        if (isVerb(bytes, start, end, VERB_MSG)) return this.#relay(bytes, start, end);
+        break;
+      case 0x45: // E
+        if (isVerb(bytes, start, end, VERB_ERR)) {
+          if (end - start <= 4) return malformed("Cannot decode an ERR line: the reason is empty");
+          return { type: "err", reason: textDecoder.decode(bytes.subarray(start + 4, end)) };
+        }
+        break;
+      case 0x50: // P
+        if (isLine(bytes, start, end, LINE_PING)) return { type: "ping" };
+        if (isLine(bytes, start, end, LINE_PONG)) return { type: "pong" };
+        break;
+      case 0x51: // Q
+        if (isLine(bytes, start, end, LINE_QUIT)) return { type: "quit" };
+        break;
+    }
+    return new ProtocolError(
+      REASON.unknownFrame,
+      `Cannot decode server line ${preview(bytes, start, end)}: unknown frame`,
+    );
+  }
+
+  payload(payload: Uint8Array): ServerFrame {
+    const from = this.#from;
+    this.#from = "";
+    return { type: "msg", from, payload };
+  }
+
+  /** Decodes the header `MSG <from> <n>` in `bytes[start, end)`. */
+  #relay(bytes: Uint8Array, start: number, end: number): number | ProtocolError {
+    const from = start + 4;
+    // A valid sender is at most MAX_NAME_LENGTH bytes, so its space is near.
+    const limit = Math.min(end, from + MAX_NAME_LENGTH + 1);
+    let space = -1;
+    for (let i = from; i < limit; i++) {
+      if (bytes[i] === SPACE) {
+        space = i;
+        break;
+      }
+    }
+    if (space === -1 && limit === end) {
+      return malformed(
+        `Cannot parse relayed message header ${
+          preview(bytes, start, end)
+        }: expected "MSG <from> <n>"`,
+      );
+    }
+    const nameEnd = space === -1 ? end : space;
+    const name = space === -1 ? "" : textDecoder.decode(bytes.subarray(from, space));
+    if (!isValidName(name)) {
+      return malformed(`Cannot accept sender name ${preview(bytes, from, nameEnd)}: ${NAME_RULE}`);
+    }
+    const length = parseLength(bytes, space + 1, end, this.#maxFrameBytes);
+    if (typeof length === "number") this.#from = name;
+    return length;
+  }
+}
+
+function resolveLimit(
+  value: number | undefined,
+  fallback: number,
+  name: string,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(
+      `Cannot create a frame decoder: ${name} must be an integer from ${min} to ${max}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+function createParser<F>(
+  options: DecoderOptions,
+  grammar: (maxFrameBytes: number) => Grammar<F>,
+): FrameParser<F> {
+  const maxLineBytes = resolveLimit(
+    options.maxLineBytes,
+    MAX_CONTROL_LINE_BYTES,
+    "maxLineBytes",
+    1,
+    Number.MAX_SAFE_INTEGER - 1,
+  );
+  const maxFrameBytes = resolveLimit(
+    options.maxFrameBytes,
+    DEFAULT_MAX_FRAME_BYTES,
+    "maxFrameBytes",
+    0,
+    MAX_FRAME_BYTES_LIMIT,
+  );
+  return new FrameParser(maxLineBytes, grammar(maxFrameBytes));
+}
+
+/**
+ * Decodes the bytes a client sends into {@linkcode ClientFrame}s; the server
+ * runs one per connection.
+ *
+ * Push each chunk read from the socket; every frame the chunk completes comes
+ * back in order. A payload wholly inside the pushed chunk is a view of it:
+ * don't reuse the chunk while you still use the frames (see the module
+ * documentation).
+ *
+ * @example Decode frames that arrive in pieces
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ClientFrameDecoder } from "./frame_decoder.ts";
+ *
+ * const bytes = (text: string) => new TextEncoder().encode(text);
+ * const decoder = new ClientFrameDecoder();
+ *
+ * assert.deepEqual(decoder.push(bytes("HELLO bob\r\nMSG 5\nhe")), {
+ *   frames: [{ type: "hello", name: "bob" }],
+ * });
+ * assert.equal(decoder.pending, true);
+ *
+ * const { frames } = decoder.push(bytes("l\nl\nhi there\n"));
+ * assert.deepEqual(frames, [
+ *   { type: "msg", payload: bytes("hel\nl") },
+ *   { type: "text", payload: bytes("hi there") },
+ * ]);
+ * assert.equal(decoder.pending, false);
+ * ```
+ *
+ * @example Stop at a protocol error
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ClientFrameDecoder } from "./frame_decoder.ts";
+ *
+ * const decoder = new ClientFrameDecoder();
+ * const { frames, error } = decoder.push(new TextEncoder().encode("PING\nHELLO a b\n"));
+ * assert.deepEqual(frames, [{ type: "ping" }]);
+ * assert.equal(error?.reason, "invalid name");
+ * // The decoder stays failed.
+ * assert.equal(decoder.push(new TextEncoder().encode("PING\n")).error, error);
+ * ```
+ */
+export class ClientFrameDecoder {
+  readonly #parser: FrameParser<ClientFrame>;
+
+  /**
+   * Creates a decoder for one connection.
+   *
+   * @param options The limits; see {@linkcode DecoderOptions}.
+   * @throws {RangeError} If a limit is not an integer in its range.
+   */
+  constructor(options: DecoderOptions = {}) {
+    this.#parser = createParser(options, (max) => new ClientGrammar(max));
+  }
+
+  /**
+   * Decodes everything `chunk` completes.
+   *
+   * Returns the frames in order. On a protocol error it returns the frames
+   * decoded before it and the error; the decoder is then failed and every
+   * later push returns no frames and the same error. It never throws.
+   *
+   * @param chunk The next bytes from the client; a payload wholly inside it
+   * is returned as a view of it, so don't reuse it while you use the frames.
+   * @returns The decoded frames and the error, if any.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ClientFrameDecoder } from "./frame_decoder.ts";
+   *
+   * const decoder = new ClientFrameDecoder();
+   * const { frames } = decoder.push(new TextEncoder().encode("PING\nSUB\n"));
+   * assert.deepEqual(frames, [{ type: "ping" }, { type: "sub" }]);
+   * ```
+   */
+  push(chunk: Uint8Array): DecodeResult<ClientFrame> {
+    return this.#parser.push(chunk);
+  }
+
+  /**
+   * Whether part of a line or frame is buffered or expected: the server
+   * arms its read deadline while this is `true`. `false` once failed.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ClientFrameDecoder } from "./frame_decoder.ts";
+   *
+   * const decoder = new ClientFrameDecoder();
+   * decoder.push(new TextEncoder().encode("MSG 3\n"));
+   * assert.equal(decoder.pending, true);
+   * decoder.push(new TextEncoder().encode("abc\n"));
+   * assert.equal(decoder.pending, false);
+   * ```
+   */
+  get pending(): boolean {
+    return this.#parser.pending;
+  }
+
+  /**
+   * Bytes of input the decoder holds: the unfinished line, plus the payload
+   * bytes collected so far (and a CR after them). At most `maxLineBytes + 1`
+   * plus the current frame's length; 0 between frames and once failed.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ClientFrameDecoder } from "./frame_decoder.ts";
+   *
+   * const decoder = new ClientFrameDecoder();
+   * decoder.push(new TextEncoder().encode("MSG 10\nabcd"));
+   * assert.equal(decoder.bufferedBytes, 4);
+   * ```
+   */
+  get bufferedBytes(): number {
+    return this.#parser.bufferedBytes;
+  }
+}
+
+/**
+ * Decodes the bytes the server sends into {@linkcode ServerFrame}s; a client
+ * runs one on its connection.
+ *
+ * It works like {@linkcode ClientFrameDecoder}, with the server's grammar:
+ * `MSG <from> <n>`, `PING`, `PONG`, `QUIT` and `ERR <reason>`; any other
+ * non-empty line is the protocol error `unknown frame`.
+ *
+ * @example Decode a relayed message and an error
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ServerFrameDecoder } from "./frame_decoder.ts";
+ *
+ * const bytes = (text: string) => new TextEncoder().encode(text);
+ * const decoder = new ServerFrameDecoder();
+ * const { frames } = decoder.push(bytes("MSG alice 2\nhi\nERR too many clients\n"));
+ * assert.deepEqual(frames, [
+ *   { type: "msg", from: "alice", payload: bytes("hi") },
+ *   { type: "err", reason: "too many clients" },
+ * ]);
+ * ```
+ */
+export class ServerFrameDecoder {
+  readonly #parser: FrameParser<ServerFrame>;
+
+  /**
+   * Creates a decoder for one connection.
+   *
+   * @param options The limits; see {@linkcode DecoderOptions}.
+   * @throws {RangeError} If a limit is not an integer in its range.
+   */
+  constructor(options: DecoderOptions = {}) {
+    this.#parser = createParser(options, (max) => new ServerGrammar(max));
+  }
+
+  /**
+   * Decodes everything `chunk` completes; see
+   * {@linkcode ClientFrameDecoder.push}. It never throws.
+   *
+   * @param chunk The next bytes from the server; a payload wholly inside it
+   * is returned as a view of it, so don't reuse it while you use the frames.
+   * @returns The decoded frames and the error, if any.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ServerFrameDecoder } from "./frame_decoder.ts";
+   *
+   * const decoder = new ServerFrameDecoder();
+   * const { frames, error } = decoder.push(new TextEncoder().encode("PING\nHELLO\n"));
+   * assert.deepEqual(frames, [{ type: "ping" }]);
+   * assert.equal(error?.reason, "unknown frame");
+   * ```
+   */
+  push(chunk: Uint8Array): DecodeResult<ServerFrame> {
+    return this.#parser.push(chunk);
+  }
+
+  /**
+   * Whether part of a line or frame is buffered or expected; `false` once
+   * failed.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ServerFrameDecoder } from "./frame_decoder.ts";
+   *
+   * const decoder = new ServerFrameDecoder();
+   * decoder.push(new TextEncoder().encode("PI"));
+   * assert.equal(decoder.pending, true);
+   * ```
+   */
+  get pending(): boolean {
+    return this.#parser.pending;
+  }
+
+  /**
+   * Bytes of input the decoder holds; see
+   * {@linkcode ClientFrameDecoder.bufferedBytes}.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ServerFrameDecoder } from "./frame_decoder.ts";
+   *
+   * const decoder = new ServerFrameDecoder();
+   * decoder.push(new TextEncoder().encode("PI"));
+   * assert.equal(decoder.bufferedBytes, 2);
+   * ```
+   */
+  get bufferedBytes(): number {
+    return this.#parser.bufferedBytes;
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * Encoders for the frames of the parrot/1 wire protocol, in both directions.
+ *
+ * This module owns turning frames into bytes, the mirror of
+ * `frame_decoder.ts`: what it writes, the decoders read back unchanged. Each
+ * function makes exactly one allocation of the exact output size (a relayed
+ * message is written to every subscriber, so it is built once and shared), and
+ * the fixed lines are allocated once for the whole process. As in tokio
+ * mini-redis's `frame.rs` and nats.js's protocol handler, the header of a
+ * length-prefixed frame is written straight into the buffer that holds the
+ * payload, so a payload is copied once and never turned into a string.
+ *
+ * The fixed lines ({@linkcode PING_LINE} and the others) are shared: write
+ * them, never modify them.
+ *
+ * @module
+ */
+
+import { MAX_NAME_LENGTH } from "../defaults.ts";
+import { isValidName } from "./frame.ts";
+
+export { isValidName } from "./frame.ts";
+
+const LF = 0x0a;
+const textEncoder = new TextEncoder();
+
+/**
+ * Writes the ASCII `header`, `payload` and a final LF into one buffer of the
+ * exact size.
+ */
+function framed(header: string, payload: Uint8Array): Uint8Array {
+  const headerBytes = header.length;
+  const out = new Uint8Array(headerBytes + payload.length + 1);
+  for (let i = 0; i < headerBytes; i++) out[i] = header.charCodeAt(i);
+  out.set(payload, headerBytes);
+  out[out.length - 1] = LF;
+  return out;
+}
+
+function checkName(name: string, what: string): void {
+  if (isValidName(name)) return;
+  const rule = `a name is 1 to ${MAX_NAME_LENGTH} visible ASCII characters without spaces`;
+  throw new RangeError(`Cannot encode ${what} ${JSON.stringify(name)}: ${rule}`);
+}
+
+/**
+ * Encodes a message a client sends: `MSG <n>` LF, the n payload bytes, LF.
+ *
+ * The payload may hold any bytes, LF and CR included.
+ *
+ * @param payload The message bytes.
+ * @returns The frame, in one new buffer.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeMsg } from "./frame_encoder.ts";
+ *
+ * const frame = encodeMsg(new TextEncoder().encode("hi\n"));
+ * assert.equal(new TextDecoder().decode(frame), "MSG 3\nhi\n\n");
+ * ```
+ */
+export function encodeMsg(payload: Uint8Array): Uint8Array {
+  return framed(`MSG ${payload.length}\n`, payload);
+}
+
+/**
+ * Encodes a message the server relays: `MSG <from> <n>` LF, the n payload
+ * bytes, LF.
+ *
+ * @param from The name of the client that sent the message.
+ * @param payload The message bytes.
+ * @returns The frame, in one new buffer.
+ * @throws {RangeError} If `from` is not a valid name (see
+ * {@linkcode isValidName}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeRelay } from "./frame_encoder.ts";
+ *
+ * const frame = encodeRelay("alice", new TextEncoder().encode("hi"));
+ * assert.equal(new TextDecoder().decode(frame), "MSG alice 2\nhi\n");
+ * assert.throws(() => encodeRelay("a b", new Uint8Array()), RangeError);
+ * ```
+ */
+export function encodeRelay(from: string, payload: Uint8Array): Uint8Array {
+  checkName(from, "sender name");
+  return framed(`MSG ${from} ${payload.length}\n`, payload);
+}
+
+/**
+ * Encodes the line a client names itself with: `HELLO <name>` LF.
+ *
+ * @param name The client's name.
+ * @returns The line, in one new buffer.
+ * @throws {RangeError} If `name` is not a valid name (see
+ * {@linkcode isValidName}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeHello } from "./frame_encoder.ts";
+ *
+ * assert.equal(new TextDecoder().decode(encodeHello("bob")), "HELLO bob\n");
+ * assert.throws(() => encodeHello(""), RangeError);
+ * ```
+ */
+export function encodeHello(name: string): Uint8Array {
+  checkName(name, "name");
+  return textEncoder.encode(`HELLO ${name}\n`);
+}
+
+/**
+ * Encodes the line the server sends before it closes a connection for a
+ * reason: `ERR <reason>` LF.
+ *
+ * @param reason The reason, e.g. a `ProtocolError.reason`; not
+ * empty, and without CR or LF.
+ * @returns The line, in one new buffer.
+ * @throws {RangeError} If `reason` is empty or holds CR or LF.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeErr } from "./frame_encoder.ts";
+ *
+ * const line = encodeErr("too many clients");
+ * assert.equal(new TextDecoder().decode(line), "ERR too many clients\n");
+ * assert.throws(() => encodeErr("two\nlines"), RangeError);
+ * ```
+ */
+export function encodeErr(reason: string): Uint8Array {
+  if (reason.length === 0 || reason.includes("\n") || reason.includes("\r")) {
+    throw new RangeError(
+      `Cannot encode error reason ${JSON.stringify(reason)}: it must be one non-empty line`,
+    );
+  }
+  return textEncoder.encode(`ERR ${reason}\n`);
+}
+
+/**
+ * The line `PING` LF, sent by either side to check that the other is alive.
+ * Shared: don't modify it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PING_LINE } from "./frame_encoder.ts";
+ *
+ * assert.deepEqual(PING_LINE, new TextEncoder().encode("PING\n"));
+ * ```
+ */
+export const PING_LINE: Uint8Array = textEncoder.encode("PING\n");
+
+/**
+ * The line `PONG` LF, the answer to `PING`. Shared: don't modify it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PONG_LINE } from "./frame_encoder.ts";
+ *
+ * assert.deepEqual(PONG_LINE, new TextEncoder().encode("PONG\n"));
+ * ```
+ */
+export const PONG_LINE: Uint8Array = textEncoder.encode("PONG\n");
+
+/**
+ * The line `QUIT` LF, sent by either side before it closes the connection.
+ * Shared: don't modify it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { QUIT_LINE } from "./frame_encoder.ts";
+ *
+ * assert.deepEqual(QUIT_LINE, new TextEncoder().encode("QUIT\n"));
+ * ```
+ */
+export const QUIT_LINE: Uint8Array = textEncoder.encode("QUIT\n");
+
+/**
+ * The line `SUB` LF, sent by a client. Shared: don't modify it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SUB_LINE } from "./frame_encoder.ts";
+ *
+ * assert.deepEqual(SUB_LINE, new TextEncoder().encode("SUB\n"));
+ * ```
+ */
+export const SUB_LINE: Uint8Array = textEncoder.encode("SUB\n");
+
+/**
+ * The line `UNSUB` LF, sent by a client. Shared: don't modify it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { UNSUB_LINE } from "./frame_encoder.ts";
+ *
+ * assert.deepEqual(UNSUB_LINE, new TextEncoder().encode("UNSUB\n"));
+ * ```
+ */
+export const UNSUB_LINE: Uint8Array = textEncoder.encode("UNSUB\n");

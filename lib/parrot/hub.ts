@@ -1,0 +1,115 @@
+/**
+ * The broadcast hub: who is connected, who is subscribed, and the relay with its
+ * slow-consumer rule.
+ *
+ * A relayed message is encoded once and the same bytes are queued for every
+ * subscriber. A subscriber whose queue would grow past `maxOutboundBytes` is a slow
+ * consumer: it gets `ERR slow consumer` in front of its backlog and is closed, so it
+ * never slows anyone else down.
+ *
+ * @module
+ */
+
+import { DEFAULT_MAX_OUTBOUND_BYTES } from "../defaults.ts";
+import { encodeRelay } from "./frame_encoder.ts";
+import type { Session } from "./session.ts";
+
+/** Options of {@linkcode Hub}. */
+export interface HubOptions {
+  /** Bytes queued for one client before it counts as a slow consumer. */
+  maxOutboundBytes?: number;
+  /** Called once for each client cut off as a slow consumer. */
+  onSlowConsumer?: (session: Session) => void;
+}
+
+/**
+ * Tracks sessions and relays messages to the subscribed ones.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Hub } from "./hub.ts";
+ * import { Session } from "./session.ts";
+ *
+ * const received: string[] = [];
+ * const conn = (log: string[]) => ({
+ *   write: (p: Uint8Array) => (log.push(new TextDecoder().decode(p)), Promise.resolve(p.length)),
+ *   close: () => {},
+ * });
+ * const hub = new Hub();
+ * const alice = new Session(conn([]), 1, "alice");
+ * const bob = new Session(conn(received), 2, "bob");
+ * hub.add(alice);
+ * hub.add(bob);
+ * assert.equal(hub.relay(alice, new TextEncoder().encode("hi")), 1);
+ * await bob.outbound.flush();
+ * assert.deepEqual(received, ["MSG alice 2\nhi\n"]);
+ * ```
+ */
+export class Hub {
+  #sessions = new Set<Session>();
+  #subscribers = new Set<Session>();
+  #maxOutboundBytes: number;
+  #onSlowConsumer?: (session: Session) => void;
+  /** Clients cut off as slow consumers since the hub was made. */
+  slowConsumers = 0;
+
+  /** Creates an empty hub. */
+  constructor(options: HubOptions = {}) {
+    this.#maxOutboundBytes = options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES;
+    this.#onSlowConsumer = options.onSlowConsumer;
+  }
+
+  /** Connected clients. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Every connected session. */
+  sessions(): IterableIterator<Session> {
+    return this.#sessions.values();
+  }
+
+  /** Adds a session, subscribed as every new connection is. */
+  add(session: Session): void {
+    this.#sessions.add(session);
+    this.subscribe(session, session.subscribed);
+  }
+
+  /** Forgets a session. */
+  remove(session: Session): void {
+    this.#sessions.delete(session);
+    this.#subscribers.delete(session);
+  }
+
+  /** Starts (`SUB`) or stops (`UNSUB`) relaying to `session`. */
+  subscribe(session: Session, subscribed: boolean): void {
+    session.subscribed = subscribed;
+    if (subscribed && this.#sessions.has(session)) this.#subscribers.add(session);
+    else this.#subscribers.delete(session);
+  }
+
+  /** Relays `payload` from `from` to every other subscriber; returns how many got it. */
+  relay(from: Session, payload: Uint8Array): number {
+    if (this.#subscribers.size === 0 || (this.#subscribers.size === 1 && from.subscribed)) return 0;
+    const frame = encodeRelay(from.name, payload);
+    let delivered = 0;
+    for (const subscriber of this.#subscribers) {
+      if (subscriber === from || subscriber.closed) continue;
+      if (subscriber.outbound.buffered + frame.length > this.#maxOutboundBytes) {
+        this.#cutOff(subscriber);
+        continue;
+      }
+      subscriber.send(frame);
+      delivered++;
+    }
+    return delivered;
+  }
+
+  #cutOff(session: Session): void {
+    this.#subscribers.delete(session);
+    this.slowConsumers++;
+    this.#onSlowConsumer?.(session);
+    session.fail("slow consumer", { discardBacklog: true });
+  }
+}

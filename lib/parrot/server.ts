@@ -1,0 +1,295 @@
+/**
+ * The parrot server: the toolkit's `serveTcp` with parrot connection tasks on one
+ * side of a bounded channel and the main task on the other.
+ *
+ * The main task drains the channel in batches. For each batch it copies every message
+ * once into the stdout batch (`<from>: <payload>\n`), relays it through the hub, and
+ * writes stdout once; only then does it answer the `PING`s and `QUIT`s of that batch,
+ * which makes `PONG` a barrier: every message sent before the `PING` is on stdout.
+ * When the channel is full, connection tasks wait, stop reading, and the kernel's TCP
+ * window slows their senders: nothing is dropped.
+ *
+ * Shutdown: the toolkit stops accepting and each connection is told `QUIT`; when every
+ * connection task has finished (or the grace period closed it) the channel closes,
+ * the main task drains what is left and flushes stdout, and `finished` settles.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import {
+  DEFAULT_GRACE_MS,
+  DEFAULT_HOST,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_OUTBOUND_BYTES,
+  DEFAULT_QUEUE_CAPACITY,
+  DEFAULT_READ_TIMEOUT_MS,
+  MAX_DRAIN_BATCH,
+} from "../defaults.ts";
+import { Channel } from "../net/channel.ts";
+import { serveTcp } from "../net/serve_tcp.ts";
+import { type ByteWriter, WriteCoalescer } from "../net/write_coalescer.ts";
+import { createConnectionHandler, type ReadBatch } from "./connection.ts";
+import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
+import { Hub } from "./hub.ts";
+import type { Session } from "./session.ts";
+
+const log = getLogger(["parrot", "server"]);
+const NEWLINE = new Uint8Array([10]);
+const STDOUT_BATCH_BYTES = 1024 * 1024;
+
+/** Options of {@linkcode startParrotServer}; every one has a default. */
+export interface ParrotServerOptions {
+  /** Address to bind. Default `127.0.0.1`. */
+  hostname?: string;
+  /** Port to bind; 0 picks a free one. Default 0. */
+  port?: number;
+  /** An existing listener to serve instead of binding. */
+  listener?: Deno.Listener;
+  /** Most clients at once. Default 10000. */
+  maxClients?: number;
+  /** Milliseconds a frame or line may take once its first byte arrived. Default 5000. */
+  readTimeoutMs?: number;
+  /** Milliseconds of silence before `PING`, and again before the drop; 0 disables. Default 60000. */
+  idleTimeoutMs?: number;
+  /** Milliseconds clients get to finish after shutdown starts. Default 5000. */
+  graceMs?: number;
+  /** Largest message payload in bytes. Default 1048576. */
+  maxFrameBytes?: number;
+  /** Bytes queued for one client before it is a slow consumer. Default 8 MiB. */
+  maxOutboundBytes?: number;
+  /** Channel capacity, in read batches. Default 256. */
+  queueCapacity?: number;
+  /** Relay messages to subscribed clients. Default true. */
+  broadcast?: boolean;
+  /** Where message records go. Default `Deno.stdout`; `null` writes none. */
+  output?: ByteWriter | null;
+  /** Called for every message in arrival order; `payload` is valid during the call only. */
+  onMessage?: (from: string, payload: Uint8Array) => void;
+  /** Aborting it starts the graceful shutdown. */
+  signal?: AbortSignal;
+}
+
+/** Counters of a running server, for stats lines and tests. */
+export interface ServerStats {
+  /** Clients connected now. */
+  clients: number;
+  /** Messages received since start. */
+  messages: number;
+  /** Payload bytes received since start. */
+  bytes: number;
+  /** Messages relayed to subscribers since start (one per subscriber). */
+  relayed: number;
+  /** Read batches waiting in the channel. */
+  queueDepth: number;
+  /** Connections refused by the client limit. */
+  rejected: number;
+  /** Clients cut off as slow consumers. */
+  slowConsumers: number;
+  /** Clients closed by the read timeout. */
+  readTimeouts: number;
+  /** Clients closed by the idle timeout. */
+  idleTimeouts: number;
+  /** Clients closed for a protocol error. */
+  protocolErrors: number;
+}
+
+/** A running parrot server. */
+export interface ParrotServer {
+  /** The bound address, with the real port. */
+  readonly addr: Deno.NetAddr;
+  /** Settles when the server has shut down and stdout is flushed. */
+  readonly finished: Promise<void>;
+  /** A snapshot of the counters. */
+  stats(): ServerStats;
+  /** Starts the graceful shutdown and returns `finished`. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts a parrot server. Throws at once when the address cannot be bound.
+ *
+ * @example Receive one message
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { startParrotServer } from "./server.ts";
+ *
+ * const messages: string[] = [];
+ * const server = startParrotServer({
+ *   port: 0,
+ *   output: null,
+ *   onMessage: (from, payload) => messages.push(`${from}: ${new TextDecoder().decode(payload)}`),
+ * });
+ * const conn = await Deno.connect({ port: server.addr.port });
+ * await conn.write(new TextEncoder().encode("HELLO ann\nMSG 2\nhi\nQUIT\n"));
+ * await new Response(conn.readable).arrayBuffer(); // the server closes after QUIT
+ * await server.shutdown();
+ * assert.deepEqual(messages, ["ann: hi"]);
+ * ```
+ */
+export function startParrotServer(options: ParrotServerOptions = {}): ParrotServer {
+  const channel = new Channel<ReadBatch>(options.queueCapacity ?? DEFAULT_QUEUE_CAPACITY);
+  const counters = {
+    messages: 0,
+    bytes: 0,
+    relayed: 0,
+    rejected: 0,
+    readTimeouts: 0,
+    idleTimeouts: 0,
+    protocolErrors: 0,
+  };
+  const hub = new Hub({
+    maxOutboundBytes: options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES,
+    onSlowConsumer: (session) =>
+      log.warn("Cut off slow consumer {name}: more than {bytes} bytes queued", {
+        name: session.name,
+        bytes: options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES,
+      }),
+  });
+  const handler = createConnectionHandler({
+    hub,
+    channel,
+    readTimeoutMs: options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    counters,
+  });
+  let warnedAboutFiles = false;
+  const tcp = serveTcp({
+    hostname: options.hostname ?? DEFAULT_HOST,
+    port: options.port ?? 0,
+    listener: options.listener,
+    maxConnections: options.maxClients ?? DEFAULT_MAX_CLIENTS,
+    gracePeriodMs: options.graceMs ?? DEFAULT_GRACE_MS,
+    signal: options.signal,
+    onReject: async (conn) => {
+      counters.rejected++;
+      await conn.write(TOO_MANY_CLIENTS);
+    },
+    onAcceptError: (error, held) => {
+      if (isOutOfFiles(error)) {
+        if (!warnedAboutFiles) {
+          warnedAboutFiles = true;
+          log.error(
+            "Cannot accept more connections: out of file descriptors while holding {held}; raise the limit with `ulimit -n`",
+            { held },
+          );
+        }
+      } else {
+        log.warn("Cannot accept a connection: {error}", { error: String(error) });
+      }
+    },
+    onHandlerError: (error, info) =>
+      log.error("Connection {id} failed: {error}", { id: info.id, error: String(error) }),
+  }, handler);
+
+  const output = options.output === undefined ? Deno.stdout : options.output;
+  const draining = drain(channel, hub, counters, options, output);
+  const finished = (async () => {
+    await tcp.finished;
+    channel.close();
+    await draining;
+  })();
+
+  return {
+    addr: tcp.addr,
+    finished,
+    stats: () => ({
+      ...counters,
+      clients: hub.size,
+      queueDepth: channel.size,
+      slowConsumers: hub.slowConsumers,
+    }),
+    shutdown() {
+      tcp.shutdown();
+      return finished;
+    },
+  };
+}
+
+const TOO_MANY_CLIENTS = encodeErr("too many clients");
+
+async function drain(
+  channel: Channel<ReadBatch>,
+  hub: Hub,
+  counters: { messages: number; bytes: number; relayed: number },
+  options: ParrotServerOptions,
+  output: ByteWriter | null,
+): Promise<void> {
+  const stdout = output ? new WriteCoalescer(output, { maxBatchBytes: STDOUT_BATCH_BYTES }) : null;
+  const broadcast = options.broadcast ?? true;
+  const onMessage = options.onMessage;
+  const pongs: Session[] = [];
+  const quits: Session[] = [];
+  let stdoutBroken = false;
+
+  function take(batch: ReadBatch): void {
+    const session = batch.session;
+    for (const frame of batch.frames) {
+      switch (frame.type) {
+        case "msg":
+        case "text":
+          counters.messages++;
+          counters.bytes += frame.payload.length;
+          if (stdout) {
+            stdout.write(session.prefix);
+            stdout.write(frame.payload);
+            stdout.write(NEWLINE);
+          }
+          onMessage?.(session.name, frame.payload);
+          if (broadcast) counters.relayed += hub.relay(session, frame.payload);
+          break;
+        case "hello":
+          session.setName(frame.name);
+          break;
+        case "ping":
+          pongs.push(session);
+          break;
+        case "sub":
+          hub.subscribe(session, true);
+          break;
+        case "unsub":
+          hub.subscribe(session, false);
+          break;
+        case "quit":
+          quits.push(session);
+          break;
+        case "pong":
+          break;
+      }
+    }
+  }
+
+  for (;;) {
+    let first: ReadBatch;
+    try {
+      first = await channel.receive();
+    } catch {
+      break; // Closed and drained.
+    }
+    take(first);
+    for (let taken = 1; taken < MAX_DRAIN_BATCH; taken++) {
+      const next = channel.tryReceive();
+      if (!next.ok) break;
+      take(next.value);
+    }
+    if (stdout && !stdoutBroken) {
+      try {
+        await stdout.flush();
+      } catch (error) {
+        stdoutBroken = true;
+        log.error("Cannot write messages to stdout: {error}", { error: String(error) });
+      }
+    }
+    for (const session of pongs) session.send(PONG_LINE);
+    for (const session of quits) session.finish();
+    pongs.length = 0;
+    quits.length = 0;
+  }
+}
+
+function isOutOfFiles(error: unknown): boolean {
+  return error instanceof Error && /too many open files|os error 24|EMFILE/i.test(error.message);
+}

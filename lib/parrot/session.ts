@@ -1,0 +1,129 @@
+/**
+ * One connected client as the rest of the server sees it: its name, whether it wants
+ * relayed messages, and its outbound queue.
+ *
+ * Everything the server sends to a client goes through {@linkcode Session.send}, which
+ * queues on a write coalescer (one write in flight per connection). Closing is owned
+ * here too, so that an error line, a goodbye and a forced close each happen once.
+ *
+ * @module
+ */
+
+import { CLOSE_FLUSH_TIMEOUT_MS } from "../defaults.ts";
+import { settlesWithin } from "../net/delay.ts";
+import { WriteCoalescer } from "../net/write_coalescer.ts";
+import { encodeErr } from "./frame_encoder.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * The server's view of one client connection.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Session } from "./session.ts";
+ *
+ * const written: Uint8Array[] = [];
+ * const conn = {
+ *   write: (p: Uint8Array) => (written.push(p.slice()), Promise.resolve(p.length)),
+ *   close: () => {},
+ * };
+ * const session = new Session(conn, 1, "127.0.0.1:5000");
+ * assert.equal(session.name, "127.0.0.1:5000");
+ * session.setName("alice");
+ * assert.equal(new TextDecoder().decode(session.prefix), "alice: ");
+ * await session.fail("malformed frame");
+ * assert.equal(new TextDecoder().decode(written[0]), "ERR malformed frame\n");
+ * assert.ok(session.closed);
+ * ```
+ */
+export class Session {
+  /** A number unique among the server's connections. */
+  readonly id: number;
+  /** Whether relayed messages are sent to this client (`SUB`/`UNSUB`). */
+  subscribed = true;
+  /** The client's outbound queue. */
+  readonly outbound: WriteCoalescer;
+  #name = "";
+  #prefix: Uint8Array = new Uint8Array(0);
+  #conn: { close(): void };
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #resolveDone!: () => void;
+  /** Settles when the connection has been closed by this session. */
+  readonly done: Promise<void> = new Promise((resolve) => this.#resolveDone = resolve);
+
+  /** Wraps `conn`; the client is called `name` until it says `HELLO`. */
+  constructor(
+    conn: { write(p: Uint8Array): Promise<number>; close(): void },
+    id: number,
+    name: string,
+  ) {
+    this.#conn = conn;
+    this.id = id;
+    this.outbound = new WriteCoalescer(conn);
+    this.setName(name);
+  }
+
+  /** The sender name printed in front of this client's messages. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** `"<name>: "` as bytes, ready to be copied in front of each message on stdout. */
+  get prefix(): Uint8Array {
+    return this.#prefix;
+  }
+
+  /** Whether the connection has been closed (or is closing). */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** Renames the client (its `HELLO`). */
+  setName(name: string): void {
+    this.#name = name;
+    this.#prefix = encoder.encode(`${name}: `);
+  }
+
+  /** Queues `bytes` for the client unless the connection is closing. */
+  send(bytes: Uint8Array): void {
+    if (this.#closing === undefined) this.outbound.write(bytes);
+  }
+
+  /**
+   * Sends `ERR <reason>` and closes. With `discardBacklog`, the error line jumps the
+   * queued backlog (for a slow consumer whose backlog will never drain).
+   */
+  fail(reason: string, options: { discardBacklog?: boolean } = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    if (options.discardBacklog) this.outbound.discardQueued();
+    this.outbound.write(encodeErr(reason));
+    return this.finish();
+  }
+
+  /** Closes after the queued bytes are written, or after a short timeout. Idempotent. */
+  finish(): Promise<void> {
+    this.#closing ??= this.#flushThenClose();
+    return this.#closing;
+  }
+
+  /** Closes at once, dropping anything queued. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing ??= Promise.resolve();
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer or the toolkit.
+    }
+    this.#resolveDone();
+  }
+
+  async #flushThenClose(): Promise<void> {
+    await settlesWithin(this.outbound.flush(), CLOSE_FLUSH_TIMEOUT_MS);
+    this.close();
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * `deno task server <port> [options]`: the parrot server on the command line.
+ *
+ * A thin CLI over {@linkcode startParrotServer}: parse the options, log to stderr,
+ * turn SIGINT/SIGTERM into a graceful shutdown, print stats, exit 0.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import denoJson from "./deno.json" with { type: "json" };
+import {
+  parseCommandLine,
+  parseCount,
+  parseDurationOption,
+  parsePort,
+  runCli,
+  UsageError,
+} from "./lib/cli/args.ts";
+import { closeLogging, parseLogLevel, setupLogging } from "./lib/cli/logging.ts";
+import {
+  DEFAULT_GRACE_MS,
+  DEFAULT_HOST,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_OUTBOUND_BYTES,
+  DEFAULT_QUEUE_CAPACITY,
+  DEFAULT_READ_TIMEOUT_MS,
+} from "./lib/defaults.ts";
+import { formatDuration } from "./lib/net/duration.ts";
+import { type ParrotServer, startParrotServer } from "./lib/parrot/server.ts";
+
+const USAGE = `parrot server ${denoJson.version}: many clients send messages, stdout prints them.
+
+Usage: deno task server <port> [options]      (port 0 picks a free port)
+
+Options:
+  --host <address>        address to bind (default ${DEFAULT_HOST})
+  --max-clients <n>       most clients at once (default ${DEFAULT_MAX_CLIENTS})
+  --read-timeout <time>   a frame must complete within this (default ${
+  formatDuration(DEFAULT_READ_TIMEOUT_MS)
+})
+  --idle-timeout <time>   PING a silent client, drop it after as long again; 0 = never
+                          (default ${formatDuration(DEFAULT_IDLE_TIMEOUT_MS)})
+  --grace <time>          time clients get to finish on shutdown (default ${
+  formatDuration(DEFAULT_GRACE_MS)
+})
+  --max-frame <bytes>     largest message payload (default ${DEFAULT_MAX_FRAME_BYTES})
+  --max-outbound <bytes>  bytes queued for one client before it is a slow consumer
+                          (default ${DEFAULT_MAX_OUTBOUND_BYTES})
+  --queue <n>             channel capacity in read batches (default ${DEFAULT_QUEUE_CAPACITY})
+  --no-broadcast          do not relay messages to other clients
+  --stats <time>          print a one-line summary to stderr at this interval
+  --log-level <level>     debug, info, warning or error (default info)
+  --log-format <format>   text or json (default text)
+  -h, --help              show this help
+  --version               show the version
+
+Times: 250ms, 5s, 1m, or plain milliseconds. Messages go to stdout, logs to stderr.
+Ctrl+C (SIGINT) or SIGTERM shuts down gracefully; a second Ctrl+C after 1s exits at once.`;
+
+const HINT = "Run `deno task server --help` for usage.";
+const log = getLogger(["parrot", "server"]);
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseCommandLine(Deno.args, {
+    host: { type: "string", default: DEFAULT_HOST },
+    "max-clients": { type: "string" },
+    "read-timeout": { type: "string" },
+    "idle-timeout": { type: "string" },
+    grace: { type: "string" },
+    "max-frame": { type: "string" },
+    "max-outbound": { type: "string" },
+    queue: { type: "string" },
+    "no-broadcast": { type: "boolean", default: false },
+    stats: { type: "string" },
+    "log-level": { type: "string", default: "info" },
+    "log-format": { type: "string", default: "text" },
+    help: { type: "boolean", short: "h", default: false },
+    version: { type: "boolean", default: false },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    console.log(`parrot ${denoJson.version}`);
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`Unexpected argument "${positionals[1]}"`);
+  const port = parsePort(positionals[0]);
+  const option = (name: string) => values[name] as string | undefined;
+  const duration = (name: string, fallback: number) => {
+    const text = option(name);
+    return text === undefined ? fallback : parseDurationOption(name, text);
+  };
+  const count = (name: string, fallback: number, min: number) => {
+    const text = option(name);
+    return text === undefined ? fallback : parseCount(name, text, min);
+  };
+  const logLevel = parseLogLevel(values["log-level"] as string);
+  if (!logLevel) {
+    throw new UsageError(
+      `Cannot use --log-level "${values["log-level"]}": expected debug, info, warning or error`,
+    );
+  }
+  const logFormat = values["log-format"];
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new UsageError(`Cannot use --log-format "${logFormat}": expected text or json`);
+  }
+  const hostname = values.host as string;
+  const options = {
+    hostname,
+    port,
+    maxClients: count("max-clients", DEFAULT_MAX_CLIENTS, 1),
+    readTimeoutMs: duration("read-timeout", DEFAULT_READ_TIMEOUT_MS),
+    idleTimeoutMs: duration("idle-timeout", DEFAULT_IDLE_TIMEOUT_MS),
+    graceMs: duration("grace", DEFAULT_GRACE_MS),
+    maxFrameBytes: count("max-frame", DEFAULT_MAX_FRAME_BYTES, 0),
+    maxOutboundBytes: count("max-outbound", DEFAULT_MAX_OUTBOUND_BYTES, 1),
+    queueCapacity: count("queue", DEFAULT_QUEUE_CAPACITY, 1),
+    broadcast: !values["no-broadcast"],
+  };
+  const statsMs = option("stats") === undefined ? 0 : duration("stats", 0);
+  if (options.readTimeoutMs === 0) {
+    throw new UsageError("Cannot use --read-timeout 0: it must be positive");
+  }
+
+  await setupLogging(logLevel, logFormat);
+  const shutdown = new AbortController();
+  let server: ParrotServer;
+  try {
+    server = startParrotServer({ ...options, signal: shutdown.signal });
+  } catch (error) {
+    await closeLogging();
+    throw new Error(listenFailure(error, hostname, port));
+  }
+  log.info("parrot {version} listening on {address}", {
+    version: denoJson.version,
+    address: `${server.addr.hostname}:${server.addr.port}`,
+  });
+
+  const stopSignals = handleSignals(shutdown);
+  const stopStats = statsMs > 0 ? printStats(server, statsMs) : () => {};
+  await server.finished;
+  stopStats();
+  stopSignals();
+  const stats = server.stats();
+  log.info("Server stopped: {messages} messages received, {clients} clients left", {
+    messages: stats.messages,
+    clients: stats.clients,
+  });
+  await closeLogging();
+  return 0;
+}
+
+/** SIGINT/SIGTERM start the shutdown; a repeat at least a second later exits at once. */
+function handleSignals(shutdown: AbortController): () => void {
+  let firstAt = 0;
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  const handlers = signals.map((signal) => {
+    const handler = () => {
+      const now = Date.now();
+      if (firstAt === 0) {
+        firstAt = now;
+        log.info("Server received {signal}: shutting down (again after 1s to exit at once)", {
+          signal,
+        });
+        shutdown.abort();
+      } else if (now - firstAt >= 1000) {
+        log.warn("Server received {signal} again: exiting now", { signal });
+        closeLogging().finally(() => Deno.exit(signal === "SIGINT" ? 130 : 143));
+      }
+    };
+    Deno.addSignalListener(signal, handler);
+    return () => Deno.removeSignalListener(signal, handler);
+  });
+  return () => handlers.forEach((remove) => remove());
+}
+
+function printStats(server: ParrotServer, intervalMs: number): () => void {
+  let last = server.stats();
+  let lastAt = Date.now();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    const stats = server.stats();
+    const seconds = Math.max((now - lastAt) / 1000, 0.001);
+    log.info(
+      "stats: clients={clients} msgs/s={rate} bytes/s={bytes} queue={queue} relayed/s={relayed} total={total}",
+      {
+        clients: stats.clients,
+        rate: Math.round((stats.messages - last.messages) / seconds),
+        bytes: Math.round((stats.bytes - last.bytes) / seconds),
+        queue: stats.queueDepth,
+        relayed: Math.round((stats.relayed - last.relayed) / seconds),
+        total: stats.messages,
+      },
+    );
+    last = stats;
+    lastAt = now;
+  }, intervalMs);
+  return () => clearInterval(timer);
+}
+
+function listenFailure(error: unknown, hostname: string, port: number): string {
+  const where = `${hostname}:${port}`;
+  if (error instanceof Deno.errors.AddrInUse) {
+    return `Cannot listen on ${where}: the address is already in use (is another server running?)`;
+  }
+  if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+    return `Cannot listen on ${where}: no network permission for this address; the server task allows 127.0.0.1 only, so run \`deno run --allow-net=${hostname} server.ts ${port}\``;
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return `Cannot listen on ${where}: the address is not available on this machine`;
+  }
+  return `Cannot listen on ${where}: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+if (import.meta.main) await runCli(main, HINT);
