@@ -32,17 +32,17 @@ export interface ByteReader {
  * import assert from "node:assert/strict";
  * import { TimedReader } from "./timed_reader.ts";
  *
- * let deliver!: (n: number) => void;
+ * const { promise, resolve } = Promise.withResolvers<number>();
  * const source = {
  *   read(p: Uint8Array): Promise<number | null> {
  *     p[0] = 42;
- *     return new Promise<number>((resolve) => deliver = resolve);
+ *     return promise;
  *   },
  * };
  * const reader = new TimedReader(source);
  * const buffer = new Uint8Array(8);
  * await assert.rejects(reader.read(buffer, Date.now() + 10), { name: "TimeoutError" });
- * deliver(1);
+ * resolve(1);
  * const chunk = await reader.read(buffer, Infinity);
  * assert.deepEqual(chunk, new Uint8Array([42]));
  * ```
