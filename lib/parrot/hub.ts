@@ -4,7 +4,7 @@
  *
  * A relayed message is encoded once and the same bytes are queued for every
  * subscriber. A subscriber whose queue would grow past `maxOutboundBytes` is a slow
- * consumer: it gets `ERR slow consumer` in front of its backlog and is closed, so it
+ * consumer (an empty queue always takes one message, however large): it gets `ERR slow consumer` in front of its backlog and is closed, so it
  * never slows anyone else down.
  *
  * @module
@@ -96,7 +96,8 @@ export class Hub {
     let delivered = 0;
     for (const subscriber of this.#subscribers) {
       if (subscriber === from || subscriber.closed) continue;
-      if (subscriber.outbound.buffered + frame.length > this.#maxOutboundBytes) {
+      const backlog = subscriber.outbound.buffered;
+      if (backlog > 0 && backlog + frame.length > this.#maxOutboundBytes) {
         this.#cutOff(subscriber);
         continue;
       }

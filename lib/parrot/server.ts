@@ -29,6 +29,7 @@ import {
   MAX_DRAIN_BATCH,
 } from "../defaults.ts";
 import { Channel } from "../net/channel.ts";
+import { delay } from "../net/delay.ts";
 import { serveTcp } from "../net/serve_tcp.ts";
 import { type ByteWriter, WriteCoalescer } from "../net/write_coalescer.ts";
 import { createConnectionHandler, type ReadBatch } from "./connection.ts";
@@ -224,6 +225,12 @@ async function drain(
   const pongs: Session[] = [];
   const quits: Session[] = [];
   let stdoutBroken = false;
+  // A batch relays at most half of what a subscriber may have queued, so a subscriber
+  // that keeps up is never taken for a slow one because of one big batch.
+  const batchBudget = Math.min(
+    STDOUT_BATCH_BYTES,
+    Math.floor((options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES) / 2),
+  );
 
   function take(batch: ReadBatch): void {
     const session = batch.session;
@@ -269,13 +276,18 @@ async function drain(
     } catch {
       break; // Closed and drained.
     }
+    const bytesBefore = counters.bytes;
     take(first);
     for (let taken = 1; taken < MAX_DRAIN_BATCH; taken++) {
+      if (counters.bytes - bytesBefore >= batchBudget) break;
       const next = channel.tryReceive();
       if (!next.ok) break;
       take(next.value);
     }
-    if (stdout && !stdoutBroken) {
+    if (!stdout || stdoutBroken) {
+      // No stdout write to wait for: still let the subscribers' writes run between batches.
+      if (channel.size > 0) await delay(0);
+    } else {
       try {
         await stdout.flush();
       } catch (error) {
