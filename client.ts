@@ -21,6 +21,7 @@ import {
 import { DEFAULT_CLIENT_INTERVAL_MS, DEFAULT_HOST } from "./lib/defaults.ts";
 import { formatDuration } from "./lib/net/duration.ts";
 import { type ClientEvent, ParrotClient } from "./lib/parrot/client.ts";
+import { isValidName } from "./lib/parrot/frame.ts";
 
 /** The message a client sends when `--message` is not given. */
 export const DEFAULT_MESSAGE = `Polly has not gone quiet, she is thinking in binary!
@@ -79,6 +80,12 @@ async function main(): Promise<number> {
   const count = parseCount("count", values.count as string);
   const message = (values.message as string | undefined) ?? DEFAULT_MESSAGE;
   const pid = Deno.pid;
+  const name = (values.name as string | undefined) ?? String(pid);
+  if (!isValidName(name)) {
+    throw new UsageError(
+      `Cannot use --name "${name}": a name is 1 to 64 visible characters without spaces`,
+    );
+  }
   const say = (line: string) => console.log(`client(${pid}): ${line}`);
 
   say("running...");
@@ -87,7 +94,7 @@ async function main(): Promise<number> {
     client = await ParrotClient.connect({
       hostname,
       port,
-      name: (values.name as string | undefined) ?? String(pid),
+      name,
     });
   } catch (error) {
     console.error(`client(${pid}): cannot connect to ${hostname}:${port}: ${reason(error)}`);

@@ -37,7 +37,7 @@ export async function setupLogging(level: LogLevel, format: "text" | "json"): Pr
     value: "bare",
   });
   await configure({
-    sinks: { stderr: getStreamSink(Deno.stderr.writable, { formatter }) },
+    sinks: { stderr: getStreamSink(Deno.stderr.writable, { formatter, closeStream: false }) },
     loggers: [
       { category: ["parrot"], lowestLevel: level, sinks: ["stderr"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },

@@ -1,0 +1,254 @@
+/**
+ * `deno task clients <port> [options]`: starts several parrot clients, like the
+ * classic `startClient.sh`.
+ *
+ * It owns the client processes it starts: it spawns them staggered, passes their
+ * output through, records their pids in `.parrot/clients-<launcher pid>.pids` so
+ * `deno task stop-clients` can stop them from another terminal, forwards Ctrl+C or
+ * SIGTERM to them, and exits with their verdict once all of them are gone. The task
+ * grants `--allow-run=deno` and read/write on `.parrot` only, which is all this needs.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import denoJson from "../deno.json" with { type: "json" };
+import {
+  parseCommandLine,
+  parseCount,
+  parseDurationOption,
+  parsePort,
+  runCli,
+  UsageError,
+} from "../lib/cli/args.ts";
+import {
+  clientPidFilePath,
+  pidFileExists,
+  removePidFile,
+  writePidFile,
+} from "../lib/cli/pid_files.ts";
+import {
+  DEFAULT_CLIENT_INTERVAL_MS,
+  DEFAULT_HOST,
+  DEFAULT_LAUNCH_COUNT,
+  DEFAULT_LAUNCH_STAGGER_MS,
+} from "../lib/defaults.ts";
+import { delay } from "../lib/net/delay.ts";
+import { formatDuration } from "../lib/net/duration.ts";
+
+const USAGE = `parrot launcher ${denoJson.version}: starts several clients, staggered.
+
+Usage: deno task clients <port> [options]
+
+Options:
+  --count <n>         number of client processes to start (default ${DEFAULT_LAUNCH_COUNT})
+  --stagger <time>    delay between two client starts (default ${
+  formatDuration(DEFAULT_LAUNCH_STAGGER_MS)
+})
+  -h, --help          show this help
+  --version           show the version
+
+Passed to every client:
+  --host <address>    server address (default ${DEFAULT_HOST})
+  --name <name>       name to send with HELLO; clients are named <name>-1, <name>-2, ...
+                      (default: each client's process id)
+  --interval <time>   time between a client's messages (default ${
+  formatDuration(DEFAULT_CLIENT_INTERVAL_MS)
+})
+  --messages <n>      messages each client sends before it quits; 0 = until stopped
+                      (default 0; this is the client's --count)
+  --message <text>    the message to send (default: the client's)
+
+Client output passes through. The client pids are kept in .parrot/clients-<launcher pid>.pids
+while the launcher runs, so \`deno task stop-clients\` stops them from another terminal.
+Ctrl+C or SIGTERM stops every client gracefully (each sends QUIT) and exits 0.
+Once all clients have exited, the launcher exits 0 if each exited 0 or was stopped by
+SIGINT/SIGTERM, otherwise 1 with a line naming the clients that failed.`;
+
+const HINT = "Run `deno task clients --help` for usage.";
+
+const LAUNCHER_OPTIONS = {
+  count: { type: "string", default: String(DEFAULT_LAUNCH_COUNT) },
+  stagger: { type: "string" },
+  host: { type: "string", default: DEFAULT_HOST },
+  name: { type: "string" },
+  interval: { type: "string" },
+  messages: { type: "string" },
+  message: { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+  version: { type: "boolean", default: false },
+} as const;
+
+const CLIENT_PATH = fileURLToPath(new URL("../client.ts", import.meta.url));
+const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+
+/** What to start, checked before anything is started. */
+interface LaunchPlan {
+  count: number;
+  staggerMs: number;
+  /** The `deno` arguments of client number `index` (1-based). */
+  clientArgs(index: number): string[];
+}
+
+/** A started client. */
+interface LaunchedClient {
+  pid: number;
+  child: Deno.ChildProcess;
+  status: Promise<Deno.CommandStatus>;
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseCommandLine(Deno.args, LAUNCHER_OPTIONS);
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    console.log(`parrot ${denoJson.version}`);
+    return 0;
+  }
+  const plan = planLaunch(values, positionals);
+  const launcherPid = Deno.pid;
+  const say = (line: string) => console.log(`launcher(${launcherPid}): ${line}`);
+  const pidFile = clientPidFilePath(launcherPid);
+  const clients: LaunchedClient[] = [];
+
+  const stopping = new AbortController();
+  const stopClients = () => {
+    if (!stopping.signal.aborted) say("stopping the clients...");
+    stopping.abort();
+    for (const client of clients) terminate(client);
+  };
+  for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, stopClients);
+
+  let statuses: Deno.CommandStatus[];
+  try {
+    for (let index = 1; index <= plan.count; index++) {
+      if (index > 1) {
+        await delay(plan.staggerMs, stopping.signal);
+        if (stopping.signal.aborted) break;
+        if (!await pidFileExists(pidFile)) {
+          say(`${pidFile} was removed (stop-clients?): starting no more clients`);
+          break;
+        }
+      }
+      clients.push(startClient(plan.clientArgs(index), index, plan.count));
+      await writePidFile(pidFile, clients.map((client) => client.pid));
+    }
+    if (!stopping.signal.aborted) {
+      say(
+        `started ${plural(clients.length, "client")} (pids in ${pidFile}); ` +
+          "stop them with Ctrl+C or `deno task stop-clients`",
+      );
+    }
+    statuses = await Promise.all(clients.map((client) => client.status));
+  } catch (error) {
+    stopClients();
+    await Promise.allSettled(clients.map((client) => client.status));
+    throw error;
+  } finally {
+    for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, stopClients);
+    await removePidFile(pidFile);
+  }
+
+  const failures = clients
+    .map((client, i) => ({ pid: client.pid, status: statuses[i] }))
+    .filter(({ status }) => !status.success && !stoppedOnRequest(status))
+    .map(({ pid, status }) => `client ${pid} ${describeExit(status)}`);
+  if (failures.length > 0) {
+    console.error(
+      `error: ${failures.length} of ${plural(clients.length, "client")} failed: ${
+        failures.join(", ")
+      }`,
+    );
+    return 1;
+  }
+  say(`all ${plural(clients.length, "client")} exited`);
+  return 0;
+}
+
+/** Checks the command line and works out each client's arguments. */
+function planLaunch(
+  values: Record<string, string | boolean | undefined>,
+  positionals: string[],
+): LaunchPlan {
+  if (positionals.length > 1) throw new UsageError(`Unexpected argument "${positionals[1]}"`);
+  const port = parsePort(positionals[0]);
+  if (port === 0) throw new UsageError("Cannot connect to port 0: give the server's port");
+  const option = (name: string) => values[name] as string | undefined;
+  const count = parseCount("count", option("count")!, 1);
+  const stagger = option("stagger");
+  const staggerMs = stagger === undefined
+    ? DEFAULT_LAUNCH_STAGGER_MS
+    : parseDurationOption("stagger", stagger);
+  const host = option("host")!;
+  const interval = option("interval");
+  if (interval !== undefined) parseDurationOption("interval", interval);
+  const messages = option("messages");
+  if (messages !== undefined) parseCount("messages", messages);
+  const name = option("name");
+  const message = option("message");
+
+  const shared = [
+    ...(interval === undefined ? [] : ["--interval", interval]),
+    ...(messages === undefined ? [] : ["--count", messages]),
+    ...(message === undefined ? [] : ["--message", message]),
+  ];
+  return {
+    count,
+    staggerMs,
+    clientArgs: (index) => [
+      "run",
+      `--allow-net=${host.includes(":") ? `[${host}]` : host}`,
+      CLIENT_PATH,
+      String(port),
+      "--host",
+      host,
+      ...(name === undefined ? [] : ["--name", count === 1 ? name : `${name}-${index}`]),
+      ...shared,
+    ],
+  };
+}
+
+/** Spawns one client with the launcher's stdout and stderr. */
+function startClient(args: string[], index: number, count: number): LaunchedClient {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("deno", {
+      args,
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`Cannot start client ${index} of ${count}: ${reason}`);
+  }
+  return { pid: child.pid, child, status: child.status };
+}
+
+/** Asks a client to stop (it sends QUIT and exits 0); one that has exited is left alone. */
+function terminate(client: LaunchedClient): void {
+  try {
+    client.child.kill("SIGTERM");
+  } catch {
+    // It has exited already.
+  }
+}
+
+/** Whether a client was ended by Ctrl+C or SIGTERM before it could handle it. */
+function stoppedOnRequest(status: Deno.CommandStatus): boolean {
+  return status.signal === "SIGINT" || status.signal === "SIGTERM";
+}
+
+function describeExit(status: Deno.CommandStatus): string {
+  return status.signal === null
+    ? `exited with code ${status.code}`
+    : `was killed by ${status.signal}`;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+if (import.meta.main) await runCli(main, HINT);
