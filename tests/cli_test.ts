@@ -148,3 +148,18 @@ Deno.test("client shows the server's error and exits 1", async () => {
   server.kill("SIGINT");
   await server.status;
 });
+
+Deno.test("server logs JSON lines and periodic stats on stderr when asked", async () => {
+  const server = await startServer(["--log-format", "json", "--stats", "100ms"]);
+  const client = await RawClient.connect(server.port);
+  await client.write("counted\n");
+  await client.ping();
+  await server.stderr.waitForText(/"message":"stats: clients=1 [^"]*total=1"/);
+  await client.close();
+  server.kill("SIGINT");
+  assert.equal((await server.status).code, 0);
+  const records = server.stderr.text().trim().split("\n").map((line) => JSON.parse(line));
+  assert.match(records[0].message, /^parrot \S+ listening on 127\.0\.0\.1:\d+$/);
+  assert.ok(records.every((record) => record.level && record.time && record.logger));
+  assert.equal(server.stdout.text().split("\n")[0].endsWith(": counted"), true);
+});

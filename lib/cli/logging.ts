@@ -11,10 +11,10 @@
 import {
   configure,
   dispose,
-  getJsonLinesFormatter,
   getStreamSink,
   getTextFormatter,
   type LogLevel,
+  type LogRecord,
 } from "@logtape/logtape";
 
 /** The `--log-level` values. */
@@ -31,7 +31,7 @@ export function parseLogLevel(text: string): LogLevel | undefined {
 
 /** Sends the `parrot` loggers to stderr at `level` in `format`. */
 export async function setupLogging(level: LogLevel, format: "text" | "json"): Promise<void> {
-  const formatter = format === "json" ? getJsonLinesFormatter() : getTextFormatter({
+  const formatter = format === "json" ? jsonLine : getTextFormatter({
     timestamp: "date-time-tz",
     category: ".",
     value: "bare",
@@ -43,6 +43,21 @@ export async function setupLogging(level: LogLevel, format: "text" | "json"): Pr
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
     ],
   });
+}
+
+/**
+ * One JSON object per line, with the message rendered bare (`listening on
+ * 127.0.0.1:8080`, as in the text format) and the properties beside it.
+ */
+function jsonLine(record: LogRecord): string {
+  const message = record.message.map((part, i) => i % 2 === 1 ? String(part) : part).join("");
+  return JSON.stringify({
+    time: new Date(record.timestamp).toISOString(),
+    level: record.level,
+    logger: record.category.join("."),
+    message,
+    ...record.properties,
+  }) + "\n";
 }
 
 /** Writes out every pending log line; await it before `Deno.exit`. */
