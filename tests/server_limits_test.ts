@@ -4,7 +4,16 @@
  */
 
 import assert from "node:assert/strict";
-import { msg, RawClient, startServer, waitFor } from "./helpers.ts";
+import {
+  DENO,
+  listeningPort,
+  msg,
+  RawClient,
+  SERVER_RUN_ARGS,
+  spawn,
+  startServer,
+  waitFor,
+} from "./helpers.ts";
 
 /** Sends a message from `client` and checks it reached stdout (the PONG is a barrier). */
 async function stillServed(
@@ -151,4 +160,31 @@ Deno.test("server cuts off a slow consumer while the other subscribers get every
   await Promise.all([publisher.close(), reader.close()]);
   server.kill("SIGINT");
   assert.equal((await server.status).code, 0);
+});
+
+Deno.test("server logs one line when it runs out of file descriptors and keeps serving", async () => {
+  // A tiny open-file limit, set by the shell the way `ulimit -n` is in a terminal.
+  const running = spawn("sh", [
+    "-c",
+    'ulimit -n 64; exec "$@"',
+    "sh",
+    DENO,
+    ...SERVER_RUN_ARGS,
+    "0",
+  ]);
+  const port = await listeningPort(running);
+  const held: RawClient[] = [];
+  for (let i = 0; i < 100; i++) held.push(await RawClient.connect(port));
+  await running.stderr.waitForText("out of file descriptors");
+  const warnings = running.stderr.text().split("\n").filter((l) => l.includes("file descriptors"));
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /while holding \d+; raise the limit with `ulimit -n`/);
+  for (const client of held) await client.close();
+  const fresh = await RawClient.connect(port);
+  await fresh.write("HELLO fresh\nstill alive\n");
+  await fresh.ping();
+  await fresh.close();
+  running.child.kill("SIGINT");
+  assert.equal((await running.status).code, 0);
+  assert.match(running.stdout.text(), /^fresh: still alive$/m);
 });
