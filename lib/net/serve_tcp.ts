@@ -96,7 +96,10 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
       remoteAddr: conn.remoteAddr as Deno.NetAddr,
       signal: shutdownController.signal,
     };
-    const done = (async () => {
+    // Registered before the handler runs: a handler that throws at once still frees its slot.
+    const entry = { conn, done: Promise.resolve() };
+    registry.set(info.id, entry);
+    entry.done = (async () => {
       try {
         await handler(conn, info);
       } catch (error) {
@@ -106,7 +109,6 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
         closeQuietly(conn);
       }
     })();
-    registry.set(info.id, { conn, done });
   }
 
   function reject(conn: Deno.Conn): void {
@@ -157,7 +159,12 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
   }
 
   function shutdown(): Promise<void> {
-    finishing ??= shutdownSequence();
+    if (!finishing) {
+      // Set before the sequence starts: aborting inside it calls shutdown() again.
+      const sequence = Promise.withResolvers<void>();
+      finishing = sequence.promise;
+      shutdownSequence().then(sequence.resolve, sequence.reject);
+    }
     return finishing;
   }
 

@@ -111,6 +111,9 @@ export class WriteCoalescer {
     this.#queue = [];
     this.#queueHead = 0;
     this.#queuedBytes = 0;
+    for (const waiter of this.#flushWaiters) {
+      waiter.target = Math.min(waiter.target, this.#enqueuedTotal);
+    }
     this.#settleWaiters();
     return dropped;
   }
@@ -130,7 +133,10 @@ export class WriteCoalescer {
         this.#inFlightBytes = batch.length;
         let offset = 0;
         while (offset < batch.length) {
-          offset += await this.#writer.write(batch.subarray(offset));
+          const written = await this.#writer.write(batch.subarray(offset));
+          if (written <= 0) throw new Error("Cannot write: the writer accepted no bytes");
+          offset += written;
+          this.#inFlightBytes = batch.length - offset;
         }
         this.#inFlightBytes = 0;
         this.#writtenTotal += batch.length;

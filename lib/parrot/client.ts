@@ -84,6 +84,7 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
   #pongWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   #reading: Promise<void>;
   #closing: Promise<void> | undefined;
+  #ended: unknown = undefined;
   #maxFrameBytes: number;
 
   private constructor(conn: Deno.Conn, maxFrameBytes: number) {
@@ -125,6 +126,7 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
 
   /** Sends `PING` and resolves on its `PONG`: everything sent before is through. */
   ping(): Promise<void> {
+    if (this.#ended !== undefined) return Promise.reject(this.#ended);
     return new Promise((resolve, reject) => {
       this.#pongWaiters.push({ resolve, reject });
       this.#outbound.write(PING_LINE);
@@ -204,6 +206,7 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
       failure = error;
     } finally {
       const gone = failure ?? new Error("Connection closed before the answer arrived");
+      this.#ended = gone;
       for (const waiter of this.#pongWaiters.splice(0)) waiter.reject(gone);
       this.#events.close();
       this.#shutdown();

@@ -91,7 +91,9 @@ export class Hub {
 
   /** Relays `payload` from `from` to every other subscriber; returns how many got it. */
   relay(from: Session, payload: Uint8Array): number {
-    if (this.#subscribers.size === 0 || (this.#subscribers.size === 1 && from.subscribed)) return 0;
+    if (
+      this.#subscribers.size === 0 || (this.#subscribers.size === 1 && this.#subscribers.has(from))
+    ) return 0;
     const frame = encodeRelay(from.name, payload);
     let delivered = 0;
     for (const subscriber of this.#subscribers) {

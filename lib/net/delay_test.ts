@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { delay, settlesWithin } from "./delay.ts";
+
+/** An abort controller whose signal counts its registered abort listeners. */
+function countingController(): { controller: AbortController; listeners: () => number } {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  const registered = new Set<unknown>();
+  signal.addEventListener = (...args: Parameters<typeof add>) => {
+    registered.add(args[1]);
+    add(...args);
+  };
+  signal.removeEventListener = (...args: Parameters<typeof remove>) => {
+    registered.delete(args[1]);
+    remove(...args);
+  };
+  return { controller, listeners: () => registered.size };
+}
+
+Deno.test("delay() resolves after the given milliseconds", async () => {
+  const started = performance.now();
+  await delay(30);
+  assert.ok(performance.now() - started >= 28, `resolved after ${performance.now() - started}ms`);
+});
+
+Deno.test("delay() resolves early when its signal aborts, and clears its timer", async () => {
+  const { controller, listeners } = countingController();
+  const started = performance.now();
+  const waiting = delay(60_000, controller.signal);
+  assert.equal(listeners(), 1);
+  queueMicrotask(() => controller.abort());
+  await waiting; // the test sanitizer fails the test if the 60 s timer were left running
+  assert.ok(performance.now() - started < 1_000);
+  assert.equal(listeners(), 0);
+});
+
+Deno.test("delay() resolves at once on an already aborted signal", async () => {
+  const started = performance.now();
+  await delay(60_000, AbortSignal.abort());
+  assert.ok(performance.now() - started < 1_000);
+});
+
+Deno.test("delay() removes its abort listener when the time is up", async () => {
+  const { controller, listeners } = countingController();
+  await delay(5, controller.signal);
+  assert.equal(listeners(), 0);
+  controller.abort(); // nothing left to call
+});
+
+Deno.test("settlesWithin() is true for a promise that fulfils in time", async () => {
+  const { promise, resolve } = Promise.withResolvers<number>();
+  const started = performance.now();
+  const within = settlesWithin(promise, 60_000);
+  queueMicrotask(() => resolve(1));
+  assert.equal(await within, true);
+  assert.ok(performance.now() - started < 1_000, "the long timer is not waited for");
+});
+
+Deno.test("settlesWithin() is true for a promise that rejects in time, and does not reject", async () => {
+  const rejected = Promise.reject(new Error("boom"));
+  assert.equal(await settlesWithin(rejected, 60_000), true);
+  await assert.rejects(rejected, { message: "boom" });
+});
+
+Deno.test("settlesWithin() is false for a promise that does not settle in time", async () => {
+  const started = performance.now();
+  assert.equal(await settlesWithin(new Promise(() => {}), 30), false);
+  assert.ok(performance.now() - started >= 28);
+});
+
+Deno.test("settlesWithin() is false for a promise that settles only after the time", async () => {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  assert.equal(await settlesWithin(promise, 20), false);
+  resolve();
+  assert.equal(await settlesWithin(promise, 20), true);
+});

@@ -1,0 +1,429 @@
+import assert from "node:assert/strict";
+import { type ConnInfo, serveTcp, type TcpHandler } from "./serve_tcp.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const HOST = "127.0.0.1";
+
+/** Lets every pending microtask and the timers due now run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+function connect(port: number): Promise<Deno.Conn> {
+  return Deno.connect({ hostname: HOST, port });
+}
+
+/** Reads until `needle` has arrived (or the end); returns everything read. */
+async function readUntil(conn: Deno.Conn, needle: string): Promise<string> {
+  let received = "";
+  const buffer = new Uint8Array(1024);
+  while (!received.includes(needle)) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    received += decoder.decode(buffer.subarray(0, n));
+  }
+  return received;
+}
+
+/** Reads to the end of the stream (a reset counts as the end); returns everything read. */
+async function readToEnd(conn: Deno.Conn): Promise<string> {
+  let received = "";
+  const buffer = new Uint8Array(1024);
+  try {
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      received += decoder.decode(buffer.subarray(0, n));
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.ConnectionReset)) throw error;
+  }
+  return received;
+}
+
+/** Reads from `conn` until its peer closes it; resolves then. */
+async function untilClosed(conn: Deno.Conn): Promise<void> {
+  const buffer = new Uint8Array(1024);
+  try {
+    while (await conn.read(buffer) !== null) {
+      // Discard.
+    }
+  } catch {
+    // Closed under us: the same for a handler.
+  }
+}
+
+/** Connecting to `port` is refused. */
+async function assertRefused(port: number): Promise<void> {
+  await assert.rejects(async () => {
+    const conn = await connect(port);
+    conn.close();
+  }, Deno.errors.ConnectionRefused);
+}
+
+/** A handler that greets with `hi <id>` and serves until the client leaves. */
+function greeter(infos: ConnInfo[] = []): TcpHandler {
+  return async (conn, info) => {
+    infos.push(info);
+    await conn.write(encoder.encode(`hi ${info.id}\n`));
+    await untilClosed(conn);
+  };
+}
+
+Deno.test("serveTcp() gives each handler its conn, a unique id and the remote address", async () => {
+  const infos: ConnInfo[] = [];
+  const server = serveTcp({ port: 0 }, greeter(infos));
+  assert.equal(server.addr.hostname, HOST);
+  assert.ok(server.addr.port > 0, "addr has the real port");
+  const a = await connect(server.addr.port);
+  const b = await connect(server.addr.port);
+  try {
+    const greetingA = await readUntil(a, "\n");
+    const greetingB = await readUntil(b, "\n");
+    assert.equal(infos.length, 2);
+    assert.notEqual(infos[0].id, infos[1].id);
+    const byPort = new Map(infos.map((info) => [info.remoteAddr.port, info]));
+    const infoA = byPort.get((a.localAddr as Deno.NetAddr).port);
+    const infoB = byPort.get((b.localAddr as Deno.NetAddr).port);
+    assert.ok(infoA && infoB, "remoteAddr is the client's address");
+    assert.equal(infoA.remoteAddr.hostname, HOST);
+    assert.equal(infoA.remoteAddr.transport, "tcp");
+    assert.equal(greetingA, `hi ${infoA.id}\n`, "the handler got the conn of this client");
+    assert.equal(greetingB, `hi ${infoB.id}\n`);
+    assert.equal(infoA.signal.aborted, false);
+    assert.equal(server.connections, 2);
+  } finally {
+    a.close();
+    b.close();
+  }
+  await server.shutdown();
+  assert.equal(server.connections, 0);
+});
+
+Deno.test("serveTcp() counts connections and forgets a client that left", async () => {
+  const returned: (() => void)[] = [];
+  const server = serveTcp({ port: 0 }, async (conn, info) => {
+    await greeter()(conn, info);
+    returned.shift()?.();
+  });
+  try {
+    assert.equal(server.connections, 0);
+    const a = await connect(server.addr.port);
+    await readUntil(a, "\n");
+    assert.equal(server.connections, 1);
+    const gone = new Promise<void>((resolve) => returned.push(resolve));
+    a.close();
+    await gone;
+    await nextTurn();
+    assert.equal(server.connections, 0);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("serveTcp() hands a connection over maxConnections to onReject and closes it", async () => {
+  const returned: (() => void)[] = [];
+  const rejected: Deno.NetAddr[] = [];
+  const server = serveTcp({
+    port: 0,
+    maxConnections: 1,
+    onReject: async (conn) => {
+      rejected.push(conn.remoteAddr as Deno.NetAddr);
+      await conn.write(encoder.encode("ERR full\n"));
+    },
+  }, async (conn, info) => {
+    await greeter()(conn, info);
+    returned.shift()?.();
+  });
+  try {
+    const first = await connect(server.addr.port);
+    assert.match(await readUntil(first, "\n"), /^hi \d+\n$/);
+
+    const extra = await connect(server.addr.port);
+    assert.equal(await readToEnd(extra), "ERR full\n", "the line, then the end of the stream");
+    extra.close();
+    assert.equal(rejected.length, 1);
+    assert.equal(rejected[0].port, (extra.localAddr as Deno.NetAddr).port);
+    assert.equal(server.connections, 1);
+
+    const gone = new Promise<void>((resolve) => returned.push(resolve));
+    first.close();
+    await gone;
+    await nextTurn();
+
+    const later = await connect(server.addr.port);
+    try {
+      assert.match(await readUntil(later, "\n"), /^hi \d+\n$/, "the slot was freed");
+      assert.equal(rejected.length, 1);
+    } finally {
+      later.close();
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("serveTcp() shuts down when its signal aborts: listener closed, handlers signalled, finished after they return", async () => {
+  const controller = new AbortController();
+  const { promise: release, resolve: releaseHandler } = Promise.withResolvers<void>();
+  const { promise: signalled, resolve: handlerSignalled } = Promise.withResolvers<void>();
+  const server = serveTcp({ port: 0, signal: controller.signal }, async (conn, info) => {
+    await conn.write(encoder.encode("hi\n"));
+    await new Promise((resolve) => info.signal.addEventListener("abort", resolve, { once: true }));
+    handlerSignalled();
+    await release;
+    await conn.write(encoder.encode("bye\n"));
+  });
+  const port = server.addr.port;
+  const client = await connect(port);
+  try {
+    assert.equal(await readUntil(client, "\n"), "hi\n");
+    let finished = false;
+    server.finished.then(() => finished = true);
+    controller.abort();
+    await signalled;
+    await nextTurn();
+    assert.equal(finished, false, "finished waits for the handler");
+    releaseHandler();
+    await server.finished;
+    await assertRefused(port);
+    assert.equal(
+      await readToEnd(client),
+      "bye\n",
+      "the handler said goodbye, then the conn closed",
+    );
+    assert.equal(server.connections, 0);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("serveTcp() shutdown() stops accepting, aborts info.signal and resolves after the handlers", async () => {
+  const signals: AbortSignal[] = [];
+  const server = serveTcp({ port: 0 }, async (conn, info) => {
+    signals.push(info.signal);
+    await conn.write(encoder.encode("hi\n"));
+    await new Promise((resolve) => info.signal.addEventListener("abort", resolve, { once: true }));
+  });
+  const port = server.addr.port;
+  const client = await connect(port);
+  try {
+    await readUntil(client, "\n");
+    assert.equal(signals[0].aborted, false);
+    await server.shutdown();
+    assert.equal(signals[0].aborted, true);
+    assert.equal(await readToEnd(client), "", "the conn was closed when the handler returned");
+    await assertRefused(port);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("serveTcp() shutdown() twice is safe and both calls settle", async () => {
+  const server = serveTcp({ port: 0 }, greeter());
+  const client = await connect(server.addr.port);
+  await readUntil(client, "\n");
+  client.close();
+  const first = server.shutdown();
+  const second = server.shutdown();
+  await Promise.all([first, second, server.finished]);
+  await server.shutdown();
+});
+
+Deno.test("serveTcp() shuts down at once with an already aborted signal", async () => {
+  const server = serveTcp({ port: 0, signal: AbortSignal.abort() }, greeter());
+  await server.finished;
+  await assertRefused(server.addr.port);
+});
+
+Deno.test("serveTcp() force-closes the conn of a handler that ignores the signal after gracePeriodMs", async () => {
+  const { promise: reading, resolve: readStarted } = Promise.withResolvers<void>();
+  let outcome: unknown = "pending";
+  const server = serveTcp({ port: 0, gracePeriodMs: 50 }, async (conn) => {
+    readStarted();
+    try {
+      outcome = await conn.read(new Uint8Array(16)); // ignores info.signal
+    } catch (error) {
+      outcome = error;
+    }
+  });
+  const client = await connect(server.addr.port);
+  try {
+    await reading;
+    const started = performance.now();
+    await server.shutdown();
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 45, `finished after ${elapsed}ms, before the grace period`);
+    assert.ok(
+      outcome === null || outcome instanceof Deno.errors.Interrupted ||
+        outcome instanceof Deno.errors.BadResource,
+      `the pending read ended: ${outcome}`,
+    );
+    assert.equal(await readToEnd(client), "");
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("serveTcp() reports a throwing handler to onHandlerError, closes its conn and keeps serving", async () => {
+  const errors: { error: unknown; info: ConnInfo }[] = [];
+  const server = serveTcp({
+    port: 0,
+    onHandlerError: (error, info) => errors.push({ error, info }),
+  }, async (conn, info) => {
+    if (info.id === 1) throw new Error("boom");
+    await greeter()(conn, info);
+  });
+  try {
+    const failing = await connect(server.addr.port);
+    assert.equal(await readToEnd(failing), "", "the conn of the failed handler is closed");
+    failing.close();
+    assert.equal(errors.length, 1);
+    assert.equal((errors[0].error as Error).message, "boom");
+    assert.equal(errors[0].info.id, 1);
+    assert.equal(errors[0].info.remoteAddr.port, (failing.localAddr as Deno.NetAddr).port);
+
+    const next = await connect(server.addr.port);
+    try {
+      assert.equal(await readUntil(next, "\n"), "hi 2\n");
+      assert.equal(server.connections, 1);
+    } finally {
+      next.close();
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("serveTcp() frees the slot of a handler that throws before returning a promise", async () => {
+  const errors: unknown[] = [];
+  const handler: TcpHandler = (conn, info) => {
+    if (info.id === 1) throw new Error("sync boom");
+    return greeter()(conn, info);
+  };
+  const server = serveTcp({
+    port: 0,
+    maxConnections: 1,
+    onReject: (conn) => void conn.write(encoder.encode("ERR full\n")).catch(() => {}),
+    onHandlerError: (error) => errors.push(error),
+  }, handler);
+  try {
+    const failing = await connect(server.addr.port);
+    assert.equal(await readToEnd(failing), "");
+    failing.close();
+    assert.equal(errors.length, 1);
+    await nextTurn();
+    assert.equal(server.connections, 0, "the failed connection no longer counts");
+
+    const next = await connect(server.addr.port);
+    try {
+      assert.equal(await readUntil(next, "\n"), "hi 2\n", "served, not refused as over the limit");
+    } finally {
+      next.close();
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("serveTcp() serves an existing listener and closes it on shutdown", async () => {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const server = serveTcp({ listener }, greeter());
+  assert.equal(server.addr.port, listener.addr.port);
+  const client = await connect(listener.addr.port);
+  try {
+    assert.equal(await readUntil(client, "\n"), "hi 1\n");
+  } finally {
+    client.close();
+  }
+  await server.shutdown();
+  await assertRefused(listener.addr.port);
+});
+
+Deno.test("serveTcp() reports accept errors with the held count, backs off and keeps accepting", async () => {
+  const real = Deno.listen({ hostname: HOST, port: 0 });
+  const emfile = () => new Error("Too many open files (os error 24)");
+  let accepts = 0;
+  let closes = 0;
+  const fake = {
+    addr: real.addr,
+    accept(): Promise<Deno.Conn> {
+      accepts++;
+      // The first connection is real, the next three accepts fail, then real again.
+      if (accepts >= 2 && accepts <= 4) return Promise.reject(emfile());
+      return real.accept();
+    },
+    close(): void {
+      closes++;
+      real.close();
+    },
+  } as unknown as Deno.Listener;
+
+  const reported: { error: unknown; held: number; at: number }[] = [];
+  const { promise: threeErrors, resolve: gotThreeErrors } = Promise.withResolvers<void>();
+  const server = serveTcp({
+    listener: fake,
+    onAcceptError: (error, held) => {
+      reported.push({ error, held, at: performance.now() });
+      if (reported.length === 3) gotThreeErrors();
+    },
+  }, greeter());
+  assert.equal(server.addr.port, real.addr.port);
+
+  const first = await connect(real.addr.port);
+  const second = await connect(real.addr.port);
+  try {
+    assert.equal(await readUntil(first, "\n"), "hi 1\n");
+    await threeErrors;
+    assert.equal(reported.length, 3);
+    for (const { error, held } of reported) {
+      assert.equal((error as Error).message, "Too many open files (os error 24)");
+      assert.equal(held, 1, "the connection already served is held");
+    }
+    assert.ok(
+      reported[2].at - reported[0].at >= 12,
+      `backed off between retries (${reported[2].at - reported[0].at}ms for 2 retries)`,
+    );
+    assert.equal(await readUntil(second, "\n"), "hi 2\n", "served after the errors");
+    assert.equal(accepts, 6, "accepting again after the second connection");
+  } finally {
+    first.close();
+    second.close();
+  }
+  await server.shutdown();
+  assert.ok(closes >= 1, "the listener was closed");
+  await assertRefused(real.addr.port);
+});
+
+/** A listener that delegates to a real one and counts how often it is closed. */
+function countingListener(): { listener: Deno.Listener; closes: () => number } {
+  const real = Deno.listen({ hostname: HOST, port: 0 });
+  let closes = 0;
+  const listener = {
+    addr: real.addr,
+    accept: () => real.accept(),
+    close(): void {
+      closes++;
+      real.close();
+    },
+  } as unknown as Deno.Listener;
+  return { listener, closes: () => closes };
+}
+
+Deno.test("serveTcp() shutdown() runs the shutdown sequence once: the listener is closed once", async () => {
+  const { listener, closes } = countingListener();
+  const server = serveTcp({ listener }, greeter());
+  await server.shutdown();
+  await server.shutdown();
+  assert.equal(closes(), 1);
+});
+
+Deno.test("serveTcp() aborting its signal runs the shutdown sequence once: the listener is closed once", async () => {
+  const { listener, closes } = countingListener();
+  const controller = new AbortController();
+  const server = serveTcp({ listener, signal: controller.signal }, greeter());
+  controller.abort();
+  await server.finished;
+  assert.equal(closes(), 1);
+});

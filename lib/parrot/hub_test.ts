@@ -1,0 +1,237 @@
+import assert from "node:assert/strict";
+import { Hub } from "./hub.ts";
+import { Session } from "./session.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * A fake connection that keeps the exact objects it was asked to write. Writes
+ * complete at once unless `blocked`, in which case they wait for `release()`.
+ */
+class FakeConn {
+  chunks: Uint8Array[] = [];
+  closes = 0;
+  #blocked: boolean;
+  #pending: (() => void)[] = [];
+  #writeWaiters: (() => void)[] = [];
+
+  constructor(options: { blocked?: boolean } = {}) {
+    this.#blocked = options.blocked ?? false;
+  }
+
+  get texts(): string[] {
+    return this.chunks.map((chunk) => decoder.decode(chunk));
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    this.chunks.push(p);
+    for (const waiter of this.#writeWaiters.splice(0)) waiter();
+    if (!this.#blocked) return Promise.resolve(p.length);
+    return new Promise((resolve) => this.#pending.push(() => resolve(p.length)));
+  }
+
+  close(): void {
+    this.closes++;
+  }
+
+  /** Resolves once the first write has been made. */
+  wrote(): Promise<void> {
+    if (this.chunks.length > 0) return Promise.resolve();
+    return new Promise((resolve) => this.#writeWaiters.push(resolve));
+  }
+
+  /** Completes the blocked writes and every later write at once. */
+  release(): void {
+    this.#blocked = false;
+    for (const finish of this.#pending.splice(0)) finish();
+  }
+}
+
+function session(id: number, name: string, conn = new FakeConn()): [Session, FakeConn] {
+  return [new Session(conn, id, name), conn];
+}
+
+function flushAll(...sessions: Session[]): Promise<void[]> {
+  return Promise.all(sessions.map((s) => s.outbound.flush()));
+}
+
+Deno.test("Hub.relay() sends to every other subscriber, never the sender, and returns the count", async () => {
+  const hub = new Hub();
+  const [ann, annConn] = session(1, "ann");
+  const [bob, bobConn] = session(2, "bob");
+  const [cid, cidConn] = session(3, "cid");
+  hub.add(ann);
+  hub.add(bob);
+  hub.add(cid);
+  assert.equal(hub.size, 3);
+  assert.deepEqual([...hub.sessions()], [ann, bob, cid]);
+
+  assert.equal(hub.relay(ann, encoder.encode("hi")), 2);
+  await flushAll(ann, bob, cid);
+  assert.deepEqual(annConn.texts, []);
+  assert.deepEqual(bobConn.texts, ["MSG ann 2\nhi\n"]);
+  assert.deepEqual(cidConn.texts, ["MSG ann 2\nhi\n"]);
+});
+
+Deno.test("Hub.relay() queues the same encoded bytes for every subscriber", async () => {
+  const hub = new Hub();
+  const [ann] = session(1, "ann");
+  const others = [2, 3, 4].map((id) => session(id, `s${id}`));
+  hub.add(ann);
+  for (const [s] of others) hub.add(s);
+  const payload = encoder.encode("shared");
+  assert.equal(hub.relay(ann, payload), 3);
+  await flushAll(...others.map(([s]) => s));
+  const chunks = others.map(([, conn]) => conn.chunks[0]);
+  assert.equal(decoder.decode(chunks[0]), "MSG ann 6\nshared\n");
+  for (const chunk of chunks.slice(1)) {
+    assert.equal(chunk.buffer, chunks[0].buffer, "encoded once: one buffer for all");
+    assert.equal(chunk.byteOffset, chunks[0].byteOffset);
+    assert.equal(chunk.length, chunks[0].length);
+  }
+});
+
+Deno.test("Hub.relay() returns 0 without subscribers, or with the sender as the only one", async () => {
+  const hub = new Hub();
+  const [ann, annConn] = session(1, "ann");
+  assert.equal(hub.relay(ann, encoder.encode("x")), 0);
+  hub.add(ann);
+  assert.equal(hub.relay(ann, encoder.encode("x")), 0);
+  await ann.outbound.flush();
+  assert.deepEqual(annConn.texts, []);
+});
+
+Deno.test("Hub.subscribe() stops and restarts relaying to a session", async () => {
+  const hub = new Hub();
+  const [ann] = session(1, "ann");
+  const [bob, bobConn] = session(2, "bob");
+  const [cid, cidConn] = session(3, "cid");
+  hub.add(ann);
+  hub.add(bob);
+  hub.add(cid);
+
+  hub.subscribe(cid, false); // UNSUB
+  assert.equal(cid.subscribed, false);
+  assert.equal(hub.relay(ann, encoder.encode("one")), 1);
+  hub.subscribe(cid, true); // SUB
+  assert.equal(cid.subscribed, true);
+  assert.equal(hub.relay(ann, encoder.encode("two")), 2);
+  await flushAll(bob, cid);
+  assert.deepEqual(bobConn.texts.join(""), "MSG ann 3\none\nMSG ann 3\ntwo\n");
+  assert.deepEqual(cidConn.texts.join(""), "MSG ann 3\ntwo\n");
+});
+
+Deno.test("Hub.add() keeps a session that is not subscribed out of the relay", async () => {
+  const hub = new Hub();
+  const [ann] = session(1, "ann");
+  const [bob, bobConn] = session(2, "bob");
+  bob.subscribed = false;
+  hub.add(ann);
+  hub.add(bob);
+  assert.equal(hub.relay(ann, encoder.encode("x")), 0);
+  await bob.outbound.flush();
+  assert.deepEqual(bobConn.texts, []);
+});
+
+Deno.test("Hub.remove() forgets a session: it gets nothing, and SUB does not bring it back", async () => {
+  const hub = new Hub();
+  const [ann] = session(1, "ann");
+  const [bob, bobConn] = session(2, "bob");
+  const [cid, cidConn] = session(3, "cid");
+  hub.add(ann);
+  hub.add(bob);
+  hub.add(cid);
+  hub.remove(bob);
+  assert.equal(hub.size, 2);
+  assert.deepEqual([...hub.sessions()], [ann, cid]);
+  assert.equal(hub.relay(ann, encoder.encode("x")), 1);
+  hub.subscribe(bob, true);
+  assert.equal(hub.relay(ann, encoder.encode("y")), 1);
+  await flushAll(bob, cid);
+  assert.deepEqual(bobConn.texts, []);
+  assert.equal(cidConn.texts.join(""), "MSG ann 1\nx\nMSG ann 1\ny\n");
+});
+
+Deno.test("Hub.relay() skips a subscriber that is closing", async () => {
+  const hub = new Hub();
+  const [ann] = session(1, "ann");
+  const [bob, bobConn] = session(2, "bob");
+  const [cid] = session(3, "cid");
+  hub.add(ann);
+  hub.add(bob);
+  hub.add(cid);
+  bob.close();
+  assert.equal(hub.relay(ann, encoder.encode("x")), 1);
+  await bob.outbound.flush();
+  assert.deepEqual(bobConn.texts, []);
+  await cid.outbound.flush();
+});
+
+Deno.test("Hub.relay() from a sender no longer in the hub reaches every subscriber, even a lone one", async () => {
+  // Frames a client sent before it was removed (protocol error, slow consumer) may
+  // still be in the server's channel; they are relayed like any other.
+  const hub = new Hub();
+  const [ann] = session(1, "ann");
+  const [bob, bobConn] = session(2, "bob");
+  const [cid] = session(3, "cid");
+  hub.add(ann);
+  hub.add(bob);
+  hub.add(cid);
+  hub.remove(ann);
+  assert.equal(hub.relay(ann, encoder.encode("one")), 2);
+  hub.remove(cid);
+  assert.equal(hub.relay(ann, encoder.encode("two")), 1, "bob is still subscribed");
+  await bob.outbound.flush();
+  assert.equal(bobConn.texts.join(""), "MSG ann 3\none\nMSG ann 3\ntwo\n");
+});
+
+Deno.test("Hub cuts off a slow consumer: ERR in front of its discarded backlog, others still served", async () => {
+  const cutOff: Session[] = [];
+  // Each relayed frame below is "MSG ann 9\n" + 9 bytes + "\n" = 20 bytes.
+  const hub = new Hub({ maxOutboundBytes: 70, onSlowConsumer: (s) => cutOff.push(s) });
+  const [ann] = session(1, "ann");
+  const [slow, slowConn] = session(2, "slow", new FakeConn({ blocked: true }));
+  const [bob, bobConn] = session(3, "bob");
+  hub.add(ann);
+  hub.add(slow);
+  hub.add(bob);
+  /** Relays message-i from ann and lets bob, who keeps up, take it. */
+  const relay = async (i: number): Promise<number> => {
+    const delivered = hub.relay(ann, encoder.encode(`message-${i}`));
+    await bob.outbound.flush();
+    return delivered;
+  };
+
+  assert.equal(await relay(0), 2);
+  await slowConn.wrote(); // message-0 is in flight and never completes (yet)
+  assert.equal(await relay(1), 2); // 40 bytes for slow
+  assert.equal(await relay(2), 2); // 60 bytes for slow
+  assert.equal(slow.outbound.buffered, 60);
+  assert.equal(cutOff.length, 0);
+
+  assert.equal(await relay(3), 1, "60 + 20 > 70: slow is cut off");
+  assert.deepEqual(cutOff, [slow]);
+  assert.equal(hub.slowConsumers, 1);
+  assert.equal(slow.closed, true);
+  assert.equal(
+    slow.outbound.buffered,
+    20 + "ERR slow consumer\n".length,
+    "the backlog is discarded, the ERR line is queued behind the write in flight",
+  );
+
+  assert.equal(await relay(4), 1, "slow is no longer a subscriber");
+  assert.equal(cutOff.length, 1, "onSlowConsumer is called once");
+  assert.equal(hub.slowConsumers, 1);
+
+  slowConn.release();
+  await slow.done;
+  assert.deepEqual(slowConn.texts, ["MSG ann 9\nmessage-0\n", "ERR slow consumer\n"]);
+  assert.equal(slowConn.closes, 1);
+
+  await bob.outbound.flush();
+  assert.equal(
+    bobConn.texts.join(""),
+    [0, 1, 2, 3, 4].map((i) => `MSG ann 9\nmessage-${i}\n`).join(""),
+  );
+});

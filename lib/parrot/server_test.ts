@@ -1,0 +1,493 @@
+import assert from "node:assert/strict";
+import { delay } from "../net/delay.ts";
+import type { ByteWriter } from "../net/write_coalescer.ts";
+import { type ClientEvent, ParrotClient } from "./client.ts";
+import { type ParrotServerOptions, startParrotServer } from "./server.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const HOST = "127.0.0.1";
+
+/** Lets every pending microtask and the timers due now run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** Waits until `condition()` holds, checking every 5 ms; throws after `timeoutMs`. */
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await delay(5);
+  }
+}
+
+function concat(...parts: (string | Uint8Array | number[])[]): Uint8Array {
+  const arrays = parts.map((part) =>
+    typeof part === "string" ? encoder.encode(part) : Uint8Array.from(part)
+  );
+  const out = new Uint8Array(arrays.reduce((sum, array) => sum + array.length, 0));
+  let offset = 0;
+  for (const array of arrays) {
+    out.set(array, offset);
+    offset += array.length;
+  }
+  return out;
+}
+
+/** An output that keeps a copy of everything written to it. */
+class RecordingOutput implements ByteWriter {
+  #chunks: Uint8Array[] = [];
+
+  write(p: Uint8Array): Promise<number> {
+    this.#chunks.push(p.slice()); // the server reuses its batch buffer
+    return Promise.resolve(p.length);
+  }
+
+  bytes(): Uint8Array {
+    return concat(...this.#chunks);
+  }
+
+  text(): string {
+    return decoder.decode(this.bytes());
+  }
+}
+
+/** A recording output whose writes wait until `unblock()`. */
+class BlockedOutput extends RecordingOutput {
+  writes = 0;
+  #gate = Promise.withResolvers<void>();
+  #firstWrite = Promise.withResolvers<void>();
+
+  override async write(p: Uint8Array): Promise<number> {
+    this.writes++;
+    const n = await super.write(p);
+    this.#firstWrite.resolve();
+    await this.#gate.promise;
+    return n;
+  }
+
+  get firstWrite(): Promise<void> {
+    return this.#firstWrite.promise;
+  }
+
+  unblock(): void {
+    this.#gate.resolve();
+  }
+}
+
+/** A raw TCP client of the server. */
+class RawClient {
+  readonly conn: Deno.Conn;
+  #received = "";
+  #closed = false;
+
+  private constructor(conn: Deno.Conn) {
+    this.conn = conn;
+  }
+
+  static async connect(port: number): Promise<RawClient> {
+    return new RawClient(await Deno.connect({ hostname: HOST, port }));
+  }
+
+  get localPort(): number {
+    return (this.conn.localAddr as Deno.NetAddr).port;
+  }
+
+  async write(data: string | Uint8Array): Promise<void> {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    let offset = 0;
+    while (offset < bytes.length) offset += await this.conn.write(bytes.subarray(offset));
+  }
+
+  /** Reads until `needle` arrived; returns what came up to and including it. */
+  async until(needle: string): Promise<string> {
+    const buffer = new Uint8Array(1024);
+    while (!this.#received.includes(needle)) {
+      const n = await this.conn.read(buffer);
+      if (n === null) {
+        throw new Error(`End of stream before ${JSON.stringify(needle)}: ${this.#received}`);
+      }
+      this.#received += decoder.decode(buffer.subarray(0, n));
+    }
+    const end = this.#received.indexOf(needle) + needle.length;
+    const taken = this.#received.slice(0, end);
+    this.#received = this.#received.slice(end);
+    return taken;
+  }
+
+  /** Reads to the end of the stream; returns the rest. */
+  async rest(): Promise<string> {
+    const buffer = new Uint8Array(1024);
+    try {
+      for (;;) {
+        const n = await this.conn.read(buffer);
+        if (n === null) break;
+        this.#received += decoder.decode(buffer.subarray(0, n));
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.ConnectionReset)) throw error;
+    }
+    const rest = this.#received;
+    this.#received = "";
+    return rest;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.conn.close();
+  }
+}
+
+/** Starts a server with no stdout output unless `output` is given. */
+function start(options: ParrotServerOptions = {}) {
+  return startParrotServer({ port: 0, output: null, ...options });
+}
+
+/** Every event the client got until its connection ended. */
+function collect(client: ParrotClient): Promise<ClientEvent[]> {
+  return Array.fromAsync(client);
+}
+
+Deno.test("startParrotServer() writes `<from>: <payload>` records in order, named by HELLO or ip:port", async () => {
+  const output = new RecordingOutput();
+  const server = start({ output });
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  const anonymous = await RawClient.connect(server.addr.port);
+  try {
+    ann.send("one");
+    ann.send("two");
+    ann.send("three");
+    await ann.ping();
+    await anonymous.write("MSG 1\nx\nplain text line\nPING\n");
+    assert.equal(
+      await anonymous.until("PONG\n"),
+      "MSG ann 3\none\nMSG ann 3\ntwo\nMSG ann 5\nthree\nPONG\n",
+      "the anonymous client is subscribed: ann's messages, then its PONG",
+    );
+    const from = `127.0.0.1:${anonymous.localPort}`;
+    assert.equal(
+      output.text(),
+      `ann: one\nann: two\nann: three\n${from}: x\n${from}: plain text line\n`,
+    );
+  } finally {
+    anonymous.close();
+    await ann.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() answers PING only after every message sent before it is out", async () => {
+  const output = new RecordingOutput();
+  const seen: string[] = [];
+  const server = start({
+    output,
+    onMessage: (from, payload) => seen.push(`${from}: ${decoder.decode(payload)}`),
+  });
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  try {
+    const expected: string[] = [];
+    for (let i = 0; i < 500; i++) {
+      ann.send(`message ${i}`);
+      expected.push(`ann: message ${i}`);
+    }
+    await ann.ping();
+    assert.deepEqual(seen, expected);
+    assert.equal(output.text(), expected.map((line) => `${line}\n`).join(""));
+  } finally {
+    await ann.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() relays a message to the other clients, not back to the sender", async () => {
+  const server = start();
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  const bob = await ParrotClient.connect({ port: server.addr.port, name: "bob" });
+  try {
+    await bob.ping(); // bob's HELLO is through
+    ann.send("hello bob");
+    await ann.ping(); // a relay to ann would arrive before this PONG
+    await bob.ping(); // the relay to bob arrives before this PONG
+    assert.equal(server.stats().relayed, 1);
+  } finally {
+    await ann.close();
+    await bob.close();
+    await server.shutdown();
+  }
+  assert.deepEqual(await collect(bob), [
+    { type: "message", from: "ann", payload: encoder.encode("hello bob") },
+  ]);
+  assert.deepEqual(await collect(ann), [], "ann got nothing back");
+});
+
+Deno.test("startParrotServer() with broadcast: false relays nothing", async () => {
+  const seen: string[] = [];
+  const server = start({ broadcast: false, onMessage: (from) => seen.push(from) });
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  const bob = await ParrotClient.connect({ port: server.addr.port, name: "bob" });
+  try {
+    await bob.ping();
+    ann.send("hello?");
+    await ann.ping();
+    await bob.ping(); // a relay to bob would be queued before this PONG
+    assert.deepEqual(seen, ["ann"]);
+    assert.equal(server.stats().relayed, 0);
+  } finally {
+    await ann.close();
+    await bob.close();
+    assert.deepEqual(await collect(bob), []);
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() relays nothing to a client connected with subscribe: false", async () => {
+  const server = start();
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  const bob = await ParrotClient.connect({ port: server.addr.port, name: "bob" });
+  const cid = await ParrotClient.connect({
+    port: server.addr.port,
+    name: "cid",
+    subscribe: false,
+  });
+  try {
+    await bob.ping();
+    await cid.ping(); // UNSUB is through
+    ann.send("for subscribers");
+    await ann.ping();
+    await bob.ping();
+    await cid.ping();
+    assert.equal(server.stats().relayed, 1);
+  } finally {
+    await ann.close();
+    await bob.close();
+    await cid.close();
+    await server.shutdown();
+  }
+  assert.deepEqual((await collect(bob)).map((event) => event.type), ["message"]);
+  assert.deepEqual(await collect(cid), []);
+});
+
+Deno.test("startParrotServer() closes a client on a protocol error with ERR and keeps serving the others", async () => {
+  const seen: string[] = [];
+  const server = start({
+    onMessage: (from, payload) => seen.push(`${from}: ${decoder.decode(payload)}`),
+  });
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  const bad = await RawClient.connect(server.addr.port);
+  try {
+    await ann.ping();
+    await bad.write("MSG abc\n");
+    assert.equal(await bad.rest(), "ERR malformed frame\n");
+    assert.equal(server.stats().protocolErrors, 1);
+    ann.send("still here");
+    await ann.ping();
+    assert.deepEqual(seen, ["ann: still here"]);
+  } finally {
+    bad.close();
+    await ann.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() refuses a client over maxClients with ERR too many clients", async () => {
+  const server = start({ maxClients: 1 });
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  const extra = await RawClient.connect(server.addr.port);
+  try {
+    await ann.ping();
+    assert.equal(await extra.rest(), "ERR too many clients\n");
+    assert.equal(server.stats().rejected, 1);
+    assert.equal(server.stats().clients, 1);
+    await ann.ping();
+  } finally {
+    extra.close();
+    await ann.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() closes a client stalled in the middle of a frame after readTimeoutMs", async () => {
+  const server = start({ readTimeoutMs: 100 });
+  const stalled = await RawClient.connect(server.addr.port);
+  try {
+    const started = performance.now();
+    await stalled.write("MSG 5\nhi");
+    assert.equal(await stalled.rest(), "ERR read timeout\n");
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 90, `closed after ${elapsed}ms`);
+    assert.equal(server.stats().readTimeouts, 1);
+    assert.equal(server.stats().messages, 0);
+  } finally {
+    stalled.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() pings a silent client after idleTimeoutMs, then closes it", async () => {
+  const server = start({ idleTimeoutMs: 100 });
+  const silent = await RawClient.connect(server.addr.port);
+  try {
+    const started = performance.now();
+    assert.equal(await silent.until("PING\n"), "PING\n");
+    const pingedAfter = performance.now() - started;
+    assert.ok(pingedAfter >= 90, `PING after ${pingedAfter}ms`);
+    assert.equal(await silent.rest(), "ERR idle timeout\n");
+    const closedAfter = performance.now() - started;
+    assert.ok(closedAfter >= 190, `closed after ${closedAfter}ms`);
+    assert.equal(server.stats().idleTimeouts, 1);
+  } finally {
+    silent.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() keeps a client that answers PING connected past several idle periods", async () => {
+  const seen: string[] = [];
+  const server = start({ idleTimeoutMs: 50, onMessage: (from) => seen.push(from) });
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  try {
+    await delay(300); // six idle periods; ParrotClient answers each PING with PONG
+    ann.send("still here");
+    await ann.ping();
+    assert.deepEqual(seen, ["ann"]);
+    assert.equal(server.stats().idleTimeouts, 0);
+    assert.equal(server.stats().clients, 1);
+  } finally {
+    const events = ann.close().then(() => collect(ann));
+    assert.deepEqual(await events, [], "no ERR");
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() shutdown() says QUIT and still takes what clients send before closing", async () => {
+  const output = new RecordingOutput();
+  const server = start({ output });
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  ann.send("before");
+  await ann.ping();
+
+  let finished = false;
+  const finishing = server.shutdown().then(() => finished = true);
+  const event = await ann[Symbol.asyncIterator]().next();
+  assert.deepEqual(event.value, { type: "quit" });
+  ann.send("after quit 1");
+  ann.send("after quit 2");
+  await nextTurn();
+  assert.equal(finished, false, "the server waits for its client");
+  await ann.close();
+  await finishing;
+  await server.finished;
+  assert.equal(output.text(), "ann: before\nann: after quit 1\nann: after quit 2\n");
+  await assert.rejects(
+    Deno.connect({ hostname: HOST, port: server.addr.port }),
+    Deno.errors.ConnectionRefused,
+  );
+});
+
+Deno.test("startParrotServer() stats() counts clients, messages, bytes and rejections", async () => {
+  const server = start({ maxClients: 2 });
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  const bob = await ParrotClient.connect({ port: server.addr.port, name: "bob", subscribe: false });
+  const extra = await RawClient.connect(server.addr.port);
+  try {
+    await ann.ping();
+    await bob.ping();
+    assert.equal(await extra.rest(), "ERR too many clients\n");
+    ann.send("abc");
+    ann.send("");
+    bob.send("héllo");
+    await ann.ping();
+    await bob.ping();
+    const stats = server.stats();
+    assert.equal(stats.clients, 2);
+    assert.equal(stats.messages, 3);
+    assert.equal(stats.bytes, 3 + 0 + 6);
+    assert.equal(stats.relayed, 1, "only bob's message reaches a subscriber (ann)");
+    assert.equal(stats.rejected, 1);
+    assert.equal(stats.queueDepth, 0);
+    assert.equal(stats.slowConsumers, 0);
+  } finally {
+    extra.close();
+    await ann.close();
+    await bob.close();
+    await server.shutdown();
+  }
+  assert.equal(server.stats().clients, 0);
+});
+
+Deno.test("startParrotServer() writes binary payloads with NUL, CR and LF byte for byte", async () => {
+  const output = new RecordingOutput();
+  const payloads: Uint8Array[] = [];
+  const server = start({ output, onMessage: (_from, payload) => payloads.push(payload.slice()) });
+  const client = await ParrotClient.connect({ port: server.addr.port, name: "bin" });
+  try {
+    const payload = Uint8Array.from([0, 13, 10, 77, 83, 71, 32, 49, 10, 255, 13, 0, 10]);
+    const second = Uint8Array.from([10]);
+    client.send(payload);
+    client.send(second);
+    await client.ping();
+    assert.deepEqual(output.bytes(), concat("bin: ", payload, [10], "bin: ", second, [10]));
+    assert.deepEqual(payloads, [payload, second]);
+  } finally {
+    await client.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() puts together a frame that arrives one byte at a time", async () => {
+  const output = new RecordingOutput();
+  const server = start({ output });
+  const raw = await RawClient.connect(server.addr.port);
+  try {
+    const bytes = encoder.encode("HELLO drip\nMSG 12\nhello\r\nworld\nPING\n");
+    for (let i = 0; i < bytes.length; i++) await raw.write(bytes.subarray(i, i + 1));
+    assert.equal(await raw.until("PONG\n"), "PONG\n");
+    assert.equal(output.text(), "drip: hello\r\nworld\n");
+  } finally {
+    raw.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() holds further messages while the output is blocked and loses none", async () => {
+  const output = new BlockedOutput();
+  const server = start({ output, queueCapacity: 1, broadcast: false });
+  const port = server.addr.port;
+  const clients = await Promise.all(
+    ["c1", "c2", "c3", "c4"].map((name) => ParrotClient.connect({ port, name })),
+  );
+  try {
+    await Promise.all(clients.map((client) => client.ping())); // every HELLO is through
+    clients[0].send("m1");
+    await output.firstWrite; // the main task now waits for the output
+    for (const [i, client] of clients.slice(1).entries()) {
+      client.send(`m${i + 2}`);
+      await client.flush();
+    }
+    let ponged = false;
+    const ping = clients[1].ping().then(() => ponged = true);
+
+    let maxDepth = 0;
+    const sample = () => (maxDepth = Math.max(maxDepth, server.stats().queueDepth));
+    await waitFor(() => (sample(), server.stats().queueDepth === 1), "a read batch to wait");
+    const until = Date.now() + 50;
+    await waitFor(() => (sample(), Date.now() >= until), "50 ms of sampling");
+    assert.ok(maxDepth <= 1, `queue depth ${maxDepth} above the capacity`);
+    assert.equal(server.stats().messages, 1, "only the first message was taken");
+    assert.equal(output.writes, 1);
+    assert.equal(ponged, false, "the PING waits behind the messages");
+
+    output.unblock();
+    await ping;
+    await Promise.all(clients.map((client) => client.ping()));
+    assert.equal(server.stats().messages, 4);
+    const lines = output.text().split("\n").filter((line) => line !== "").sort();
+    assert.deepEqual(lines, ["c1: m1", "c2: m2", "c3: m3", "c4: m4"]);
+  } finally {
+    output.unblock();
+    await Promise.all(clients.map((client) => client.close()));
+    await server.shutdown();
+  }
+});

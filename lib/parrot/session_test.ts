@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { CLOSE_FLUSH_TIMEOUT_MS } from "../defaults.ts";
+import { Session } from "./session.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Lets every pending microtask and the timers due now run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+async function hasSettled(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(() => settled = true, () => settled = true);
+  await nextTurn();
+  return settled;
+}
+
+/**
+ * A fake connection: records writes and closes in order. Writes complete at once
+ * unless `blocked`, in which case they wait for `release()`.
+ */
+class FakeConn {
+  log: string[] = [];
+  writes: string[] = [];
+  closes = 0;
+  #blocked: boolean;
+  #pending: { p: Uint8Array; resolve: (n: number) => void }[] = [];
+  #writeWaiters: (() => void)[] = [];
+
+  constructor(options: { blocked?: boolean } = {}) {
+    this.#blocked = options.blocked ?? false;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    const text = decoder.decode(p);
+    this.log.push(`write ${JSON.stringify(text)}`);
+    for (const waiter of this.#writeWaiters.splice(0)) waiter();
+    if (!this.#blocked) {
+      this.writes.push(text);
+      return Promise.resolve(p.length);
+    }
+    return new Promise((resolve) => this.#pending.push({ p, resolve }));
+  }
+
+  close(): void {
+    this.closes++;
+    this.log.push("close");
+  }
+
+  /** Resolves once a write has been made (at once if one was). */
+  wrote(): Promise<void> {
+    if (this.log.some((entry) => entry.startsWith("write"))) return Promise.resolve();
+    return new Promise((resolve) => this.#writeWaiters.push(resolve));
+  }
+
+  /** Completes the blocked writes and every later write at once. */
+  release(): void {
+    this.#blocked = false;
+    for (const { p, resolve } of this.#pending.splice(0)) {
+      this.writes.push(decoder.decode(p));
+      resolve(p.length);
+    }
+  }
+}
+
+Deno.test("Session has an id, a name and the matching prefix; setName() renames it", () => {
+  const session = new Session(new FakeConn(), 7, "127.0.0.1:5000");
+  assert.equal(session.id, 7);
+  assert.equal(session.name, "127.0.0.1:5000");
+  assert.equal(decoder.decode(session.prefix), "127.0.0.1:5000: ");
+  assert.equal(session.subscribed, true);
+  assert.equal(session.closed, false);
+  session.setName("bob");
+  assert.equal(session.name, "bob");
+  assert.deepEqual(session.prefix, encoder.encode("bob: "));
+});
+
+Deno.test("Session.send() queues bytes on the outbound coalescer", async () => {
+  const conn = new FakeConn();
+  const session = new Session(conn, 1, "a");
+  session.send(encoder.encode("PING\n"));
+  session.send(encoder.encode("PONG\n"));
+  await session.outbound.flush();
+  assert.deepEqual(conn.writes, ["PING\nPONG\n"]);
+});
+
+Deno.test("Session.close() closes the conn once, settles done and ignores later sends", async () => {
+  const conn = new FakeConn();
+  const session = new Session(conn, 1, "a");
+  assert.equal(await hasSettled(session.done), false);
+  session.close();
+  session.close();
+  assert.equal(session.closed, true);
+  assert.equal(conn.closes, 1);
+  await session.done;
+  session.send(encoder.encode("late\n"));
+  assert.equal(session.outbound.buffered, 0);
+  await session.outbound.flush();
+  assert.deepEqual(conn.writes, []);
+});
+
+Deno.test("Session.close() swallows the error of a conn that is already closed", async () => {
+  const session = new Session(
+    {
+      write: (p) => Promise.resolve(p.length),
+      close() {
+        throw new Deno.errors.BadResource("Bad resource ID");
+      },
+    },
+    1,
+    "a",
+  );
+  session.close();
+  await session.done;
+  assert.equal(session.closed, true);
+});
+
+Deno.test("Session.fail() writes `ERR <reason>` and then closes, once", async () => {
+  const conn = new FakeConn();
+  const session = new Session(conn, 1, "a");
+  const failing = session.fail("malformed frame");
+  assert.equal(session.closed, true, "closing starts at once");
+  const again = session.fail("read timeout");
+  assert.equal(again, failing, "a second fail() is the same closing");
+  await failing;
+  await session.done;
+  assert.deepEqual(conn.log, ['write "ERR malformed frame\\n"', "close"]);
+  assert.equal(conn.closes, 1);
+  await session.fail("idle timeout");
+  session.finish();
+  assert.deepEqual(conn.log, ['write "ERR malformed frame\\n"', "close"]);
+});
+
+Deno.test("Session.fail() writes the error after the backlog, or in its place with discardBacklog", async () => {
+  for (const discardBacklog of [false, true]) {
+    const conn = new FakeConn({ blocked: true });
+    const session = new Session(conn, 1, "a");
+    session.send(encoder.encode("first\n"));
+    await conn.wrote();
+    session.send(encoder.encode("second\n"));
+    session.send(encoder.encode("third\n"));
+    const failing = session.fail("slow consumer", { discardBacklog });
+    conn.release();
+    await failing;
+    assert.deepEqual(
+      conn.writes,
+      discardBacklog
+        ? ["first\n", "ERR slow consumer\n"]
+        : ["first\n", "second\nthird\nERR slow consumer\n"],
+      `discardBacklog: ${discardBacklog}`,
+    );
+    assert.equal(conn.closes, 1);
+  }
+});
+
+Deno.test("Session.finish() closes after the queued bytes are written", async () => {
+  const conn = new FakeConn({ blocked: true });
+  const session = new Session(conn, 1, "a");
+  session.send(encoder.encode("QUIT\n"));
+  const finishing = session.finish();
+  assert.equal(session.finish(), finishing, "idempotent");
+  assert.equal(session.closed, true);
+  session.send(encoder.encode("ignored while closing\n"));
+  await conn.wrote();
+  assert.equal(await hasSettled(finishing), false, "waits for the write");
+  assert.equal(conn.closes, 0);
+  conn.release();
+  await finishing;
+  await session.done;
+  assert.deepEqual(conn.log, ['write "QUIT\\n"', "close"]);
+});
+
+Deno.test("Session.finish() closes after CLOSE_FLUSH_TIMEOUT_MS when the writer never finishes", async () => {
+  const conn = new FakeConn({ blocked: true }); // never released
+  const session = new Session(conn, 1, "a");
+  session.send(encoder.encode("stuck\n"));
+  const started = performance.now();
+  await session.finish();
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed >= CLOSE_FLUSH_TIMEOUT_MS - 20, `closed after ${elapsed}ms`);
+  assert.ok(elapsed < CLOSE_FLUSH_TIMEOUT_MS + 1_000, `closed after ${elapsed}ms`);
+  assert.equal(conn.closes, 1);
+  await session.done;
+  assert.deepEqual(conn.writes, []);
+});
