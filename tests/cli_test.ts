@@ -163,3 +163,15 @@ Deno.test("server logs JSON lines and periodic stats on stderr when asked", asyn
   assert.ok(records.every((record) => record.level && record.time && record.logger));
   assert.equal(server.stdout.text().split("\n")[0].endsWith(": counted"), true);
 });
+
+Deno.test("client says the server is gone and exits 1 when the server dies", async () => {
+  const server = await startServer();
+  const client = spawn(DENO, [...CLIENT_RUN_ARGS, String(server.port), "--interval", "1m"]);
+  await client.stdout.waitForText("write ");
+  server.kill("SIGKILL");
+  await server.status;
+  const status = await client.status;
+  assert.equal(status.code, 1);
+  assert.match(client.stderr.text(), /the server closed the connection/);
+  assert.doesNotMatch(client.stderr.text(), /^\s+at /m);
+});
