@@ -11,10 +11,11 @@
 
 import denoJson from "./deno.json" with { type: "json" };
 import {
-  parseCommandLine,
+  errorMessage,
   parseCount,
   parseDurationOption,
   parsePort,
+  parseProgramArgs,
   runCli,
   UsageError,
 } from "./lib/cli/args.ts";
@@ -56,21 +57,12 @@ export const CLIENT_OPTIONS = {
   interval: { type: "string" },
   count: { type: "string", default: "0" },
   message: { type: "string" },
-  help: { type: "boolean", short: "h", default: false },
-  version: { type: "boolean", default: false },
 } as const;
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseCommandLine(Deno.args, CLIENT_OPTIONS);
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (values.version) {
-    console.log(`parrot ${denoJson.version}`);
-    return 0;
-  }
-  if (positionals.length > 1) throw new UsageError(`Unexpected argument "${positionals[1]}"`);
+  const args = parseProgramArgs(Deno.args, CLIENT_OPTIONS, USAGE, 1);
+  if (!args) return 0;
+  const { values, positionals } = args;
   const port = parsePort(positionals[0]);
   if (port === 0) throw new UsageError("Cannot connect to port 0: give the server's port");
   const hostname = values.host as string;
@@ -168,7 +160,7 @@ function reason(error: unknown): string {
   if (error instanceof Deno.errors.ConnectionRefused) {
     return "connection refused (is the server running?)";
   }
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }
 
 if (import.meta.main) await runCli(main, HINT);

@@ -10,10 +10,11 @@
 import { getLogger } from "@logtape/logtape";
 import denoJson from "./deno.json" with { type: "json" };
 import {
-  parseCommandLine,
+  errorMessage,
   parseCount,
   parseDurationOption,
   parsePort,
+  parseProgramArgs,
   runCli,
   UsageError,
 } from "./lib/cli/args.ts";
@@ -63,32 +64,25 @@ Ctrl+C (SIGINT) or SIGTERM shuts down gracefully; a second Ctrl+C after 1s exits
 const HINT = "Run `deno task server --help` for usage.";
 const log = getLogger(["parrot", "server"]);
 
+const SERVER_OPTIONS = {
+  host: { type: "string", default: DEFAULT_HOST },
+  "max-clients": { type: "string" },
+  "read-timeout": { type: "string" },
+  "idle-timeout": { type: "string" },
+  grace: { type: "string" },
+  "max-frame": { type: "string" },
+  "max-outbound": { type: "string" },
+  queue: { type: "string" },
+  "no-broadcast": { type: "boolean", default: false },
+  stats: { type: "string" },
+  "log-level": { type: "string", default: "info" },
+  "log-format": { type: "string", default: "text" },
+} as const;
+
 async function main(): Promise<number> {
-  const { values, positionals } = parseCommandLine(Deno.args, {
-    host: { type: "string", default: DEFAULT_HOST },
-    "max-clients": { type: "string" },
-    "read-timeout": { type: "string" },
-    "idle-timeout": { type: "string" },
-    grace: { type: "string" },
-    "max-frame": { type: "string" },
-    "max-outbound": { type: "string" },
-    queue: { type: "string" },
-    "no-broadcast": { type: "boolean", default: false },
-    stats: { type: "string" },
-    "log-level": { type: "string", default: "info" },
-    "log-format": { type: "string", default: "text" },
-    help: { type: "boolean", short: "h", default: false },
-    version: { type: "boolean", default: false },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (values.version) {
-    console.log(`parrot ${denoJson.version}`);
-    return 0;
-  }
-  if (positionals.length > 1) throw new UsageError(`Unexpected argument "${positionals[1]}"`);
+  const args = parseProgramArgs(Deno.args, SERVER_OPTIONS, USAGE, 1);
+  if (!args) return 0;
+  const { values, positionals } = args;
   const port = parsePort(positionals[0]);
   const option = (name: string) => values[name] as string | undefined;
   const duration = (name: string, fallback: number) => {
@@ -214,7 +208,7 @@ function listenFailure(error: unknown, hostname: string, port: number): string {
   if (error instanceof Deno.errors.AddrNotAvailable) {
     return `Cannot listen on ${where}: the address is not available on this machine`;
   }
-  return `Cannot listen on ${where}: ${error instanceof Error ? error.message : String(error)}`;
+  return `Cannot listen on ${where}: ${errorMessage(error)}`;
 }
 
 if (import.meta.main) await runCli(main, HINT);

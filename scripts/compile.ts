@@ -15,7 +15,7 @@
  */
 
 import denoJson from "../deno.json" with { type: "json" };
-import { parseCommandLine, runCli, UsageError } from "../lib/cli/args.ts";
+import { parseProgramArgs, runCli } from "../lib/cli/args.ts";
 
 const USAGE = `parrot compile ${denoJson.version}: builds the single binaries with deno compile.
 
@@ -38,14 +38,7 @@ const BINARIES = [
 ] as const;
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseCommandLine(Deno.args, {
-    help: { type: "boolean", short: "h", default: false },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+  if (!parseProgramArgs(Deno.args, {}, USAGE, 0)) return 0;
 
   await Deno.mkdir("dist", { recursive: true });
   for (const { output, source, permissions } of BINARIES) {

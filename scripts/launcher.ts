@@ -14,10 +14,11 @@
 import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import {
-  parseCommandLine,
+  errorMessage,
   parseCount,
   parseDurationOption,
   parsePort,
+  parseProgramArgs,
   runCli,
   UsageError,
 } from "../lib/cli/args.ts";
@@ -75,8 +76,6 @@ const LAUNCHER_OPTIONS = {
   interval: { type: "string" },
   messages: { type: "string" },
   message: { type: "string" },
-  help: { type: "boolean", short: "h", default: false },
-  version: { type: "boolean", default: false },
 } as const;
 
 const CLIENT_PATH = fileURLToPath(new URL("../client.ts", import.meta.url));
@@ -98,15 +97,9 @@ interface LaunchedClient {
 }
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseCommandLine(Deno.args, LAUNCHER_OPTIONS);
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (values.version) {
-    console.log(`parrot ${denoJson.version}`);
-    return 0;
-  }
+  const args = parseProgramArgs(Deno.args, LAUNCHER_OPTIONS, USAGE, 1);
+  if (!args) return 0;
+  const { values, positionals } = args;
   const plan = planLaunch(values, positionals);
   const launcherPid = Deno.pid;
   const say = (line: string) => console.log(`launcher(${launcherPid}): ${line}`);
@@ -172,7 +165,6 @@ function planLaunch(
   values: Record<string, string | boolean | undefined>,
   positionals: string[],
 ): LaunchPlan {
-  if (positionals.length > 1) throw new UsageError(`Unexpected argument "${positionals[1]}"`);
   const port = parsePort(positionals[0]);
   if (port === 0) throw new UsageError("Cannot connect to port 0: give the server's port");
   const option = (name: string) => values[name] as string | undefined;
@@ -221,8 +213,7 @@ function startClient(args: string[], index: number, count: number): LaunchedClie
       stderr: "inherit",
     }).spawn();
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`Cannot start client ${index} of ${count}: ${reason}`);
+    throw new Error(`Cannot start client ${index} of ${count}: ${errorMessage(error)}`);
   }
   return { pid: child.pid, child, status: child.status };
 }

@@ -12,7 +12,7 @@
  */
 
 import denoJson from "../deno.json" with { type: "json" };
-import { parseCommandLine, runCli, UsageError } from "../lib/cli/args.ts";
+import { errorMessage, parseProgramArgs, runCli } from "../lib/cli/args.ts";
 import { readClientPidFiles, removePidFile } from "../lib/cli/pid_files.ts";
 
 const USAGE =
@@ -33,14 +33,7 @@ const HINT = "Run `deno task stop-clients --help` for usage.";
 type StopOutcome = { kind: "stopped" } | { kind: "gone" } | { kind: "failed"; reason: string };
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseCommandLine(Deno.args, {
-    help: { type: "boolean", short: "h", default: false },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+  if (!parseProgramArgs(Deno.args, {}, USAGE, 0)) return 0;
 
   const files = await readClientPidFiles();
   if (files.every((file) => file.pids.length === 0 && file.invalid.length === 0)) {
@@ -100,8 +93,7 @@ async function sendTerminate(pid: number): Promise<StopOutcome> {
       stderr: "piped",
     }).output();
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`Cannot run the kill command: ${reason}`);
+    throw new Error(`Cannot run the kill command: ${errorMessage(error)}`);
   }
   if (output.success) return { kind: "stopped" };
   const message = new TextDecoder().decode(output.stderr).trim();

@@ -9,6 +9,7 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import denoJson from "../../deno.json" with { type: "json" };
 import { parseDuration } from "../net/duration.ts";
 
 /** A mistake in the command line. */
@@ -34,9 +35,51 @@ export function parseCommandLine<T extends ParseArgsConfig["options"]>(
     });
     return { values: values as Record<string, string | boolean | undefined>, positionals };
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new UsageError(message.split("\n")[0].replace(/\.$/, ""));
+    throw new UsageError(errorMessage(error).split("\n")[0].replace(/\.$/, ""));
   }
+}
+
+/** The parsed command line of a program, see {@linkcode parseProgramArgs}. */
+export interface ProgramArgs {
+  /** Option values by name. */
+  values: Record<string, string | boolean | undefined>;
+  /** Arguments that are not options. */
+  positionals: string[];
+}
+
+/**
+ * Parses a program's command line with `-h/--help` and `--version` added to `options`.
+ * Prints `usage` or the version and returns `undefined` when either is asked for;
+ * refuses more than `maxPositionals` positional arguments.
+ */
+export function parseProgramArgs(
+  args: string[],
+  options: ParseArgsConfig["options"],
+  usage: string,
+  maxPositionals: number,
+): ProgramArgs | undefined {
+  const parsed = parseCommandLine(args, {
+    ...options,
+    help: { type: "boolean", short: "h", default: false },
+    version: { type: "boolean", default: false },
+  });
+  if (parsed.values.help) {
+    console.log(usage);
+    return undefined;
+  }
+  if (parsed.values.version) {
+    console.log(`parrot ${denoJson.version}`);
+    return undefined;
+  }
+  if (parsed.positionals.length > maxPositionals) {
+    throw new UsageError(`Unexpected argument "${parsed.positionals[maxPositionals]}"`);
+  }
+  return parsed;
+}
+
+/** The message of an error, or the thrown value as text. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Parses a TCP port (0 to 65535). */
@@ -83,7 +126,7 @@ export async function runCli(main: () => Promise<number>, hint: string): Promise
       console.error(`error: ${error.message}\n${hint}`);
       code = 2;
     } else {
-      console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+      console.error(`error: ${errorMessage(error)}`);
       code = 1;
     }
   }
