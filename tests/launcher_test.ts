@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { pidFileExists } from "../lib/cli/pid_files.ts";
 import { DENO, ROOT, runDeno, type Running, spawn, startServer, waitFor } from "./helpers.ts";
 
 /** `deno task clients <port> ...` with piped output. */
@@ -41,16 +42,6 @@ async function launcherPid(launcher: Running, clientCount: number): Promise<numb
 
 function occurrences(text: string, needle: string): number {
   return text.split(needle).length - 1;
-}
-
-async function fileExists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /** Stops whatever is still running (after a failed assertion) and waits for every exit. */
@@ -89,7 +80,7 @@ Deno.test("launcher starts --count clients and exits 0 when the server shuts dow
     assert.equal(launcherStatus.code, 0, `launcher output:\n${output}${launcher.stderr.text()}`);
     assert.equal(occurrences(output, "received request to quit"), 2, output);
     for (const pid of pids) assert.match(output, new RegExp(`^client\\(${pid}\\): stopping`, "m"));
-    assert.equal(await fileExists(pidFile), false, `${pidFile} should be removed`);
+    assert.equal(await pidFileExists(pidFile), false, `${pidFile} should be removed`);
     assert.equal((await server.status).code, 0, server.stderr.text());
   } finally {
     await stopAll(launcher, server);
@@ -114,7 +105,7 @@ Deno.test("stop-clients from another terminal stops the launcher's clients", asy
     const output = launcher.stdout.text();
     assert.equal(launcherStatus.code, 0, `launcher output:\n${output}${launcher.stderr.text()}`);
     for (const pid of pids) assert.match(output, new RegExp(`^client\\(${pid}\\): stopping`, "m"));
-    assert.equal(await fileExists(pidFile), false, `${pidFile} should be removed`);
+    assert.equal(await pidFileExists(pidFile), false, `${pidFile} should be removed`);
 
     server.kill("SIGINT");
     assert.equal((await server.status).code, 0, server.stderr.text());
@@ -142,7 +133,7 @@ Deno.test("launcher forwards SIGTERM to its clients and exits 0", async () => {
     assert.equal(launcherStatus.code, 0, `launcher output:\n${output}${launcher.stderr.text()}`);
     assert.match(output, /stopping the clients/);
     for (const pid of pids) assert.match(output, new RegExp(`^client\\(${pid}\\): stopping`, "m"));
-    assert.equal(await fileExists(pidFile), false, `${pidFile} should be removed`);
+    assert.equal(await pidFileExists(pidFile), false, `${pidFile} should be removed`);
     // Only the launcher's clients stopped: the server is up and sees them gone.
     assert.equal(serverExited, false, "the server should still run");
     const statsFrom = server.stderr.text().length;
@@ -231,7 +222,7 @@ Deno.test("stop-clients reports stale pids as already gone and removes their fil
       stale.stderr,
       'skipping "not-a-pid" in .parrot/clients-12345.pids: not a client process id\n',
     );
-    assert.equal(await fileExists(`${cwd}/.parrot/clients-12345.pids`), false);
+    assert.equal(await pidFileExists(`${cwd}/.parrot/clients-12345.pids`), false);
   } finally {
     await Deno.remove(cwd, { recursive: true });
   }

@@ -9,6 +9,7 @@ import {
   listeningPort,
   msg,
   RawClient,
+  type Running,
   SERVER_RUN_ARGS,
   spawn,
   startServer,
@@ -24,6 +25,13 @@ async function stillServed(
   await client.write(msg(text));
   await client.ping();
   assert.ok(server.stdout.text().includes(`: ${text}\n`), `"${text}" was not printed`);
+}
+
+/** Closes `clients`, stops the server with SIGINT and checks that it exits 0. */
+async function closeAndStop(server: Running, ...clients: RawClient[]): Promise<void> {
+  await Promise.all(clients.map((client) => client.close()));
+  server.child.kill("SIGINT");
+  assert.equal((await server.status).code, 0);
 }
 
 Deno.test("server refuses clients over --max-clients and frees the slot when one leaves", async () => {
@@ -47,9 +55,7 @@ Deno.test("server refuses clients over --max-clients and frees the slot when one
   }
   assert.ok(admitted, "the slot was never freed");
   await stillServed(admitted, server, "a free slot");
-  await Promise.all([second.close(), third.close(), admitted.close()]);
-  server.kill("SIGINT");
-  assert.equal((await server.status).code, 0);
+  await closeAndStop(server, second, third, admitted);
 });
 
 Deno.test("server answers bad frames with ERR, closes them, and keeps serving others", async () => {
@@ -76,9 +82,7 @@ Deno.test("server answers bad frames with ERR, closes them, and keeps serving ot
     await offender.close();
     await stillServed(healthy, server, `ok ${index}`);
   }
-  await healthy.close();
-  server.kill("SIGINT");
-  assert.equal((await server.status).code, 0);
+  await closeAndStop(server, healthy);
   assert.doesNotMatch(server.stderr.text(), /\bat .*\.ts:\d+/, "a stack trace was logged");
 });
 
@@ -104,9 +108,7 @@ Deno.test("server evicts a slowloris sender with ERR read timeout while others f
   assert.equal(await slow.closedByServer(), "PONG\nERR read timeout\n");
   const elapsed = Date.now() - started;
   assert.ok(elapsed >= 250 && elapsed < 3_000, `evicted after ${elapsed}ms`);
-  await Promise.all([healthy.close(), slow.close()]);
-  server.kill("SIGINT");
-  assert.equal((await server.status).code, 0);
+  await closeAndStop(server, healthy, slow);
 });
 
 Deno.test("server PINGs an idle client and drops it with ERR idle timeout", async () => {
@@ -127,9 +129,7 @@ Deno.test("server PINGs an idle client and drops it with ERR idle timeout", asyn
   await answers;
   await stillServed(answering, server, "still here");
   assert.doesNotMatch(answering.received.text(), /ERR/);
-  await Promise.all([silent.close(), answering.close()]);
-  server.kill("SIGINT");
-  assert.equal((await server.status).code, 0);
+  await closeAndStop(server, silent, answering);
 });
 
 Deno.test("server cuts off a slow consumer while the other subscribers get every message", async () => {
@@ -157,9 +157,7 @@ Deno.test("server cuts off a slow consumer while the other subscribers get every
   assert.match(server.stderr.text(), /slow consumer sleeper/);
   const heard = new Uint8Array(await new Response(sleeper.readable).arrayBuffer());
   assert.ok(heard.length < count * frameBytes, "the sleeper got everything after all");
-  await Promise.all([publisher.close(), reader.close()]);
-  server.kill("SIGINT");
-  assert.equal((await server.status).code, 0);
+  await closeAndStop(server, publisher, reader);
 });
 
 Deno.test("server logs one line when it runs out of file descriptors and keeps serving", async () => {
@@ -183,8 +181,6 @@ Deno.test("server logs one line when it runs out of file descriptors and keeps s
   const fresh = await RawClient.connect(port);
   await fresh.write("HELLO fresh\nstill alive\n");
   await fresh.ping();
-  await fresh.close();
-  running.child.kill("SIGINT");
-  assert.equal((await running.status).code, 0);
+  await closeAndStop(running, fresh);
   assert.match(running.stdout.text(), /^fresh: still alive$/m);
 });

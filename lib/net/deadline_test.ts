@@ -1,49 +1,11 @@
 import assert from "node:assert/strict";
+import { countingController, tcpPair } from "../testing.ts";
 import { abortable, deadlineSignal, isTimeoutError, readWithDeadline } from "./deadline.ts";
-
-/** An abort controller whose signal counts its registered abort listeners. */
-function countingController(): { controller: AbortController; listeners: () => number } {
-  const controller = new AbortController();
-  const signal = controller.signal;
-  const add = signal.addEventListener.bind(signal);
-  const remove = signal.removeEventListener.bind(signal);
-  const registered = new Set<unknown>();
-  signal.addEventListener = (...args: Parameters<typeof add>) => {
-    registered.add(args[1]);
-    add(...args);
-  };
-  signal.removeEventListener = (...args: Parameters<typeof remove>) => {
-    registered.delete(args[1]);
-    remove(...args);
-  };
-  return { controller, listeners: () => registered.size };
-}
 
 function aborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) =>
     signal.addEventListener("abort", () => resolve(), { once: true })
   );
-}
-
-/** A connected TCP pair on 127.0.0.1, closed by `close()`. */
-async function tcpPair(): Promise<{ client: Deno.Conn; server: Deno.Conn; close: () => void }> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  try {
-    const [client, server] = await Promise.all([
-      Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
-      listener.accept(),
-    ]);
-    const closeQuietly = (conn: Deno.Conn): void => {
-      try {
-        conn.close();
-      } catch (error) {
-        if (!(error instanceof Deno.errors.BadResource)) throw error;
-      }
-    };
-    return { client, server, close: () => (closeQuietly(client), closeQuietly(server)) };
-  } finally {
-    listener.close();
-  }
 }
 
 Deno.test("abortable() resolves with the value of the promise", async () => {

@@ -1,23 +1,6 @@
 import assert from "node:assert/strict";
+import { countingController } from "../testing.ts";
 import { delay, settlesWithin } from "./delay.ts";
-
-/** An abort controller whose signal counts its registered abort listeners. */
-function countingController(): { controller: AbortController; listeners: () => number } {
-  const controller = new AbortController();
-  const signal = controller.signal;
-  const add = signal.addEventListener.bind(signal);
-  const remove = signal.removeEventListener.bind(signal);
-  const registered = new Set<unknown>();
-  signal.addEventListener = (...args: Parameters<typeof add>) => {
-    registered.add(args[1]);
-    add(...args);
-  };
-  signal.removeEventListener = (...args: Parameters<typeof remove>) => {
-    registered.delete(args[1]);
-    remove(...args);
-  };
-  return { controller, listeners: () => registered.size };
-}
 
 Deno.test("delay() resolves after the given milliseconds", async () => {
   const started = performance.now();

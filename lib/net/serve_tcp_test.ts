@@ -1,17 +1,26 @@
 import assert from "node:assert/strict";
+import { nextTurn } from "../testing.ts";
 import { type ConnInfo, serveTcp, type TcpHandler } from "./serve_tcp.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const HOST = "127.0.0.1";
 
-/** Lets every pending microtask and the timers due now run. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
 function connect(port: number): Promise<Deno.Conn> {
   return Deno.connect({ hostname: HOST, port });
+}
+
+/** Connects to `port`, runs `use` with the connection and closes it. */
+async function withConnection(
+  port: number,
+  use: (conn: Deno.Conn) => Promise<void>,
+): Promise<void> {
+  const conn = await connect(port);
+  try {
+    await use(conn);
+  } finally {
+    conn.close();
+  }
 }
 
 /** Reads until `needle` has arrived (or the end); returns everything read. */
@@ -152,13 +161,10 @@ Deno.test("serveTcp() hands a connection over maxConnections to onReject and clo
     await gone;
     await nextTurn();
 
-    const later = await connect(server.addr.port);
-    try {
+    await withConnection(server.addr.port, async (later) => {
       assert.match(await readUntil(later, "\n"), /^hi \d+\n$/, "the slot was freed");
       assert.equal(rejected.length, 1);
-    } finally {
-      later.close();
-    }
+    });
   } finally {
     await server.shutdown();
   }
@@ -284,13 +290,10 @@ Deno.test("serveTcp() reports a throwing handler to onHandlerError, closes its c
     assert.equal(errors[0].info.id, 1);
     assert.equal(errors[0].info.remoteAddr.port, (failing.localAddr as Deno.NetAddr).port);
 
-    const next = await connect(server.addr.port);
-    try {
+    await withConnection(server.addr.port, async (next) => {
       assert.equal(await readUntil(next, "\n"), "hi 2\n");
       assert.equal(server.connections, 1);
-    } finally {
-      next.close();
-    }
+    });
   } finally {
     await server.shutdown();
   }
@@ -316,12 +319,9 @@ Deno.test("serveTcp() frees the slot of a handler that throws before returning a
     await nextTurn();
     assert.equal(server.connections, 0, "the failed connection no longer counts");
 
-    const next = await connect(server.addr.port);
-    try {
+    await withConnection(server.addr.port, async (next) => {
       assert.equal(await readUntil(next, "\n"), "hi 2\n", "served, not refused as over the limit");
-    } finally {
-      next.close();
-    }
+    });
   } finally {
     await server.shutdown();
   }
@@ -331,12 +331,9 @@ Deno.test("serveTcp() serves an existing listener and closes it on shutdown", as
   const listener = Deno.listen({ hostname: HOST, port: 0 });
   const server = serveTcp({ listener }, greeter());
   assert.equal(server.addr.port, listener.addr.port);
-  const client = await connect(listener.addr.port);
-  try {
+  await withConnection(listener.addr.port, async (client) => {
     assert.equal(await readUntil(client, "\n"), "hi 1\n");
-  } finally {
-    client.close();
-  }
+  });
   await server.shutdown();
   await assertRefused(listener.addr.port);
 });

@@ -1,14 +1,10 @@
 import assert from "node:assert/strict";
+import { nextTurn, tcpPair } from "../testing.ts";
 import { delay } from "./delay.ts";
 import { type ByteReader, TimedReader } from "./timed_reader.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** Lets every pending microtask and the timers due now run. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
 
 function isTimeout(error: unknown): boolean {
   return error instanceof DOMException && error.name === "TimeoutError";
@@ -34,6 +30,12 @@ class ManualSource implements ByteReader {
     this.#take().resolve(bytes.length);
   }
 
+  /** Completes the pending read, `reading`, with `text`; returns the text it resolves with. */
+  async answer(reading: Promise<Uint8Array | null>, text: string): Promise<string> {
+    this.deliver(text);
+    return decoder.decode((await reading)!);
+  }
+
   end(): void {
     this.#take().resolve(null);
   }
@@ -50,9 +52,14 @@ class ManualSource implements ByteReader {
   }
 }
 
-Deno.test("TimedReader.read() times out at the deadline and keeps the read pending for the next call", async () => {
+/** A {@linkcode TimedReader} of a fresh {@linkcode ManualSource}. */
+function manualReader(): { source: ManualSource; reader: TimedReader } {
   const source = new ManualSource();
-  const reader = new TimedReader(source);
+  return { source, reader: new TimedReader(source) };
+}
+
+Deno.test("TimedReader.read() times out at the deadline and keeps the read pending for the next call", async () => {
+  const { source, reader } = manualReader();
   const original = new Uint8Array(16);
   const started = performance.now();
   await assert.rejects(reader.read(original, Date.now() + 30), isTimeout);
@@ -73,19 +80,15 @@ Deno.test("TimedReader.read() times out at the deadline and keeps the read pendi
 });
 
 Deno.test("TimedReader.read() with a deadline already passed times out at once", async () => {
-  const source = new ManualSource();
-  const reader = new TimedReader(source);
+  const { source, reader } = manualReader();
   const buffer = new Uint8Array(8);
   await assert.rejects(reader.read(buffer, Date.now() - 1), isTimeout);
   assert.equal(reader.reading, true, "the read was started and stays pending");
-  const reading = reader.read(buffer, Infinity);
-  source.deliver("x");
-  assert.equal(decoder.decode((await reading)!), "x");
+  assert.equal(await source.answer(reader.read(buffer, Infinity), "x"), "x");
 });
 
 Deno.test("TimedReader.read() with an Infinity deadline waits as long as it takes", async () => {
-  const source = new ManualSource();
-  const reader = new TimedReader(source);
+  const { source, reader } = manualReader();
   let settled = false;
   const reading = reader.read(new Uint8Array(8), Infinity).finally(() => settled = true);
   await delay(30);
@@ -95,13 +98,10 @@ Deno.test("TimedReader.read() with an Infinity deadline waits as long as it take
 });
 
 Deno.test("TimedReader.read() re-arms when the deadline moved later than the timer it armed", async () => {
-  const source = new ManualSource();
-  const reader = new TimedReader(source);
+  const { source, reader } = manualReader();
   const buffer = new Uint8Array(8);
   // The first read arms a timer for 30 ms from now and completes at once.
-  const first = reader.read(buffer, Date.now() + 30);
-  source.deliver("one");
-  assert.equal(decoder.decode((await first)!), "one");
+  assert.equal(await source.answer(reader.read(buffer, Date.now() + 30), "one"), "one");
 
   // The second read's deadline is later: the old timer fires first and must not end it.
   let settled = false;
@@ -113,12 +113,9 @@ Deno.test("TimedReader.read() re-arms when the deadline moved later than the tim
 });
 
 Deno.test("TimedReader.read() arms a new timer when the deadline moved earlier", async () => {
-  const source = new ManualSource();
-  const reader = new TimedReader(source);
+  const { source, reader } = manualReader();
   const buffer = new Uint8Array(8);
-  const first = reader.read(buffer, Date.now() + 60_000);
-  source.deliver("one");
-  await first;
+  await source.answer(reader.read(buffer, Date.now() + 60_000), "one");
 
   const started = performance.now();
   await assert.rejects(reader.read(buffer, Date.now() + 30), isTimeout);
@@ -129,8 +126,7 @@ Deno.test("TimedReader.read() arms a new timer when the deadline moved earlier",
 });
 
 Deno.test("TimedReader.read() resolves with null at the end of the stream", async () => {
-  const source = new ManualSource();
-  const reader = new TimedReader(source);
+  const { source, reader } = manualReader();
   const reading = reader.read(new Uint8Array(8), Date.now() + 10_000);
   source.end();
   assert.equal(await reading, null);
@@ -138,8 +134,7 @@ Deno.test("TimedReader.read() resolves with null at the end of the stream", asyn
 });
 
 Deno.test("TimedReader.read() rejects with the source's error and then starts a fresh read", async () => {
-  const source = new ManualSource();
-  const reader = new TimedReader(source);
+  const { source, reader } = manualReader();
   const buffer = new Uint8Array(8);
   await assert.rejects(reader.read(buffer, Date.now() + 20), isTimeout);
   const error = new Deno.errors.ConnectionReset("Connection reset by peer");
@@ -148,15 +143,12 @@ Deno.test("TimedReader.read() rejects with the source's error and then starts a 
   await assert.rejects(reading, (e) => e === error);
   assert.equal(reader.reading, false);
 
-  const next = reader.read(buffer, Infinity);
+  assert.equal(await source.answer(reader.read(buffer, Infinity), "again"), "again");
   assert.equal(source.buffers.length, 2);
-  source.deliver("again");
-  assert.equal(decoder.decode((await next)!), "again");
 });
 
 Deno.test("TimedReader.reading tells whether a read is pending", async () => {
-  const source = new ManualSource();
-  const reader = new TimedReader(source);
+  const { source, reader } = manualReader();
   assert.equal(reader.reading, false);
   const reading = reader.read(new Uint8Array(8), Infinity);
   assert.equal(reader.reading, true);
@@ -166,13 +158,7 @@ Deno.test("TimedReader.reading tells whether a read is pending", async () => {
 });
 
 Deno.test("TimedReader reads a real TCP connection: data, timeout, late data, end and close", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const [client, server] = await Promise.all([
-    Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
-    listener.accept(),
-  ]);
-  listener.close();
-  let clientClosed = false;
+  const { client, server, close } = await tcpPair();
   try {
     const reader = new TimedReader(client);
     const buffer = new Uint8Array(64);
@@ -190,7 +176,6 @@ Deno.test("TimedReader reads a real TCP connection: data, timeout, late data, en
     await assert.rejects(reader.read(buffer, Date.now() + 20), isTimeout);
     assert.equal(reader.reading, true);
     client.close();
-    clientClosed = true;
     await assert.rejects(reader.read(buffer, Date.now() + 5_000), (error) => {
       assert.ok(
         error instanceof Deno.errors.Interrupted || error instanceof Deno.errors.BadResource,
@@ -200,18 +185,12 @@ Deno.test("TimedReader reads a real TCP connection: data, timeout, late data, en
     });
     assert.equal(reader.reading, false);
   } finally {
-    if (!clientClosed) client.close();
-    server.close();
+    close();
   }
 });
 
 Deno.test("TimedReader on a real TCP connection resolves with null when the peer closes", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const [client, server] = await Promise.all([
-    Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
-    listener.accept(),
-  ]);
-  listener.close();
+  const { client, server, close } = await tcpPair();
   try {
     const reader = new TimedReader(client);
     const reading = reader.read(new Uint8Array(8), Date.now() + 5_000);
@@ -219,6 +198,6 @@ Deno.test("TimedReader on a real TCP connection resolves with null when the peer
     server.close();
     assert.equal(await reading, null);
   } finally {
-    client.close();
+    close();
   }
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { hasSettled, nextTurn, RecordingWriter } from "../testing.ts";
 import { type ByteWriter, WriteCoalescer } from "./write_coalescer.ts";
 
 const encoder = new TextEncoder();
@@ -6,19 +7,6 @@ const decoder = new TextDecoder();
 
 function text(bytes: Uint8Array): string {
   return decoder.decode(bytes);
-}
-
-/** Lets every pending microtask and the timers due now run. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-/** Whether `promise` has settled, checked after the current turn. */
-async function hasSettled(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  promise.then(() => settled = true, () => settled = true);
-  await nextTurn();
-  return settled;
 }
 
 /** One call of {@linkcode ManualWriter.write}, settled by the test. */
@@ -67,23 +55,24 @@ class ManualWriter implements ByteWriter {
   }
 }
 
-/** A writer that writes everything at once and keeps copies of what it got. */
-function recordingWriter(): ByteWriter & { writes: string[]; chunks: Uint8Array[] } {
-  const writes: string[] = [];
-  const chunks: Uint8Array[] = [];
-  return {
-    writes,
-    chunks,
-    write(p: Uint8Array): Promise<number> {
-      chunks.push(p);
-      writes.push(text(p));
-      return Promise.resolve(p.length);
-    },
-  };
+/** A coalescer on a fresh {@linkcode ManualWriter}, with `text` written to it. */
+function startWriting(text: string): { writer: ManualWriter; out: WriteCoalescer } {
+  const writer = new ManualWriter();
+  const out = new WriteCoalescer(writer);
+  out.write(encoder.encode(text));
+  return { writer, out };
+}
+
+/** {@linkcode startWriting}, once the first write to the writer has started. */
+async function writing(
+  text: string,
+): Promise<{ writer: ManualWriter; out: WriteCoalescer; first: WriteCall }> {
+  const { writer, out } = startWriting(text);
+  return { writer, out, first: await writer.call(0) };
 }
 
 Deno.test("WriteCoalescer.write() coalesces writes made in one turn into one write", async () => {
-  const writer = recordingWriter();
+  const writer = new RecordingWriter();
   const out = new WriteCoalescer(writer);
   out.write(encoder.encode("a"));
   out.write(encoder.encode("bc"));
@@ -94,7 +83,7 @@ Deno.test("WriteCoalescer.write() coalesces writes made in one turn into one wri
 });
 
 Deno.test("WriteCoalescer.write() ignores empty chunks", async () => {
-  const writer = recordingWriter();
+  const writer = new RecordingWriter();
   const out = new WriteCoalescer(writer);
   out.write(new Uint8Array(0));
   assert.equal(out.buffered, 0);
@@ -104,10 +93,7 @@ Deno.test("WriteCoalescer.write() ignores empty chunks", async () => {
 });
 
 Deno.test("WriteCoalescer keeps one write in flight and batches what queued meanwhile", async () => {
-  const writer = new ManualWriter();
-  const out = new WriteCoalescer(writer);
-  out.write(encoder.encode("a"));
-  const first = await writer.call(0);
+  const { writer, out, first } = await writing("a");
   assert.equal(text(first.copy), "a");
 
   out.write(encoder.encode("b"));
@@ -183,9 +169,7 @@ Deno.test("WriteCoalescer.flush() resolves at once when nothing is queued", asyn
 });
 
 Deno.test("WriteCoalescer.flush() resolves only after the bytes queued before it are written", async () => {
-  const writer = new ManualWriter();
-  const out = new WriteCoalescer(writer);
-  out.write(encoder.encode("one"));
+  const { writer, out } = startWriting("one");
   const firstFlush = out.flush();
   const first = await writer.call(0);
   out.write(encoder.encode("two"));
@@ -201,39 +185,41 @@ Deno.test("WriteCoalescer.flush() resolves only after the bytes queued before it
   assert.equal(await hasSettled(out.flush()), true, "nothing is queued any more");
 });
 
-Deno.test("WriteCoalescer splits batches at maxBatchBytes", async () => {
-  const writer = recordingWriter();
+/** Writes `chunks` through a coalescer with a `maxBatchBytes` of 4 and flushes. */
+async function writeInBatchesOf4(chunks: Uint8Array[]): Promise<RecordingWriter> {
+  const writer = new RecordingWriter();
   const out = new WriteCoalescer(writer, { maxBatchBytes: 4 });
-  for (const part of ["ab", "cd", "ef", "g"]) out.write(encoder.encode(part));
+  for (const chunk of chunks) out.write(chunk);
   await out.flush();
-  assert.deepEqual(writer.writes, ["abcd", "efg"]);
-});
+  return writer;
+}
 
-Deno.test("WriteCoalescer batches chunks that add up to exactly maxBatchBytes together", async () => {
-  const writer = recordingWriter();
-  const out = new WriteCoalescer(writer, { maxBatchBytes: 4 });
-  for (const part of ["a", "bc", "d", "e"]) out.write(encoder.encode(part));
-  await out.flush();
-  assert.deepEqual(writer.writes, ["abcd", "e"]);
-});
+for (
+  const [name, parts, expected] of [
+    ["WriteCoalescer splits batches at maxBatchBytes", ["ab", "cd", "ef", "g"], ["abcd", "efg"]],
+    [
+      "WriteCoalescer batches chunks that add up to exactly maxBatchBytes together",
+      ["a", "bc", "d", "e"],
+      ["abcd", "e"],
+    ],
+  ] as const
+) {
+  Deno.test(name, async () => {
+    const writer = await writeInBatchesOf4(parts.map((part) => encoder.encode(part)));
+    assert.deepEqual(writer.writes, expected);
+  });
+}
 
 Deno.test("WriteCoalescer writes a chunk larger than maxBatchBytes on its own", async () => {
-  const writer = recordingWriter();
-  const out = new WriteCoalescer(writer, { maxBatchBytes: 4 });
   const big = encoder.encode("bcdefg");
-  out.write(encoder.encode("a"));
-  out.write(big);
-  out.write(encoder.encode("h"));
-  await out.flush();
+  const writer = await writeInBatchesOf4([encoder.encode("a"), big, encoder.encode("h")]);
   assert.deepEqual(writer.writes, ["a", "bcdefg", "h"]);
   assert.equal(writer.chunks[1].buffer, big.buffer, "a lone chunk is passed as is, not copied");
   assert.equal(writer.chunks[1].byteOffset, big.byteOffset);
 });
 
 Deno.test("WriteCoalescer rejects pending flushes on a write error and drops later writes", async () => {
-  const writer = new ManualWriter();
-  const out = new WriteCoalescer(writer);
-  out.write(encoder.encode("a"));
+  const { writer, out } = startWriting("a");
   const flushed = out.flush();
   const first = await writer.call(0);
   out.write(encoder.encode("queued behind"));
@@ -265,10 +251,7 @@ Deno.test("WriteCoalescer fails on a writer that throws synchronously", async ()
 });
 
 Deno.test("WriteCoalescer.discardQueued() drops queued chunks and lets the in-flight write finish", async () => {
-  const writer = new ManualWriter();
-  const out = new WriteCoalescer(writer);
-  out.write(encoder.encode("in flight"));
-  const first = await writer.call(0);
+  const { writer, out, first } = await writing("in flight");
   out.write(encoder.encode("b"));
   out.write(encoder.encode("c"));
   out.write(encoder.encode("d"));
@@ -291,10 +274,7 @@ Deno.test("WriteCoalescer.discardQueued() drops queued chunks and lets the in-fl
 });
 
 Deno.test("WriteCoalescer.flush() made before discardQueued() does not wait for chunks queued after it", async () => {
-  const writer = new ManualWriter();
-  const out = new WriteCoalescer(writer);
-  out.write(encoder.encode("in flight"));
-  const first = await writer.call(0);
+  const { writer, out, first } = await writing("in flight");
   out.write(encoder.encode("bcd"));
   const flushed = out.flush(); // everything queued so far: "in flight" and "bcd"
   assert.equal(out.discardQueued(), 1); // "bcd" will never be written
@@ -328,7 +308,7 @@ Deno.test("WriteCoalescer.discardQueued() before the first write writes nothing"
 Deno.test("WriteCoalescer never modifies a chunk shared by several coalescers", async () => {
   const shared = encoder.encode("shared");
   const original = shared.slice();
-  const writers = [recordingWriter(), recordingWriter()];
+  const writers = [new RecordingWriter(), new RecordingWriter()];
   const outs = writers.map((writer) => new WriteCoalescer(writer, { maxBatchBytes: 10 }));
   for (const [i, out] of outs.entries()) {
     out.write(encoder.encode(`${i}:`));

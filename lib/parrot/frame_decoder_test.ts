@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_MAX_FRAME_BYTES, MAX_CONTROL_LINE_BYTES } from "../defaults.ts";
+import { concatBytes as bytes } from "../testing.ts";
 import { type ClientFrame, ProtocolError, REASON, type ServerFrame } from "./frame.ts";
 import {
   ClientFrameDecoder,
@@ -7,19 +8,6 @@ import {
   type DecoderOptions,
   ServerFrameDecoder,
 } from "./frame_decoder.ts";
-
-const encoder = new TextEncoder();
-
-function bytes(...parts: (string | Uint8Array)[]): Uint8Array {
-  const arrays = parts.map((part) => typeof part === "string" ? encoder.encode(part) : part);
-  const out = new Uint8Array(arrays.reduce((sum, array) => sum + array.length, 0));
-  let offset = 0;
-  for (const array of arrays) {
-    out.set(array, offset);
-    offset += array.length;
-  }
-  return out;
-}
 
 type Decoder<F> = { push(chunk: Uint8Array): DecodeResult<F> };
 

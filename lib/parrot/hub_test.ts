@@ -1,62 +1,17 @@
 import assert from "node:assert/strict";
+import { FakeConn } from "../testing.ts";
 import { Hub } from "./hub.ts";
 import { Session } from "./session.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/**
- * A fake connection that keeps the exact objects it was asked to write. Writes
- * complete at once unless `blocked`, in which case they wait for `release()`.
- */
-class FakeConn {
-  chunks: Uint8Array[] = [];
-  closes = 0;
-  #blocked: boolean;
-  #pending: (() => void)[] = [];
-  #writeWaiters: (() => void)[] = [];
-
-  constructor(options: { blocked?: boolean } = {}) {
-    this.#blocked = options.blocked ?? false;
-  }
-
-  get texts(): string[] {
-    return this.chunks.map((chunk) => decoder.decode(chunk));
-  }
-
-  write(p: Uint8Array): Promise<number> {
-    this.chunks.push(p);
-    for (const waiter of this.#writeWaiters.splice(0)) waiter();
-    if (!this.#blocked) return Promise.resolve(p.length);
-    return new Promise((resolve) => this.#pending.push(() => resolve(p.length)));
-  }
-
-  close(): void {
-    this.closes++;
-  }
-
-  /** Resolves once the first write has been made. */
-  wrote(): Promise<void> {
-    if (this.chunks.length > 0) return Promise.resolve();
-    return new Promise((resolve) => this.#writeWaiters.push(resolve));
-  }
-
-  /** Completes the blocked writes and every later write at once. */
-  release(): void {
-    this.#blocked = false;
-    for (const finish of this.#pending.splice(0)) finish();
-  }
-}
-
 function session(id: number, name: string, conn = new FakeConn()): [Session, FakeConn] {
   return [new Session(conn, id, name), conn];
 }
 
-function flushAll(...sessions: Session[]): Promise<void[]> {
-  return Promise.all(sessions.map((s) => s.outbound.flush()));
-}
-
-Deno.test("Hub.relay() sends to every other subscriber, never the sender, and returns the count", async () => {
+/** A hub with the sessions ann, bob and cid (ids 1, 2 and 3), added in that order. */
+function hubOfThree() {
   const hub = new Hub();
   const [ann, annConn] = session(1, "ann");
   const [bob, bobConn] = session(2, "bob");
@@ -64,6 +19,21 @@ Deno.test("Hub.relay() sends to every other subscriber, never the sender, and re
   hub.add(ann);
   hub.add(bob);
   hub.add(cid);
+  return { hub, ann, bob, cid, annConn, bobConn, cidConn };
+}
+
+/** Flushes `s` and checks that nothing was written to `conn`, its connection. */
+async function assertGotNothing(s: Session, conn: FakeConn): Promise<void> {
+  await s.outbound.flush();
+  assert.deepEqual(conn.texts, []);
+}
+
+function flushAll(...sessions: Session[]): Promise<void[]> {
+  return Promise.all(sessions.map((s) => s.outbound.flush()));
+}
+
+Deno.test("Hub.relay() sends to every other subscriber, never the sender, and returns the count", async () => {
+  const { hub, ann, bob, cid, annConn, bobConn, cidConn } = hubOfThree();
   assert.equal(hub.size, 3);
   assert.deepEqual([...hub.sessions()], [ann, bob, cid]);
 
@@ -98,18 +68,11 @@ Deno.test("Hub.relay() returns 0 without subscribers, or with the sender as the 
   assert.equal(hub.relay(ann, encoder.encode("x")), 0);
   hub.add(ann);
   assert.equal(hub.relay(ann, encoder.encode("x")), 0);
-  await ann.outbound.flush();
-  assert.deepEqual(annConn.texts, []);
+  await assertGotNothing(ann, annConn);
 });
 
 Deno.test("Hub.subscribe() stops and restarts relaying to a session", async () => {
-  const hub = new Hub();
-  const [ann] = session(1, "ann");
-  const [bob, bobConn] = session(2, "bob");
-  const [cid, cidConn] = session(3, "cid");
-  hub.add(ann);
-  hub.add(bob);
-  hub.add(cid);
+  const { hub, ann, bob, cid, bobConn, cidConn } = hubOfThree();
 
   hub.subscribe(cid, false); // UNSUB
   assert.equal(cid.subscribed, false);
@@ -130,18 +93,11 @@ Deno.test("Hub.add() keeps a session that is not subscribed out of the relay", a
   hub.add(ann);
   hub.add(bob);
   assert.equal(hub.relay(ann, encoder.encode("x")), 0);
-  await bob.outbound.flush();
-  assert.deepEqual(bobConn.texts, []);
+  await assertGotNothing(bob, bobConn);
 });
 
 Deno.test("Hub.remove() forgets a session: it gets nothing, and SUB does not bring it back", async () => {
-  const hub = new Hub();
-  const [ann] = session(1, "ann");
-  const [bob, bobConn] = session(2, "bob");
-  const [cid, cidConn] = session(3, "cid");
-  hub.add(ann);
-  hub.add(bob);
-  hub.add(cid);
+  const { hub, ann, bob, cid, bobConn, cidConn } = hubOfThree();
   hub.remove(bob);
   assert.equal(hub.size, 2);
   assert.deepEqual([...hub.sessions()], [ann, cid]);
@@ -154,30 +110,17 @@ Deno.test("Hub.remove() forgets a session: it gets nothing, and SUB does not bri
 });
 
 Deno.test("Hub.relay() skips a subscriber that is closing", async () => {
-  const hub = new Hub();
-  const [ann] = session(1, "ann");
-  const [bob, bobConn] = session(2, "bob");
-  const [cid] = session(3, "cid");
-  hub.add(ann);
-  hub.add(bob);
-  hub.add(cid);
+  const { hub, ann, bob, cid, bobConn } = hubOfThree();
   bob.close();
   assert.equal(hub.relay(ann, encoder.encode("x")), 1);
-  await bob.outbound.flush();
-  assert.deepEqual(bobConn.texts, []);
+  await assertGotNothing(bob, bobConn);
   await cid.outbound.flush();
 });
 
 Deno.test("Hub.relay() from a sender no longer in the hub reaches every subscriber, even a lone one", async () => {
   // Frames a client sent before it was removed (protocol error, slow consumer) may
   // still be in the server's channel; they are relayed like any other.
-  const hub = new Hub();
-  const [ann] = session(1, "ann");
-  const [bob, bobConn] = session(2, "bob");
-  const [cid] = session(3, "cid");
-  hub.add(ann);
-  hub.add(bob);
-  hub.add(cid);
+  const { hub, ann, bob, cid, bobConn } = hubOfThree();
   hub.remove(ann);
   assert.equal(hub.relay(ann, encoder.encode("one")), 2);
   hub.remove(cid);

@@ -1,17 +1,12 @@
 import assert from "node:assert/strict";
 import { delay } from "../net/delay.ts";
-import type { ByteWriter } from "../net/write_coalescer.ts";
+import { concatBytes, nextTurn, RecordingWriter, TextConn } from "../testing.ts";
 import { type ClientEvent, ParrotClient } from "./client.ts";
-import { type ParrotServerOptions, startParrotServer } from "./server.ts";
+import { type ParrotServer, type ParrotServerOptions, startParrotServer } from "./server.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const HOST = "127.0.0.1";
-
-/** Lets every pending microtask and the timers due now run. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
 
 /** Waits until `condition()` holds, checking every 5 ms; throws after `timeoutMs`. */
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
@@ -22,45 +17,12 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000
   }
 }
 
-function concat(...parts: (string | Uint8Array | number[])[]): Uint8Array {
-  const arrays = parts.map((part) =>
-    typeof part === "string" ? encoder.encode(part) : Uint8Array.from(part)
-  );
-  const out = new Uint8Array(arrays.reduce((sum, array) => sum + array.length, 0));
-  let offset = 0;
-  for (const array of arrays) {
-    out.set(array, offset);
-    offset += array.length;
-  }
-  return out;
-}
-
-/** An output that keeps a copy of everything written to it. */
-class RecordingOutput implements ByteWriter {
-  #chunks: Uint8Array[] = [];
-
-  write(p: Uint8Array): Promise<number> {
-    this.#chunks.push(p.slice()); // the server reuses its batch buffer
-    return Promise.resolve(p.length);
-  }
-
-  bytes(): Uint8Array {
-    return concat(...this.#chunks);
-  }
-
-  text(): string {
-    return decoder.decode(this.bytes());
-  }
-}
-
-/** A recording output whose writes wait until `unblock()`. */
-class BlockedOutput extends RecordingOutput {
-  writes = 0;
+/** A recording writer whose writes wait until `unblock()`. */
+class BlockedOutput extends RecordingWriter {
   #gate = Promise.withResolvers<void>();
   #firstWrite = Promise.withResolvers<void>();
 
   override async write(p: Uint8Array): Promise<number> {
-    this.writes++;
     const n = await super.write(p);
     this.#firstWrite.resolve();
     await this.#gate.promise;
@@ -76,73 +38,18 @@ class BlockedOutput extends RecordingOutput {
   }
 }
 
-/** A raw TCP client of the server. */
-class RawClient {
-  readonly conn: Deno.Conn;
-  #received = "";
-  #closed = false;
-
-  private constructor(conn: Deno.Conn) {
-    this.conn = conn;
-  }
-
-  static async connect(port: number): Promise<RawClient> {
-    return new RawClient(await Deno.connect({ hostname: HOST, port }));
-  }
-
-  get localPort(): number {
-    return (this.conn.localAddr as Deno.NetAddr).port;
-  }
-
-  async write(data: string | Uint8Array): Promise<void> {
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    let offset = 0;
-    while (offset < bytes.length) offset += await this.conn.write(bytes.subarray(offset));
-  }
-
-  /** Reads until `needle` arrived; returns what came up to and including it. */
-  async until(needle: string): Promise<string> {
-    const buffer = new Uint8Array(1024);
-    while (!this.#received.includes(needle)) {
-      const n = await this.conn.read(buffer);
-      if (n === null) {
-        throw new Error(`End of stream before ${JSON.stringify(needle)}: ${this.#received}`);
-      }
-      this.#received += decoder.decode(buffer.subarray(0, n));
-    }
-    const end = this.#received.indexOf(needle) + needle.length;
-    const taken = this.#received.slice(0, end);
-    this.#received = this.#received.slice(end);
-    return taken;
-  }
-
-  /** Reads to the end of the stream; returns the rest. */
-  async rest(): Promise<string> {
-    const buffer = new Uint8Array(1024);
-    try {
-      for (;;) {
-        const n = await this.conn.read(buffer);
-        if (n === null) break;
-        this.#received += decoder.decode(buffer.subarray(0, n));
-      }
-    } catch (error) {
-      if (!(error instanceof Deno.errors.ConnectionReset)) throw error;
-    }
-    const rest = this.#received;
-    this.#received = "";
-    return rest;
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.conn.close();
-  }
-}
-
 /** Starts a server with no stdout output unless `output` is given. */
 function start(options: ParrotServerOptions = {}) {
   return startParrotServer({ port: 0, output: null, ...options });
+}
+
+/** Closes `clients` one after the other, then shuts `server` down. */
+async function closeAll(
+  server: ParrotServer,
+  ...clients: (ParrotClient | TextConn)[]
+): Promise<void> {
+  for (const client of clients) await client.close();
+  await server.shutdown();
 }
 
 /** Every event the client got until its connection ended. */
@@ -151,10 +58,10 @@ function collect(client: ParrotClient): Promise<ClientEvent[]> {
 }
 
 Deno.test("startParrotServer() writes `<from>: <payload>` records in order, named by HELLO or ip:port", async () => {
-  const output = new RecordingOutput();
+  const output = new RecordingWriter();
   const server = start({ output });
   const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
-  const anonymous = await RawClient.connect(server.addr.port);
+  const anonymous = await TextConn.connect(server.addr.port);
   try {
     ann.send("one");
     ann.send("two");
@@ -172,14 +79,12 @@ Deno.test("startParrotServer() writes `<from>: <payload>` records in order, name
       `ann: one\nann: two\nann: three\n${from}: x\n${from}: plain text line\n`,
     );
   } finally {
-    anonymous.close();
-    await ann.close();
-    await server.shutdown();
+    await closeAll(server, anonymous, ann);
   }
 });
 
 Deno.test("startParrotServer() answers PING only after every message sent before it is out", async () => {
-  const output = new RecordingOutput();
+  const output = new RecordingWriter();
   const seen: string[] = [];
   const server = start({
     output,
@@ -196,8 +101,7 @@ Deno.test("startParrotServer() answers PING only after every message sent before
     assert.deepEqual(seen, expected);
     assert.equal(output.text(), expected.map((line) => `${line}\n`).join(""));
   } finally {
-    await ann.close();
-    await server.shutdown();
+    await closeAll(server, ann);
   }
 });
 
@@ -212,9 +116,7 @@ Deno.test("startParrotServer() relays a message to the other clients, not back t
     await bob.ping(); // the relay to bob arrives before this PONG
     assert.equal(server.stats().relayed, 1);
   } finally {
-    await ann.close();
-    await bob.close();
-    await server.shutdown();
+    await closeAll(server, ann, bob);
   }
   assert.deepEqual(await collect(bob), [
     { type: "message", from: "ann", payload: encoder.encode("hello bob") },
@@ -260,10 +162,7 @@ Deno.test("startParrotServer() relays nothing to a client connected with subscri
     await cid.ping();
     assert.equal(server.stats().relayed, 1);
   } finally {
-    await ann.close();
-    await bob.close();
-    await cid.close();
-    await server.shutdown();
+    await closeAll(server, ann, bob, cid);
   }
   assert.deepEqual((await collect(bob)).map((event) => event.type), ["message"]);
   assert.deepEqual(await collect(cid), []);
@@ -275,7 +174,7 @@ Deno.test("startParrotServer() closes a client on a protocol error with ERR and 
     onMessage: (from, payload) => seen.push(`${from}: ${decoder.decode(payload)}`),
   });
   const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
-  const bad = await RawClient.connect(server.addr.port);
+  const bad = await TextConn.connect(server.addr.port);
   try {
     await ann.ping();
     await bad.write("MSG abc\n");
@@ -285,16 +184,14 @@ Deno.test("startParrotServer() closes a client on a protocol error with ERR and 
     await ann.ping();
     assert.deepEqual(seen, ["ann: still here"]);
   } finally {
-    bad.close();
-    await ann.close();
-    await server.shutdown();
+    await closeAll(server, bad, ann);
   }
 });
 
 Deno.test("startParrotServer() refuses a client over maxClients with ERR too many clients", async () => {
   const server = start({ maxClients: 1 });
   const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
-  const extra = await RawClient.connect(server.addr.port);
+  const extra = await TextConn.connect(server.addr.port);
   try {
     await ann.ping();
     assert.equal(await extra.rest(), "ERR too many clients\n");
@@ -302,15 +199,13 @@ Deno.test("startParrotServer() refuses a client over maxClients with ERR too man
     assert.equal(server.stats().clients, 1);
     await ann.ping();
   } finally {
-    extra.close();
-    await ann.close();
-    await server.shutdown();
+    await closeAll(server, extra, ann);
   }
 });
 
 Deno.test("startParrotServer() closes a client stalled in the middle of a frame after readTimeoutMs", async () => {
   const server = start({ readTimeoutMs: 100 });
-  const stalled = await RawClient.connect(server.addr.port);
+  const stalled = await TextConn.connect(server.addr.port);
   try {
     const started = performance.now();
     await stalled.write("MSG 5\nhi");
@@ -320,14 +215,13 @@ Deno.test("startParrotServer() closes a client stalled in the middle of a frame 
     assert.equal(server.stats().readTimeouts, 1);
     assert.equal(server.stats().messages, 0);
   } finally {
-    stalled.close();
-    await server.shutdown();
+    await closeAll(server, stalled);
   }
 });
 
 Deno.test("startParrotServer() pings a silent client after idleTimeoutMs, then closes it", async () => {
   const server = start({ idleTimeoutMs: 100 });
-  const silent = await RawClient.connect(server.addr.port);
+  const silent = await TextConn.connect(server.addr.port);
   try {
     const started = performance.now();
     assert.equal(await silent.until("PING\n"), "PING\n");
@@ -338,8 +232,7 @@ Deno.test("startParrotServer() pings a silent client after idleTimeoutMs, then c
     assert.ok(closedAfter >= 190, `closed after ${closedAfter}ms`);
     assert.equal(server.stats().idleTimeouts, 1);
   } finally {
-    silent.close();
-    await server.shutdown();
+    await closeAll(server, silent);
   }
 });
 
@@ -362,7 +255,7 @@ Deno.test("startParrotServer() keeps a client that answers PING connected past s
 });
 
 Deno.test("startParrotServer() shutdown() says QUIT and still takes what clients send before closing", async () => {
-  const output = new RecordingOutput();
+  const output = new RecordingWriter();
   const server = start({ output });
   const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
   ann.send("before");
@@ -390,7 +283,7 @@ Deno.test("startParrotServer() stats() counts clients, messages, bytes and rejec
   const server = start({ maxClients: 2 });
   const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
   const bob = await ParrotClient.connect({ port: server.addr.port, name: "bob", subscribe: false });
-  const extra = await RawClient.connect(server.addr.port);
+  const extra = await TextConn.connect(server.addr.port);
   try {
     await ann.ping();
     await bob.ping();
@@ -409,16 +302,13 @@ Deno.test("startParrotServer() stats() counts clients, messages, bytes and rejec
     assert.equal(stats.queueDepth, 0);
     assert.equal(stats.slowConsumers, 0);
   } finally {
-    extra.close();
-    await ann.close();
-    await bob.close();
-    await server.shutdown();
+    await closeAll(server, extra, ann, bob);
   }
   assert.equal(server.stats().clients, 0);
 });
 
 Deno.test("startParrotServer() writes binary payloads with NUL, CR and LF byte for byte", async () => {
-  const output = new RecordingOutput();
+  const output = new RecordingWriter();
   const payloads: Uint8Array[] = [];
   const server = start({ output, onMessage: (_from, payload) => payloads.push(payload.slice()) });
   const client = await ParrotClient.connect({ port: server.addr.port, name: "bin" });
@@ -428,26 +318,24 @@ Deno.test("startParrotServer() writes binary payloads with NUL, CR and LF byte f
     client.send(payload);
     client.send(second);
     await client.ping();
-    assert.deepEqual(output.bytes(), concat("bin: ", payload, [10], "bin: ", second, [10]));
+    assert.deepEqual(output.bytes(), concatBytes("bin: ", payload, [10], "bin: ", second, [10]));
     assert.deepEqual(payloads, [payload, second]);
   } finally {
-    await client.close();
-    await server.shutdown();
+    await closeAll(server, client);
   }
 });
 
 Deno.test("startParrotServer() puts together a frame that arrives one byte at a time", async () => {
-  const output = new RecordingOutput();
+  const output = new RecordingWriter();
   const server = start({ output });
-  const raw = await RawClient.connect(server.addr.port);
+  const raw = await TextConn.connect(server.addr.port);
   try {
     const bytes = encoder.encode("HELLO drip\nMSG 12\nhello\r\nworld\nPING\n");
     for (let i = 0; i < bytes.length; i++) await raw.write(bytes.subarray(i, i + 1));
     assert.equal(await raw.until("PONG\n"), "PONG\n");
     assert.equal(output.text(), "drip: hello\r\nworld\n");
   } finally {
-    raw.close();
-    await server.shutdown();
+    await closeAll(server, raw);
   }
 });
 
@@ -476,7 +364,7 @@ Deno.test("startParrotServer() holds further messages while the output is blocke
     await waitFor(() => (sample(), Date.now() >= until), "50 ms of sampling");
     assert.ok(maxDepth <= 1, `queue depth ${maxDepth} above the capacity`);
     assert.equal(server.stats().messages, 1, "only the first message was taken");
-    assert.equal(output.writes, 1);
+    assert.equal(output.writes.length, 1);
     assert.equal(ponged, false, "the PING waits behind the messages");
 
     output.unblock();

@@ -1,69 +1,10 @@
 import assert from "node:assert/strict";
 import { CLOSE_FLUSH_TIMEOUT_MS } from "../defaults.ts";
+import { FakeConn, hasSettled } from "../testing.ts";
 import { Session } from "./session.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** Lets every pending microtask and the timers due now run. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-async function hasSettled(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  promise.then(() => settled = true, () => settled = true);
-  await nextTurn();
-  return settled;
-}
-
-/**
- * A fake connection: records writes and closes in order. Writes complete at once
- * unless `blocked`, in which case they wait for `release()`.
- */
-class FakeConn {
-  log: string[] = [];
-  writes: string[] = [];
-  closes = 0;
-  #blocked: boolean;
-  #pending: { p: Uint8Array; resolve: (n: number) => void }[] = [];
-  #writeWaiters: (() => void)[] = [];
-
-  constructor(options: { blocked?: boolean } = {}) {
-    this.#blocked = options.blocked ?? false;
-  }
-
-  write(p: Uint8Array): Promise<number> {
-    const text = decoder.decode(p);
-    this.log.push(`write ${JSON.stringify(text)}`);
-    for (const waiter of this.#writeWaiters.splice(0)) waiter();
-    if (!this.#blocked) {
-      this.writes.push(text);
-      return Promise.resolve(p.length);
-    }
-    return new Promise((resolve) => this.#pending.push({ p, resolve }));
-  }
-
-  close(): void {
-    this.closes++;
-    this.log.push("close");
-  }
-
-  /** Resolves once a write has been made (at once if one was). */
-  wrote(): Promise<void> {
-    if (this.log.some((entry) => entry.startsWith("write"))) return Promise.resolve();
-    return new Promise((resolve) => this.#writeWaiters.push(resolve));
-  }
-
-  /** Completes the blocked writes and every later write at once. */
-  release(): void {
-    this.#blocked = false;
-    for (const { p, resolve } of this.#pending.splice(0)) {
-      this.writes.push(decoder.decode(p));
-      resolve(p.length);
-    }
-  }
-}
 
 Deno.test("Session has an id, a name and the matching prefix; setName() renames it", () => {
   const session = new Session(new FakeConn(), 7, "127.0.0.1:5000");
