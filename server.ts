@@ -141,10 +141,7 @@ async function main(): Promise<number> {
   stopStats();
   stopSignals();
   const stats = server.stats();
-  log.info("Server stopped: {messages} messages received, {clients} clients left", {
-    messages: stats.messages,
-    clients: stats.clients,
-  });
+  log.info("Server stopped: {messages} messages received in all", { messages: stats.messages });
   await closeLogging();
   return 0;
 }
@@ -203,7 +200,7 @@ function listenFailure(error: unknown, hostname: string, port: number): string {
     return `Cannot listen on ${where}: the address is already in use (is another server running?)`;
   }
   if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-    return `Cannot listen on ${where}: no network permission for this address; the server task allows 127.0.0.1 only, so run \`deno run --allow-net=${hostname} server.ts ${port}\``;
+    return `Cannot listen on ${where}: no network permission for this address; the server task allows 127.0.0.1 only, so run \`deno run --allow-net=${hostname} server.ts ${port} --host ${hostname}\``;
   }
   if (error instanceof Deno.errors.AddrNotAvailable) {
     return `Cannot listen on ${where}: the address is not available on this machine`;

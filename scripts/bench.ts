@@ -44,8 +44,27 @@ const TIME_LIMIT_MS = 120_000;
 const OUT_DIR = "bench-results";
 const encoder = new TextEncoder();
 
-const { values } = parseArgs({ options: { quick: { type: "boolean", default: false } } });
-const scenarios = values.quick ? QUICK : FULL;
+const USAGE = `Usage: deno task bench [--quick]
+
+Fan-in throughput of the real server (stdout to a file), every message checked.
+  --quick     two small scenarios (a few seconds) instead of the full set
+  -h, --help  show this help`;
+
+let quick = false;
+try {
+  const { values } = parseArgs({
+    options: { quick: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  quick = values.quick;
+} catch (error) {
+  console.error(`error: ${(error as Error).message.split(". ")[0]}\n${USAGE}`);
+  Deno.exit(2);
+}
+const scenarios = quick ? QUICK : FULL;
 
 async function run(scenario: Scenario): Promise<Result> {
   const messageFile = `${OUT_DIR}/messages.log`;

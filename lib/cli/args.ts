@@ -35,7 +35,8 @@ export function parseCommandLine<T extends ParseArgsConfig["options"]>(
     });
     return { values: values as Record<string, string | boolean | undefined>, positionals };
   } catch (error) {
-    throw new UsageError(errorMessage(error).split("\n")[0].replace(/\.$/, ""));
+    // node:util's messages add advice on '--' after the first sentence; keep the fact.
+    throw new UsageError(errorMessage(error).split("\n")[0].split(/\. /)[0].replace(/\.$/, ""));
   }
 }
 

@@ -144,6 +144,13 @@ async function readLoop(conn: Deno.Conn, session: Session, context: ConnectionCo
     if (quitAt >= 0) frames.length = quitAt + 1;
     if (frames.length > 0) {
       await channel.send({ session, frames });
+      // Time spent waiting for the channel (backpressure) is the server's, not the
+      // peer's: the deadlines count from when we are ready to read again.
+      const resumedAt = Date.now();
+      if (resumedAt - now > 0) {
+        lastHeardAt = resumedAt;
+        if (decoder.pending) frameStartedAt = resumedAt;
+      }
       buffer = new Uint8Array(nextBufferSize(buffer.length, chunk.length));
     } else if (chunk.length === buffer.length) {
       buffer = new Uint8Array(nextBufferSize(buffer.length, chunk.length));

@@ -29,7 +29,7 @@ import {
   MAX_DRAIN_BATCH,
 } from "../defaults.ts";
 import { Channel } from "../net/channel.ts";
-import { delay } from "../net/delay.ts";
+import { delay, settlesWithin } from "../net/delay.ts";
 import { serveTcp } from "../net/serve_tcp.ts";
 import { type ByteWriter, WriteCoalescer } from "../net/write_coalescer.ts";
 import { createConnectionHandler, type ReadBatch } from "./connection.ts";
@@ -168,6 +168,10 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     onReject: async (conn) => {
       counters.rejected++;
       await conn.write(TOO_MANY_CLIENTS);
+      // Closing with unread input would reset the connection and lose the ERR line:
+      // say we are done writing, then read (and drop) until the peer closes too.
+      await conn.closeWrite();
+      await settlesWithin(conn.readable.pipeTo(new WritableStream()), REJECT_LINGER_MS);
     },
     onAcceptError: (error, held) => {
       if (isOutOfFiles(error)) {
@@ -211,6 +215,8 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
 }
 
 const TOO_MANY_CLIENTS = encodeErr("too many clients");
+/** How long a refused connection may take to close its side after our ERR line. */
+const REJECT_LINGER_MS = 1_000;
 
 async function drain(
   channel: Channel<ReadBatch>,
