@@ -10,15 +10,7 @@
  */
 
 import denoJson from "./deno.json" with { type: "json" };
-import {
-  errorMessage,
-  parseCount,
-  parseDurationOption,
-  parsePort,
-  parseProgramArgs,
-  runCli,
-  UsageError,
-} from "./lib/cli/args.ts";
+import * as cli from "./lib/cli/args.ts";
 import { DEFAULT_CLIENT_INTERVAL_MS, DEFAULT_HOST } from "./lib/defaults.ts";
 import { formatDuration } from "./lib/net/duration.ts";
 import { type ClientEvent, ParrotClient } from "./lib/parrot/client.ts";
@@ -60,21 +52,21 @@ export const CLIENT_OPTIONS = {
 } as const;
 
 async function main(): Promise<number> {
-  const args = parseProgramArgs(Deno.args, CLIENT_OPTIONS, USAGE, 1);
+  const args = cli.parseProgramArgs(Deno.args, CLIENT_OPTIONS, USAGE, 1);
   if (!args) return 0;
   const { values, positionals } = args;
-  const port = parsePort(positionals[0]);
-  if (port === 0) throw new UsageError("Cannot connect to port 0: give the server's port");
+  const port = cli.parsePort(positionals[0]);
+  if (port === 0) throw new cli.UsageError("Cannot connect to port 0: give the server's port");
   const hostname = values.host as string;
   const intervalMs = values.interval === undefined
     ? DEFAULT_CLIENT_INTERVAL_MS
-    : parseDurationOption("interval", values.interval as string);
-  const count = parseCount("count", values.count as string);
+    : cli.parseDurationOption("interval", values.interval as string);
+  const count = cli.parseCount("count", values.count as string);
   const message = (values.message as string | undefined) ?? DEFAULT_MESSAGE;
   const pid = Deno.pid;
   const name = (values.name as string | undefined) ?? String(pid);
   if (!isValidName(name)) {
-    throw new UsageError(
+    throw new cli.UsageError(
       `Cannot use --name "${name}": a name is 1 to 64 visible characters without spaces`,
     );
   }
@@ -160,7 +152,7 @@ function reason(error: unknown): string {
   if (error instanceof Deno.errors.ConnectionRefused) {
     return "connection refused (is the server running?)";
   }
-  return errorMessage(error);
+  return cli.errorMessage(error);
 }
 
-if (import.meta.main) await runCli(main, HINT);
+if (import.meta.main) await cli.runCli(main, HINT);

@@ -13,15 +13,7 @@
 
 import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
-import {
-  errorMessage,
-  parseCount,
-  parseDurationOption,
-  parsePort,
-  parseProgramArgs,
-  runCli,
-  UsageError,
-} from "../lib/cli/args.ts";
+import * as cli from "../lib/cli/args.ts";
 import {
   clientPidFilePath,
   pidFileExists,
@@ -97,7 +89,7 @@ interface LaunchedClient {
 }
 
 async function main(): Promise<number> {
-  const args = parseProgramArgs(Deno.args, LAUNCHER_OPTIONS, USAGE, 1);
+  const args = cli.parseProgramArgs(Deno.args, LAUNCHER_OPTIONS, USAGE, 1);
   if (!args) return 0;
   const { values, positionals } = args;
   const plan = planLaunch(values, positionals);
@@ -165,19 +157,19 @@ function planLaunch(
   values: Record<string, string | boolean | undefined>,
   positionals: string[],
 ): LaunchPlan {
-  const port = parsePort(positionals[0]);
-  if (port === 0) throw new UsageError("Cannot connect to port 0: give the server's port");
+  const port = cli.parsePort(positionals[0]);
+  if (port === 0) throw new cli.UsageError("Cannot connect to port 0: give the server's port");
   const option = (name: string) => values[name] as string | undefined;
-  const count = parseCount("count", option("count")!, 1);
+  const count = cli.parseCount("count", option("count")!, 1);
   const stagger = option("stagger");
   const staggerMs = stagger === undefined
     ? DEFAULT_LAUNCH_STAGGER_MS
-    : parseDurationOption("stagger", stagger);
+    : cli.parseDurationOption("stagger", stagger);
   const host = option("host")!;
   const interval = option("interval");
-  if (interval !== undefined) parseDurationOption("interval", interval);
+  if (interval !== undefined) cli.parseDurationOption("interval", interval);
   const messages = option("messages");
-  if (messages !== undefined) parseCount("messages", messages);
+  if (messages !== undefined) cli.parseCount("messages", messages);
   const name = option("name");
   const message = option("message");
 
@@ -213,7 +205,7 @@ function startClient(args: string[], index: number, count: number): LaunchedClie
       stderr: "inherit",
     }).spawn();
   } catch (error) {
-    throw new Error(`Cannot start client ${index} of ${count}: ${errorMessage(error)}`);
+    throw new Error(`Cannot start client ${index} of ${count}: ${cli.errorMessage(error)}`);
   }
   return { pid: child.pid, child, status: child.status };
 }
@@ -242,4 +234,4 @@ function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
-if (import.meta.main) await runCli(main, HINT);
+if (import.meta.main) await cli.runCli(main, HINT);
