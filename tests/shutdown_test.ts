@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { DENO, RawClient, spawn, startServer, waitFor } from "./helpers.ts";
+import { DENO, listeningPort, RawClient, spawn, startServer, waitFor } from "./helpers.ts";
 
 const CONNECTIONS = 50;
 const BATCH = 100;
@@ -61,7 +61,6 @@ async function shutdownUnderLoad(
   if (startedAs === "process group") {
     // setsid makes the task its own process group, as a terminal's foreground job is.
     const running = spawn("setsid", [DENO, "task", "-q", "server", "0", ...args]);
-    const { listeningPort } = await import("./helpers.ts");
     const port = await listeningPort(running);
     const pid = running.child.pid;
     server = { ...running, port };
