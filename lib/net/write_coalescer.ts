@@ -182,11 +182,11 @@ export class WriteCoalescer {
 
   #settleWaiters(): void {
     if (this.#flushWaiters.length === 0) return;
-    const reached = Math.min(this.#writtenTotal, this.#enqueuedTotal);
+    // Targets never exceed what is enqueued (discardQueued lowers them with it).
     const waiting = this.#flushWaiters;
     this.#flushWaiters = [];
     for (const waiter of waiting) {
-      if (reached >= waiter.target || this.#writtenTotal >= this.#enqueuedTotal) waiter.resolve();
+      if (this.#writtenTotal >= waiter.target) waiter.resolve();
       else this.#flushWaiters.push(waiter);
     }
   }

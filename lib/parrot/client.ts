@@ -103,7 +103,7 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
     const client = new ParrotClient(conn, options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
     if (options.name !== undefined) client.#outbound.write(encodeHello(options.name));
     if (options.subscribe === false) client.#outbound.write(UNSUB_LINE);
-    options.signal?.addEventListener("abort", () => client.#shutdown(), { once: true });
+    options.signal?.addEventListener("abort", () => client.#closeSocket(), { once: true });
     return client;
   }
 
@@ -146,7 +146,7 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
     this.#closing ??= (async () => {
       this.#outbound.write(QUIT_LINE);
       await settlesWithin(this.#outbound.flush().then(() => this.#reading), timeoutMs);
-      this.#shutdown();
+      this.#closeSocket();
       await this.#reading;
     })();
     return this.#closing;
@@ -157,7 +157,7 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
     return this.#reading;
   }
 
-  #shutdown(): void {
+  #closeSocket(): void {
     try {
       this.#conn.close();
     } catch {
@@ -209,7 +209,7 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
       this.#ended = gone;
       for (const waiter of this.#pongWaiters.splice(0)) waiter.reject(gone);
       this.#events.close();
-      this.#shutdown();
+      this.#closeSocket();
     }
   }
 }

@@ -134,25 +134,18 @@ async function readLoop(conn: Deno.Conn, session: Session, context: ConnectionCo
       await channel.send({ session, frames: IMPLICIT_QUIT });
       return await session.done;
     }
-    const now = Date.now();
-    lastHeardAt = now;
-    pinged = false;
     const wasPending = decoder.pending;
     const { frames, error } = decoder.push(chunk);
-    if (decoder.pending && (!wasPending || frames.length > 0)) frameStartedAt = now;
     const quitAt = frames.findIndex((frame) => frame.type === "quit");
     if (quitAt >= 0) frames.length = quitAt + 1;
-    if (frames.length > 0) {
-      await channel.send({ session, frames });
-      // Time spent waiting for the channel (backpressure) is the server's, not the
-      // peer's: the deadlines count from when we are ready to read again.
-      const resumedAt = Date.now();
-      if (resumedAt - now > 0) {
-        lastHeardAt = resumedAt;
-        if (decoder.pending) frameStartedAt = resumedAt;
-      }
-      buffer = new Uint8Array(nextBufferSize(buffer.length, chunk.length));
-    } else if (chunk.length === buffer.length) {
+    if (frames.length > 0) await channel.send({ session, frames });
+    // The deadlines count from when we can read again: time spent waiting for room in
+    // the channel (backpressure) is the server's, not the peer's.
+    lastHeardAt = Date.now();
+    pinged = false;
+    if (decoder.pending && (!wasPending || frames.length > 0)) frameStartedAt = lastHeardAt;
+    // Frames point into the buffer, so it is handed off; a full read grows the next one.
+    if (frames.length > 0 || chunk.length === buffer.length) {
       buffer = new Uint8Array(nextBufferSize(buffer.length, chunk.length));
     }
     if (quitAt >= 0) return await session.done;

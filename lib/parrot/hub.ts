@@ -4,8 +4,9 @@
  *
  * A relayed message is encoded once and the same bytes are queued for every
  * subscriber. A subscriber whose queue would grow past `maxOutboundBytes` is a slow
- * consumer (an empty queue always takes one message, however large): it gets `ERR slow consumer` in front of its backlog and is closed, so it
- * never slows anyone else down.
+ * consumer (an empty queue always takes one message, however large): it gets
+ * `ERR slow consumer` in front of its backlog and is closed, so it never slows anyone
+ * else down.
  *
  * @module
  */

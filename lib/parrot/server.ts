@@ -141,12 +141,13 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     idleTimeouts: 0,
     protocolErrors: 0,
   };
+  const maxOutboundBytes = options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES;
   const hub = new Hub({
-    maxOutboundBytes: options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES,
+    maxOutboundBytes,
     onSlowConsumer: (session) =>
       log.warn("Cut off slow consumer {name}: more than {bytes} bytes queued", {
         name: session.name,
-        bytes: options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES,
+        bytes: maxOutboundBytes,
       }),
   });
   const handler = createConnectionHandler({
@@ -191,7 +192,10 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
   }, handler);
 
   const output = options.output === undefined ? Deno.stdout : options.output;
-  const draining = drain(channel, hub, counters, options, output);
+  // A batch relays at most half of what a subscriber may have queued, so a subscriber
+  // that keeps up is never taken for a slow one because of one big batch.
+  const batchBudget = Math.min(STDOUT_BATCH_BYTES, Math.floor(maxOutboundBytes / 2));
+  const draining = drain(channel, hub, counters, options, output, batchBudget);
   const finished = (async () => {
     await tcp.finished;
     channel.close();
@@ -224,6 +228,7 @@ async function drain(
   counters: { messages: number; bytes: number; relayed: number },
   options: ParrotServerOptions,
   output: ByteWriter | null,
+  batchBudget: number,
 ): Promise<void> {
   const stdout = output ? new WriteCoalescer(output, { maxBatchBytes: STDOUT_BATCH_BYTES }) : null;
   const broadcast = options.broadcast ?? true;
@@ -231,12 +236,6 @@ async function drain(
   const pongs: Session[] = [];
   const quits: Session[] = [];
   let stdoutBroken = false;
-  // A batch relays at most half of what a subscriber may have queued, so a subscriber
-  // that keeps up is never taken for a slow one because of one big batch.
-  const batchBudget = Math.min(
-    STDOUT_BATCH_BYTES,
-    Math.floor((options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES) / 2),
-  );
 
   function take(batch: ReadBatch): void {
     const session = batch.session;
