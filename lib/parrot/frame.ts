@@ -17,6 +17,8 @@ import { MAX_NAME_LENGTH } from "../defaults.ts";
 /**
  * A frame a client sends to the server, as the server decodes it.
  *
+ * - `auth`: `AUTH <token>`, the client proves it may connect (its first line when
+ *   the server requires a token). The token is raw bytes, never printed.
  * - `hello`: `HELLO <name>`, the client names itself.
  * - `msg`: `MSG <n>` and n binary-safe payload bytes.
  * - `text`: any other non-empty line, sent as a message without its line end.
@@ -48,6 +50,7 @@ import { MAX_NAME_LENGTH } from "../defaults.ts";
  * ```
  */
 export type ClientFrame =
+  | { type: "auth"; token: Uint8Array }
   | { type: "hello"; name: string }
   | { type: "msg"; payload: Uint8Array }
   | { type: "text"; payload: Uint8Array }
@@ -106,6 +109,12 @@ export const REASON = {
   frameTooLarge: "frame too large",
   /** A control line longer than the decoder's `maxLineBytes`. */
   lineTooLong: "control line too long",
+  /** A first line that is not `AUTH` with the server's token. */
+  unauthorized: "unauthorized",
+  /** No `AUTH` line (or no TLS handshake) within the auth timeout. */
+  authTimeout: "auth timeout",
+  /** A connection that ended in the middle of a frame. */
+  truncatedFrame: "truncated frame",
   /** A line the client decoder does not know. */
   unknownFrame: "unknown frame",
 } as const;

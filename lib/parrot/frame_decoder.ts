@@ -114,6 +114,7 @@ function ascii(text: string): Uint8Array {
 
 const VERB_MSG = ascii("MSG");
 const VERB_HELLO = ascii("HELLO");
+const VERB_AUTH = ascii("AUTH");
 const VERB_ERR = ascii("ERR");
 const LINE_PING = ascii("PING");
 const LINE_PONG = ascii("PONG");
@@ -456,6 +457,12 @@ class ClientGrammar implements Grammar<ClientFrame> {
         break;
       case 0x48: // H
         if (isVerb(bytes, start, end, VERB_HELLO)) return hello(bytes, start + 6, end);
+        break;
+      case 0x41: // A
+        // Copied: the token outlives the read buffer only as long as the check takes.
+        if (isVerb(bytes, start, end, VERB_AUTH)) {
+          return { type: "auth", token: bytes.slice(start + 5, end) };
+        }
         break;
       case 0x50: // P
         if (isLine(bytes, start, end, LINE_PING)) return { type: "ping" };

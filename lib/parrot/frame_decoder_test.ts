@@ -516,3 +516,14 @@ Deno.test("ServerFrameDecoder.push() never throws on arbitrary bytes", () => {
     feed(new ClientFrameDecoder(), input, points);
   }
 });
+
+Deno.test("ClientFrameDecoder.push() decodes AUTH with its token as bytes", () => {
+  const decoder = new ClientFrameDecoder();
+  const { frames, error } = decoder.push(new TextEncoder().encode("AUTH s3 cr\r\nAUTH\nAUTHx\n"));
+  assert.equal(error, undefined);
+  assert.equal(frames.length, 3);
+  assert.equal(frames[0].type, "auth");
+  assert.equal(frames[0].type === "auth" && new TextDecoder().decode(frames[0].token), "s3 cr");
+  assert.equal(frames[1].type === "auth" && frames[1].token.length, 0);
+  assert.equal(frames[2].type, "text");
+});

@@ -112,6 +112,30 @@ export function encodeHello(name: string): Uint8Array {
 }
 
 /**
+ * Encodes the line a client sends first to a server that requires a token:
+ * `AUTH <token>` LF.
+ *
+ * @param token The server's token; not empty, and without CR or LF.
+ * @returns The line, in one new buffer.
+ * @throws {RangeError} If `token` is empty or holds CR or LF.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeAuth } from "./frame_encoder.ts";
+ *
+ * assert.equal(new TextDecoder().decode(encodeAuth("s3cret")), "AUTH s3cret\n");
+ * assert.throws(() => encodeAuth("a\nb"), RangeError);
+ * ```
+ */
+export function encodeAuth(token: string): Uint8Array {
+  if (token.length === 0 || /[\r\n]/.test(token)) {
+    throw new RangeError("Cannot encode the token: it must be non-empty and on one line");
+  }
+  return textEncoder.encode(`AUTH ${token}\n`);
+}
+
+/**
  * Encodes the line the server sends before it closes a connection for a
  * reason: `ERR <reason>` LF.
  *
