@@ -129,7 +129,13 @@ export interface ServerProcess extends Running {
 }
 
 /** The permissions the `server` task grants. */
-export const SERVER_RUN_ARGS = ["run", "--allow-net=127.0.0.1", "server.ts"];
+export const SERVER_RUN_ARGS = [
+  "run",
+  "--allow-net=127.0.0.1",
+  "--allow-read",
+  "--allow-env=PARROT_TOKEN",
+  "server.ts",
+];
 
 /**
  * Starts `server.ts` on port 0 with `args` and waits for its "listening on" line.
