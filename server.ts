@@ -1,8 +1,9 @@
 /**
  * `deno task server <port> [options]`: the parrot server on the command line.
  *
- * A thin CLI over {@linkcode startParrotServer}: parse the options, log to stderr,
- * turn SIGINT/SIGTERM into a graceful shutdown, print stats, exit 0.
+ * A thin CLI over {@linkcode startParrotServer}: parse the options, read the token,
+ * certificate and key, log to stderr, turn SIGINT/SIGTERM into a graceful shutdown,
+ * log SIGHUP and carry on, print stats, exit 0.
  *
  * @module
  */
@@ -19,7 +20,9 @@ import {
   UsageError,
 } from "./lib/cli/args.ts";
 import { closeLogging, parseLogLevel, setupLogging } from "./lib/cli/logging.ts";
+import { resolveToken } from "./lib/cli/token.ts";
 import {
+  DEFAULT_AUTH_TIMEOUT_MS,
   DEFAULT_GRACE_MS,
   DEFAULT_HOST,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -28,6 +31,7 @@ import {
   DEFAULT_MAX_OUTBOUND_BYTES,
   DEFAULT_QUEUE_CAPACITY,
   DEFAULT_READ_TIMEOUT_MS,
+  DEFAULT_WRITE_TIMEOUT_MS,
 } from "./lib/defaults.ts";
 import { formatDuration } from "./lib/net/duration.ts";
 import { type ParrotServer, startParrotServer } from "./lib/parrot/server.ts";
@@ -50,8 +54,25 @@ Options:
   --max-frame <bytes>     largest message payload (default ${DEFAULT_MAX_FRAME_BYTES})
   --max-outbound <bytes>  bytes queued for one client before it is a slow consumer
                           (default ${DEFAULT_MAX_OUTBOUND_BYTES})
+  --write-timeout <time>  a write to a client may stall this long before it is a slow
+                          consumer (default ${formatDuration(DEFAULT_WRITE_TIMEOUT_MS)})
   --queue <n>             channel capacity in read batches (default ${DEFAULT_QUEUE_CAPACITY})
+  --rate <n>              messages per second per client; a faster client is slowed,
+                          not dropped (default: no limit)
+  --burst <n>             messages a client may send at once under --rate (default: the rate)
   --no-broadcast          do not relay messages to other clients
+
+Security:
+  --token-file <path>     require "AUTH <token>" as each client's first line, the token
+                          being the file's first line (or set PARROT_TOKEN)
+  --token <secret>        the same with the token given here (visible in \`ps\`)
+  --auth-timeout <time>   time for the TLS handshake and the AUTH line (default ${
+  formatDuration(DEFAULT_AUTH_TIMEOUT_MS)
+})
+  --tls-cert <file>       serve TLS with this PEM certificate (needs --tls-key)
+  --tls-key <file>        the PEM private key of --tls-cert
+
+Logging:
   --stats <time>          print a one-line summary to stderr at this interval
   --log-level <level>     debug, info, warning or error (default info)
   --log-format <format>   text or json (default text)
@@ -59,7 +80,9 @@ Options:
   --version               show the version
 
 Times: 250ms, 5s, 1m, or plain milliseconds. Messages go to stdout, logs to stderr.
-Ctrl+C (SIGINT) or SIGTERM shuts down gracefully; a second Ctrl+C after 1s exits at once.`;
+Binding an address other than loopback without a token logs a warning.
+Ctrl+C (SIGINT) or SIGTERM shuts down gracefully; a second Ctrl+C after 1s exits at once.
+SIGHUP logs the counters and the server keeps running.`;
 
 const HINT = "Run `deno task server --help` for usage.";
 const log = getLogger(["parrot", "server"]);
@@ -72,7 +95,15 @@ const SERVER_OPTIONS = {
   grace: { type: "string" },
   "max-frame": { type: "string" },
   "max-outbound": { type: "string" },
+  "write-timeout": { type: "string" },
   queue: { type: "string" },
+  rate: { type: "string" },
+  burst: { type: "string" },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  "auth-timeout": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
   "no-broadcast": { type: "boolean", default: false },
   stats: { type: "string" },
   "log-level": { type: "string", default: "info" },
@@ -113,12 +144,19 @@ async function main(): Promise<number> {
     graceMs: duration("grace", DEFAULT_GRACE_MS),
     maxFrameBytes: count("max-frame", DEFAULT_MAX_FRAME_BYTES, 0),
     maxOutboundBytes: count("max-outbound", DEFAULT_MAX_OUTBOUND_BYTES, 1),
+    writeTimeoutMs: duration("write-timeout", DEFAULT_WRITE_TIMEOUT_MS),
     queueCapacity: count("queue", DEFAULT_QUEUE_CAPACITY, 1),
     broadcast: !values["no-broadcast"],
+    authTimeoutMs: duration("auth-timeout", DEFAULT_AUTH_TIMEOUT_MS),
+    rateLimit: rateLimit(option("rate"), option("burst")),
+    token: await resolveToken({ token: option("token"), tokenFile: option("token-file") }),
+    tls: await readTls(option("tls-cert"), option("tls-key")),
   };
   const statsMs = option("stats") === undefined ? 0 : duration("stats", 0);
-  if (options.readTimeoutMs === 0) {
-    throw new UsageError("Cannot use --read-timeout 0: it must be positive");
+  for (const name of ["read-timeout", "write-timeout", "auth-timeout"] as const) {
+    if (option(name) !== undefined && duration(name, 1) === 0) {
+      throw new UsageError(`Cannot use --${name} 0: it must be positive`);
+    }
   }
 
   await setupLogging(logLevel, logFormat);
@@ -130,12 +168,20 @@ async function main(): Promise<number> {
     await closeLogging();
     throw new Error(listenFailure(error, hostname, port));
   }
-  log.info("parrot {version} listening on {address}", {
+  log.info("parrot {version} listening on {address}{tls}{auth}", {
     version: denoJson.version,
     address: `${server.addr.hostname}:${server.addr.port}`,
+    tls: options.tls ? " (TLS)" : "",
+    auth: options.token ? ", clients must AUTH" : "",
   });
+  if (!isLoopback(hostname) && !options.token) {
+    log.warn(
+      "Listening on {host} without a token: anyone who can reach it may send messages; set PARROT_TOKEN or --token-file",
+      { host: hostname },
+    );
+  }
 
-  const stopSignals = handleSignals(shutdown);
+  const stopSignals = handleSignals(shutdown, server);
   const stopStats = statsMs > 0 ? printStats(server, statsMs) : () => {};
   await server.finished;
   stopStats();
@@ -146,8 +192,11 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** SIGINT/SIGTERM start the shutdown; a repeat at least a second later exits at once. */
-function handleSignals(shutdown: AbortController): () => void {
+/**
+ * SIGINT/SIGTERM start the shutdown; a repeat at least a second later exits at once.
+ * SIGHUP (a closed terminal, or `kill -HUP`) logs the counters; the server keeps running.
+ */
+function handleSignals(shutdown: AbortController, server: ParrotServer): () => void {
   let firstAt = 0;
   const signals = ["SIGINT", "SIGTERM"] as const;
   const handlers = signals.map((signal) => {
@@ -167,7 +216,56 @@ function handleSignals(shutdown: AbortController): () => void {
     Deno.addSignalListener(signal, handler);
     return () => Deno.removeSignalListener(signal, handler);
   });
-  return () => handlers.forEach((remove) => remove());
+  const onHangup = () => {
+    const { clients, messages } = server.stats();
+    log.info(
+      "Server received SIGHUP: still serving {clients} clients, {messages} messages so far; SIGINT or SIGTERM stops it",
+      { clients, messages },
+    );
+  };
+  Deno.addSignalListener("SIGHUP", onHangup);
+  return () => {
+    handlers.forEach((remove) => remove());
+    Deno.removeSignalListener("SIGHUP", onHangup);
+  };
+}
+
+function rateLimit(
+  rate: string | undefined,
+  burst: string | undefined,
+): { ratePerSecond: number; burst: number } | undefined {
+  if (rate === undefined) {
+    if (burst !== undefined) throw new UsageError("Cannot use --burst without --rate");
+    return undefined;
+  }
+  const ratePerSecond = parseCount("rate", rate, 1);
+  return {
+    ratePerSecond,
+    burst: burst === undefined ? ratePerSecond : parseCount("burst", burst, 1),
+  };
+}
+
+async function readTls(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+): Promise<{ cert: string; key: string } | undefined> {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    throw new UsageError("Cannot serve TLS: give both --tls-cert and --tls-key");
+  }
+  const read = async (name: string, path: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (error) {
+      const why = error instanceof Deno.errors.NotFound ? "no such file" : errorMessage(error);
+      throw new UsageError(`Cannot read --${name} ${path}: ${why}`);
+    }
+  };
+  return { cert: await read("tls-cert", certFile), key: await read("tls-key", keyFile) };
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || /^127\./.test(hostname);
 }
 
 function printStats(server: ParrotServer, intervalMs: number): () => void {
@@ -178,7 +276,7 @@ function printStats(server: ParrotServer, intervalMs: number): () => void {
     const stats = server.stats();
     const seconds = Math.max((now - lastAt) / 1000, 0.001);
     log.info(
-      "stats: clients={clients} msgs/s={rate} bytes/s={bytes} queue={queue} relayed/s={relayed} total={total}",
+      "stats: clients={clients} msgs/s={rate} bytes/s={bytes} queue={queue} relayed/s={relayed} total={total} slow_consumers={slow} undelivered={dropped} auth_failures={auth} tls_failures={tls} rate_pauses={pauses}",
       {
         clients: stats.clients,
         rate: Math.round((stats.messages - last.messages) / seconds),
@@ -186,6 +284,11 @@ function printStats(server: ParrotServer, intervalMs: number): () => void {
         queue: stats.queueDepth,
         relayed: Math.round((stats.relayed - last.relayed) / seconds),
         total: stats.messages,
+        slow: stats.slowConsumers,
+        dropped: stats.slowConsumerDrops,
+        auth: stats.authFailures,
+        tls: stats.tlsFailures,
+        pauses: stats.ratePauses,
       },
     );
     last = stats;
@@ -201,6 +304,13 @@ function listenFailure(error: unknown, hostname: string, port: number): string {
   }
   if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
     return `Cannot listen on ${where}: no network permission for this address; the server task allows 127.0.0.1 only, so run \`deno run --allow-net=${hostname} server.ts ${port} --host ${hostname}\``;
+  }
+  if (
+    error instanceof Deno.errors.InvalidData || /certificate|private key/i.test(errorMessage(error))
+  ) {
+    return `Cannot listen on ${where} with TLS: ${
+      errorMessage(error)
+    } (check --tls-cert and --tls-key)`;
   }
   if (error instanceof Deno.errors.AddrNotAvailable) {
     return `Cannot listen on ${where}: the address is not available on this machine`;

@@ -17,6 +17,10 @@ export const DEFAULT_READ_TIMEOUT_MS = 5_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** Milliseconds a shutdown waits for clients to finish before it closes them. */
 export const DEFAULT_GRACE_MS = 5_000;
+/** Milliseconds a new connection has to finish its TLS handshake and send `AUTH`. */
+export const DEFAULT_AUTH_TIMEOUT_MS = 2_000;
+/** Milliseconds one write to a client may stay in flight before it is a slow consumer. */
+export const DEFAULT_WRITE_TIMEOUT_MS = 10_000;
 /** Largest `MSG` payload accepted, in bytes. */
 export const DEFAULT_MAX_FRAME_BYTES = 1_048_576;
 /** Bytes queued for one client before it counts as a slow consumer. */
@@ -45,3 +49,11 @@ export const DEFAULT_LAUNCH_STAGGER_MS = 1_000;
 export const CLOSE_FLUSH_TIMEOUT_MS = 2_000;
 /** Most read batches the main task takes from the channel before it writes stdout once. */
 export const MAX_DRAIN_BATCH = 256;
+/** Connection attempts a reconnecting client makes after a loss before it gives up. */
+export const DEFAULT_RECONNECT_ATTEMPTS = 10;
+/** Upper bound of a reconnecting client's first delay, in milliseconds; it doubles per attempt. */
+export const DEFAULT_RECONNECT_INITIAL_MS = 100;
+/** Largest upper bound of a reconnecting client's delay between attempts, in milliseconds. */
+export const DEFAULT_RECONNECT_MAX_MS = 5_000;
+/** Messages a reconnecting client keeps while disconnected; beyond it the oldest are dropped. */
+export const DEFAULT_MAX_UNSENT = 1_000;

@@ -143,7 +143,7 @@ export const SERVER_RUN_ARGS = [
  */
 export async function startServer(
   args: string[] = [],
-  options: { viaTask?: boolean; stdoutFile?: string } = {},
+  options: { viaTask?: boolean; stdoutFile?: string; env?: Record<string, string> } = {},
 ): Promise<ServerProcess> {
   const denoArgs = options.viaTask ? ["task", "-q", "server", "0", ...args] : [
     ...SERVER_RUN_ARGS,
@@ -159,8 +159,8 @@ export async function startServer(
       options.stdoutFile,
       DENO,
       ...denoArgs,
-    ])
-    : spawn(DENO, denoArgs);
+    ], { env: options.env })
+    : spawn(DENO, denoArgs, { env: options.env });
   const port = await listeningPort(running);
   return { ...running, port, kill: (signal = "SIGTERM") => running.child.kill(signal) };
 }
@@ -192,6 +192,11 @@ export class RawClient {
 
   static async connect(port: number): Promise<RawClient> {
     return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  /** Connects over TLS, trusting the PEM certificates `caCerts`. */
+  static async connectTls(port: number, caCerts: string[]): Promise<RawClient> {
+    return new RawClient(await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts }));
   }
 
   /** Writes all of `data`. */

@@ -62,6 +62,7 @@ export class WriteCoalescer {
   #queuedBytes = 0;
   #inFlightBytes = 0;
   #writing = false;
+  #writeStartedAt = 0;
   #error: unknown = undefined;
   #failed = false;
   #enqueuedTotal = 0;
@@ -78,6 +79,15 @@ export class WriteCoalescer {
   /** Bytes queued or being written and not yet confirmed by the writer. */
   get buffered(): number {
     return this.#queuedBytes + this.#inFlightBytes;
+  }
+
+  /**
+   * When the write call now in flight started (milliseconds since the epoch), or 0 when
+   * none is. A peer that stops reading leaves a write in flight: compare this with a
+   * write deadline to find it.
+   */
+  get writeStartedAt(): number {
+    return this.#writeStartedAt;
   }
 
   /** Whether a write has failed; later writes are then dropped. */
@@ -133,6 +143,7 @@ export class WriteCoalescer {
         this.#inFlightBytes = batch.length;
         let offset = 0;
         while (offset < batch.length) {
+          this.#writeStartedAt = Date.now();
           const written = await this.#writer.write(batch.subarray(offset));
           if (written <= 0) throw new Error("Cannot write: the writer accepted no bytes");
           offset += written;
@@ -146,6 +157,7 @@ export class WriteCoalescer {
       this.#fail(error);
     } finally {
       this.#writing = false;
+      this.#writeStartedAt = 0;
       this.#inFlightBytes = 0;
     }
   }

@@ -321,3 +321,16 @@ Deno.test("WriteCoalescer never modifies a chunk shared by several coalescers", 
   assert.deepEqual(writers[0].writes, ["0:shared", "tail-that-is-long", "zz"]);
   assert.deepEqual(writers[1].writes, ["1:shared", "tail-that-is-long", "zz"]);
 });
+
+Deno.test("WriteCoalescer.writeStartedAt tells when the write in flight started", async () => {
+  const writer = new ManualWriter();
+  const out = new WriteCoalescer(writer);
+  assert.equal(out.writeStartedAt, 0, "no write yet");
+  const before = Date.now();
+  out.write(encoder.encode("abc"));
+  const first = await writer.call(0);
+  assert.ok(out.writeStartedAt >= before && out.writeStartedAt <= Date.now());
+  first.resolve(3);
+  await out.flush();
+  assert.equal(out.writeStartedAt, 0, "nothing in flight after the flush");
+});

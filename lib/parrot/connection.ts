@@ -1,6 +1,10 @@
 /**
- * The task that serves one parrot connection: read, decode, enforce the deadlines,
- * and hand complete frames to the main task through the channel.
+ * The task that serves one parrot connection: admit it, read, decode, enforce the
+ * deadlines and the rate limit, and hand complete frames to the main task through the
+ * channel.
+ *
+ * Admission (`admission.ts`) comes first: the TLS handshake and the `AUTH` line. Only
+ * an admitted connection joins the hub and has its frames decoded.
  *
  * The read buffer is handed off with the frames that point into it (payloads are
  * views, copied once, later, into the stdout batch), so each read that produced
@@ -10,6 +14,8 @@
  * Deadlines: while a frame or line is incomplete it must finish within the read
  * timeout of its first byte (`ERR read timeout`); a connection silent for the idle
  * timeout gets `PING`, and after another idle timeout of silence `ERR idle timeout`.
+ * Time the server makes a connection wait (a full channel, the rate limit) does not
+ * count against it.
  *
  * @module
  */
@@ -18,9 +24,12 @@ import { getLogger } from "@logtape/logtape";
 import { MAX_READ_BUFFER_BYTES, MIN_READ_BUFFER_BYTES } from "../defaults.ts";
 import type { Channel } from "../net/channel.ts";
 import { isTimeoutError } from "../net/deadline.ts";
+import { delay } from "../net/delay.ts";
 import type { ConnInfo, TcpHandler } from "../net/serve_tcp.ts";
 import { TimedReader } from "../net/timed_reader.ts";
-import type { ClientFrame } from "./frame.ts";
+import { TokenBucket } from "../net/token_bucket.ts";
+import { type AdmissionPolicy, admit } from "./admission.ts";
+import { type ClientFrame, REASON } from "./frame.ts";
 import { ClientFrameDecoder } from "./frame_decoder.ts";
 import { PING_LINE, QUIT_LINE } from "./frame_encoder.ts";
 import type { Hub } from "./hub.ts";
@@ -48,8 +57,28 @@ export interface ConnectionContext {
   idleTimeoutMs: number;
   /** Largest payload accepted. */
   maxFrameBytes: number;
+  /** The TLS handshake and `AUTH` rule every connection passes first. */
+  admission: AdmissionPolicy;
+  /** Messages per second and burst allowed per connection; unlimited without it. */
+  rateLimit?: { ratePerSecond: number; burst: number };
   /** Counters the connection tasks update. */
-  counters: { readTimeouts: number; idleTimeouts: number; protocolErrors: number };
+  counters: ConnectionCounters;
+}
+
+/** What the connection tasks count. */
+export interface ConnectionCounters {
+  /** Clients closed by the read timeout. */
+  readTimeouts: number;
+  /** Clients closed by the idle timeout. */
+  idleTimeouts: number;
+  /** Clients closed for a protocol error. */
+  protocolErrors: number;
+  /** Connections refused for a missing, wrong or late `AUTH`. */
+  authFailures: number;
+  /** Connections closed because their TLS handshake failed or took too long. */
+  tlsFailures: number;
+  /** Reads paused by the rate limit. */
+  ratePauses: number;
 }
 
 const IMPLICIT_QUIT: ClientFrame[] = [{ type: "quit" }];
@@ -70,7 +99,15 @@ const IMPLICIT_QUIT: ClientFrame[] = [{ type: "quit" }];
  *   readTimeoutMs: 5000,
  *   idleTimeoutMs: 0,
  *   maxFrameBytes: 1024,
- *   counters: { readTimeouts: 0, idleTimeouts: 0, protocolErrors: 0 },
+ *   admission: { authTimeoutMs: 2000 },
+ *   counters: {
+ *     readTimeouts: 0,
+ *     idleTimeouts: 0,
+ *     protocolErrors: 0,
+ *     authFailures: 0,
+ *     tlsFailures: 0,
+ *     ratePauses: 0,
+ *   },
  * });
  * assert.equal(typeof handler, "function");
  * ```
@@ -79,57 +116,89 @@ export function createConnectionHandler(context: ConnectionContext): TcpHandler 
   return async (conn: Deno.Conn, info: ConnInfo): Promise<void> => {
     const { hostname, port } = info.remoteAddr;
     const session = new Session(conn, info.id, `${hostname}:${port}`);
-    context.hub.add(session);
-    const sayQuit = () => session.send(QUIT_LINE);
-    if (info.signal.aborted) sayQuit();
-    else info.signal.addEventListener("abort", sayQuit, { once: true });
-    log.debug("Client {name} connected", { name: session.name });
+    const reader = new TimedReader(conn);
+    let admitted = false;
+    // A client is told QUIT; a connection still being admitted is simply closed.
+    const onShutdown = () => admitted ? session.send(QUIT_LINE) : session.close();
+    if (info.signal.aborted) onShutdown();
+    else info.signal.addEventListener("abort", onShutdown, { once: true });
     try {
-      await readLoop(conn, session, context);
+      const admission = await admit(conn, reader, context.admission);
+      if (!admission.admitted) {
+        if (admission.failure === "tls") context.counters.tlsFailures++;
+        else context.counters.authFailures++;
+        log.info("Refused {name}: {detail}", { name: session.name, detail: admission.detail });
+        if (admission.reason) await session.fail(admission.reason);
+        return;
+      }
+      admitted = true;
+      context.hub.add(session);
+      log.debug("Client {name} connected", { name: session.name });
+      await readLoop(reader, session, context, admission.leftover, info.signal);
     } catch (error) {
       log.debug("Connection of {name} ended: {error}", { name: session.name, error });
     } finally {
-      info.signal.removeEventListener("abort", sayQuit);
+      info.signal.removeEventListener("abort", onShutdown);
       context.hub.remove(session);
       session.close();
-      log.debug("Client {name} disconnected", { name: session.name });
+      if (admitted) log.debug("Client {name} disconnected", { name: session.name });
     }
   };
 }
 
-async function readLoop(conn: Deno.Conn, session: Session, context: ConnectionContext) {
+async function readLoop(
+  reader: TimedReader,
+  session: Session,
+  context: ConnectionContext,
+  leftover: Uint8Array,
+  shutdown: AbortSignal,
+) {
   const { channel, readTimeoutMs, idleTimeoutMs, counters } = context;
-  const reader = new TimedReader(conn);
   const decoder = new ClientFrameDecoder({ maxFrameBytes: context.maxFrameBytes });
+  const bucket = context.rateLimit && new TokenBucket(context.rateLimit);
   let buffer = new Uint8Array(MIN_READ_BUFFER_BYTES);
   let frameStartedAt = 0;
   let lastHeardAt = Date.now();
   let pinged = false;
+  // Bytes that came with the AUTH line are decoded before the first read.
+  let unread: Uint8Array | undefined = leftover.length > 0 ? leftover : undefined;
   for (;;) {
-    const deadlineAt = decoder.pending
-      ? frameStartedAt + readTimeoutMs
-      : idleTimeoutMs > 0
-      ? lastHeardAt + idleTimeoutMs
-      : Infinity;
     let chunk: Uint8Array | null;
-    try {
-      chunk = await reader.read(buffer, deadlineAt);
-    } catch (error) {
-      if (!isTimeoutError(error) || session.closed) return;
-      if (decoder.pending) {
-        counters.readTimeouts++;
-        return await session.fail("read timeout");
+    if (unread) {
+      chunk = unread;
+      unread = undefined;
+    } else {
+      const deadlineAt = decoder.pending
+        ? frameStartedAt + readTimeoutMs
+        : idleTimeoutMs > 0
+        ? lastHeardAt + idleTimeoutMs
+        : Infinity;
+      try {
+        chunk = await reader.read(buffer, deadlineAt);
+      } catch (error) {
+        if (!isTimeoutError(error) || session.closed) return;
+        if (decoder.pending) {
+          counters.readTimeouts++;
+          return await session.fail(REASON.readTimeout);
+        }
+        if (pinged) {
+          counters.idleTimeouts++;
+          return await session.fail(REASON.idleTimeout);
+        }
+        pinged = true;
+        lastHeardAt = Date.now();
+        session.send(PING_LINE);
+        continue;
       }
-      if (pinged) {
-        counters.idleTimeouts++;
-        return await session.fail("idle timeout");
-      }
-      pinged = true;
-      lastHeardAt = Date.now();
-      session.send(PING_LINE);
-      continue;
     }
     if (chunk === null) {
+      if (decoder.pending) {
+        counters.protocolErrors++;
+        log.info("Closing {name}: it ended its input in the middle of a frame", {
+          name: session.name,
+        });
+        return await session.fail(REASON.truncatedFrame);
+      }
       // End of input is an implicit QUIT: finish what was sent, answer it, then close.
       await channel.send({ session, frames: IMPLICIT_QUIT });
       return await session.done;
@@ -139,8 +208,15 @@ async function readLoop(conn: Deno.Conn, session: Session, context: ConnectionCo
     const quitAt = frames.findIndex((frame) => frame.type === "quit");
     if (quitAt >= 0) frames.length = quitAt + 1;
     if (frames.length > 0) await channel.send({ session, frames });
+    if (bucket && !shutdown.aborted) {
+      const pauseMs = bucket.take(countMessages(frames));
+      if (pauseMs > 0) {
+        counters.ratePauses++;
+        await delay(pauseMs, shutdown);
+      }
+    }
     // The deadlines count from when we can read again: time spent waiting for room in
-    // the channel (backpressure) is the server's, not the peer's.
+    // the channel (backpressure) or for the rate limit is the server's, not the peer's.
     lastHeardAt = Date.now();
     pinged = false;
     if (decoder.pending && (!wasPending || frames.length > 0)) frameStartedAt = lastHeardAt;
@@ -155,6 +231,12 @@ async function readLoop(conn: Deno.Conn, session: Session, context: ConnectionCo
       return await session.fail(error.reason);
     }
   }
+}
+
+function countMessages(frames: ClientFrame[]): number {
+  let messages = 0;
+  for (const frame of frames) if (frame.type === "msg" || frame.type === "text") messages++;
+  return messages;
 }
 
 function nextBufferSize(current: number, used: number): number {

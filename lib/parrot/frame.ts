@@ -113,6 +113,10 @@ export const REASON = {
   unauthorized: "unauthorized",
   /** No `AUTH` line (or no TLS handshake) within the auth timeout. */
   authTimeout: "auth timeout",
+  /** An unfinished frame or line that did not complete within the read timeout. */
+  readTimeout: "read timeout",
+  /** A connection silent for twice the idle timeout. */
+  idleTimeout: "idle timeout",
   /** A connection that ended in the middle of a frame. */
   truncatedFrame: "truncated frame",
   /** A line the client decoder does not know. */

@@ -105,8 +105,11 @@ const PREVIEW_BYTES = 32;
 const MIN_LINE_BUFFER_BYTES = 128;
 const NAME_RULE = `a name is 1 to ${MAX_NAME_LENGTH} visible ASCII characters without spaces`;
 
-/** The one decoder for names and reasons; payloads are never decoded. */
-const textDecoder = new TextDecoder();
+/**
+ * The one decoder for names and reasons; payloads are never decoded. A leading BOM is
+ * kept: it is part of the name or reason, not a mark to drop.
+ */
+const textDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 function ascii(text: string): Uint8Array {
   return new TextEncoder().encode(text);

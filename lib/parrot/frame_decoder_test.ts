@@ -527,3 +527,16 @@ Deno.test("ClientFrameDecoder.push() decodes AUTH with its token as bytes", () =
   assert.equal(frames[1].type === "auth" && frames[1].token.length, 0);
   assert.equal(frames[2].type, "text");
 });
+
+Deno.test("ClientFrameDecoder.push() refuses a name that starts with a UTF-8 BOM", () => {
+  const { frames, error } = new ClientFrameDecoder().push(
+    bytes("HELLO ", [0xef, 0xbb, 0xbf], "b\n"),
+  );
+  assert.deepEqual(frames, []);
+  assert.equal(error?.reason, REASON.invalidName);
+});
+
+Deno.test("ServerFrameDecoder.push() keeps a BOM at the start of an ERR reason", () => {
+  const { frames } = new ServerFrameDecoder().push(bytes("ERR ", [0xef, 0xbb, 0xbf], "x\n"));
+  assert.deepEqual(frames, [{ type: "err", reason: "\uFEFFx" }]);
+});

@@ -3,10 +3,12 @@
  * slow-consumer rule.
  *
  * A relayed message is encoded once and the same bytes are queued for every
- * subscriber. A subscriber whose queue would grow past `maxOutboundBytes` is a slow
- * consumer (an empty queue always takes one message, however large): it gets
- * `ERR slow consumer` in front of its backlog and is closed, so it never slows anyone
- * else down.
+ * subscriber. A subscriber is a slow consumer when its queue would grow past
+ * `maxOutboundBytes` (an empty queue always takes one message, however large), or when
+ * a write to it has been in flight longer than the write timeout
+ * ({@linkcode Hub.cutOffStalled}). It gets `ERR slow consumer` in place of its backlog
+ * and is closed, so it never slows anyone else down; the hub counts it and the
+ * messages it will not receive, and tells `onSlowConsumer`.
  *
  * @module
  */
@@ -20,7 +22,17 @@ export interface HubOptions {
   /** Bytes queued for one client before it counts as a slow consumer. */
   maxOutboundBytes?: number;
   /** Called once for each client cut off as a slow consumer. */
-  onSlowConsumer?: (session: Session) => void;
+  onSlowConsumer?: (cutOff: SlowConsumer) => void;
+}
+
+/** A client cut off as a slow consumer, as {@linkcode HubOptions.onSlowConsumer} hears it. */
+export interface SlowConsumer {
+  /** The client. */
+  session: Session;
+  /** Why: its queue outgrew the limit, or a write to it stalled. */
+  cause: "max outbound" | "write timeout";
+  /** Messages (and the odd control line) queued for it that it will not receive. */
+  dropped: number;
 }
 
 /**
@@ -51,9 +63,11 @@ export class Hub {
   #sessions = new Set<Session>();
   #subscribers = new Set<Session>();
   #maxOutboundBytes: number;
-  #onSlowConsumer?: (session: Session) => void;
+  #onSlowConsumer?: (cutOff: SlowConsumer) => void;
   /** Clients cut off as slow consumers since the hub was made. */
   slowConsumers = 0;
+  /** Messages queued for slow consumers that they did not receive. */
+  slowConsumerDrops = 0;
 
   /** Creates an empty hub. */
   constructor(options: HubOptions = {}) {
@@ -101,7 +115,7 @@ export class Hub {
       if (subscriber === from || subscriber.closed) continue;
       const backlog = subscriber.outbound.buffered;
       if (backlog > 0 && backlog + frame.length > this.#maxOutboundBytes) {
-        this.#cutOff(subscriber);
+        this.#cutOff(subscriber, "max outbound", 1);
         continue;
       }
       subscriber.send(frame);
@@ -110,10 +124,28 @@ export class Hub {
     return delivered;
   }
 
-  #cutOff(session: Session): void {
+  /**
+   * Cuts off every client with a write in flight since before `stalledSince`
+   * (milliseconds since the epoch); returns how many.
+   */
+  cutOffStalled(stalledSince: number): number {
+    let cut = 0;
+    for (const session of this.#sessions) {
+      const startedAt = session.outbound.writeStartedAt;
+      if (startedAt !== 0 && startedAt < stalledSince && !session.closed) {
+        this.#cutOff(session, "write timeout", 0);
+        cut++;
+      }
+    }
+    return cut;
+  }
+
+  #cutOff(session: Session, cause: SlowConsumer["cause"], refused: number): void {
     this.#subscribers.delete(session);
+    const dropped = session.outbound.discardQueued() + refused;
     this.slowConsumers++;
-    this.#onSlowConsumer?.(session);
-    session.fail("slow consumer", { discardBacklog: true });
+    this.slowConsumerDrops += dropped;
+    this.#onSlowConsumer?.({ session, cause, dropped });
+    session.fail("slow consumer");
   }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FakeConn } from "../testing.ts";
-import { Hub } from "./hub.ts";
+import { Hub, type SlowConsumer } from "./hub.ts";
 import { Session } from "./session.ts";
 
 const encoder = new TextEncoder();
@@ -130,7 +130,7 @@ Deno.test("Hub.relay() from a sender no longer in the hub reaches every subscrib
 });
 
 Deno.test("Hub cuts off a slow consumer: ERR in front of its discarded backlog, others still served", async () => {
-  const cutOff: Session[] = [];
+  const cutOff: SlowConsumer[] = [];
   // Each relayed frame below is "MSG ann 9\n" + 9 bytes + "\n" = 20 bytes.
   const hub = new Hub({ maxOutboundBytes: 70, onSlowConsumer: (s) => cutOff.push(s) });
   const [ann] = session(1, "ann");
@@ -154,8 +154,9 @@ Deno.test("Hub cuts off a slow consumer: ERR in front of its discarded backlog, 
   assert.equal(cutOff.length, 0);
 
   assert.equal(await relay(3), 1, "60 + 20 > 70: slow is cut off");
-  assert.deepEqual(cutOff, [slow]);
+  assert.deepEqual(cutOff, [{ session: slow, cause: "max outbound", dropped: 3 }]);
   assert.equal(hub.slowConsumers, 1);
+  assert.equal(hub.slowConsumerDrops, 3, "message-1 and -2 were queued, message-3 refused");
   assert.equal(slow.closed, true);
   assert.equal(
     slow.outbound.buffered,
@@ -177,4 +178,32 @@ Deno.test("Hub cuts off a slow consumer: ERR in front of its discarded backlog, 
     bobConn.texts.join(""),
     [0, 1, 2, 3, 4].map((i) => `MSG ann 9\nmessage-${i}\n`).join(""),
   );
+});
+
+Deno.test("Hub.cutOffStalled() cuts off a client whose write has been in flight too long", async () => {
+  const cutOff: SlowConsumer[] = [];
+  const hub = new Hub({ onSlowConsumer: (s) => cutOff.push(s) });
+  const [ann] = session(1, "ann");
+  const [stuck, stuckConn] = session(2, "stuck", new FakeConn({ blocked: true }));
+  const [bob] = session(3, "bob");
+  hub.add(ann);
+  hub.add(stuck);
+  hub.add(bob);
+  hub.relay(ann, encoder.encode("one"));
+  await stuckConn.wrote();
+  await bob.outbound.flush();
+  hub.relay(ann, encoder.encode("two"));
+  await bob.outbound.flush();
+
+  const startedAt = stuck.outbound.writeStartedAt;
+  assert.ok(startedAt > 0);
+  assert.equal(hub.cutOffStalled(startedAt), 0, "not stalled since before its own start");
+  assert.equal(hub.cutOffStalled(startedAt + 1), 1);
+  assert.deepEqual(cutOff, [{ session: stuck, cause: "write timeout", dropped: 1 }]);
+  assert.equal(stuck.closed, true);
+  assert.equal(bob.closed, false, "a client with nothing in flight is never stalled");
+  assert.equal(hub.cutOffStalled(Date.now() + 1), 0, "a closed client is not cut off twice");
+  stuckConn.release();
+  await stuck.done;
+  assert.deepEqual(stuckConn.texts, ["MSG ann 3\none\n", "ERR slow consumer\n"]);
 });

@@ -9,6 +9,10 @@
  * When the channel is full, connection tasks wait, stop reading, and the kernel's TCP
  * window slows their senders: nothing is dropped.
  *
+ * Before a connection is a client it is admitted (TLS handshake, `AUTH`; see
+ * `admission.ts`). A sweep a few times per write timeout cuts off subscribers whose
+ * socket has stopped taking bytes.
+ *
  * Shutdown: the toolkit stops accepting and each connection is told `QUIT`; when every
  * connection task has finished (or the grace period closed it) the channel closes,
  * the main task drains what is left and flushes stdout, and `finished` settles.
@@ -18,6 +22,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import {
+  DEFAULT_AUTH_TIMEOUT_MS,
   DEFAULT_GRACE_MS,
   DEFAULT_HOST,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -26,13 +31,14 @@ import {
   DEFAULT_MAX_OUTBOUND_BYTES,
   DEFAULT_QUEUE_CAPACITY,
   DEFAULT_READ_TIMEOUT_MS,
+  DEFAULT_WRITE_TIMEOUT_MS,
   MAX_DRAIN_BATCH,
 } from "../defaults.ts";
 import { Channel } from "../net/channel.ts";
 import { delay, settlesWithin } from "../net/delay.ts";
 import { serveTcp } from "../net/serve_tcp.ts";
 import { type ByteWriter, WriteCoalescer } from "../net/write_coalescer.ts";
-import { createConnectionHandler, type ReadBatch } from "./connection.ts";
+import { type ConnectionCounters, createConnectionHandler, type ReadBatch } from "./connection.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
 import type { Session } from "./session.ts";
@@ -63,6 +69,16 @@ export interface ParrotServerOptions {
   maxOutboundBytes?: number;
   /** Channel capacity, in read batches. Default 256. */
   queueCapacity?: number;
+  /** Milliseconds one write to a client may stay in flight before it is a slow consumer. Default 10000. */
+  writeTimeoutMs?: number;
+  /** The token every client must send with `AUTH` as its first line. Default none. */
+  token?: string;
+  /** Milliseconds a connection has for its TLS handshake and `AUTH` line. Default 2000. */
+  authTimeoutMs?: number;
+  /** PEM certificate and key: serve TLS (`Deno.listenTls`) instead of plain TCP. */
+  tls?: { cert: string; key: string };
+  /** Messages per second (and burst) allowed per client; reads pause beyond it. Default none. */
+  rateLimit?: { ratePerSecond: number; burst?: number };
   /** Relay messages to subscribed clients. Default true. */
   broadcast?: boolean;
   /** Where message records go. Default `Deno.stdout`; `null` writes none. */
@@ -89,6 +105,14 @@ export interface ServerStats {
   rejected: number;
   /** Clients cut off as slow consumers. */
   slowConsumers: number;
+  /** Messages queued for slow consumers that they did not receive. */
+  slowConsumerDrops: number;
+  /** Connections refused for a missing, wrong or late `AUTH`. */
+  authFailures: number;
+  /** Connections closed because their TLS handshake failed or took too long. */
+  tlsFailures: number;
+  /** Reads paused by the rate limit. */
+  ratePauses: number;
   /** Clients closed by the read timeout. */
   readTimeouts: number;
   /** Clients closed by the idle timeout. */
@@ -132,7 +156,12 @@ export interface ParrotServer {
  */
 export function startParrotServer(options: ParrotServerOptions = {}): ParrotServer {
   const channel = new Channel<ReadBatch>(options.queueCapacity ?? DEFAULT_QUEUE_CAPACITY);
-  const counters = {
+  const counters: ConnectionCounters & {
+    messages: number;
+    bytes: number;
+    relayed: number;
+    rejected: number;
+  } = {
     messages: 0,
     bytes: 0,
     relayed: 0,
@@ -140,29 +169,47 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     readTimeouts: 0,
     idleTimeouts: 0,
     protocolErrors: 0,
+    authFailures: 0,
+    tlsFailures: 0,
+    ratePauses: 0,
   };
   const maxOutboundBytes = options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES;
+  const writeTimeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
   const hub = new Hub({
     maxOutboundBytes,
-    onSlowConsumer: (session) =>
-      log.warn("Cut off slow consumer {name}: more than {bytes} bytes queued", {
+    onSlowConsumer: ({ session, cause, dropped }) =>
+      log.warn("Cut off slow consumer {name}: {why}; {dropped} messages not delivered", {
         name: session.name,
-        bytes: maxOutboundBytes,
+        why: cause === "max outbound"
+          ? `more than ${maxOutboundBytes} bytes queued`
+          : `a write stalled for more than ${writeTimeoutMs}ms`,
+        dropped,
       }),
   });
+  const rate = options.rateLimit;
   const handler = createConnectionHandler({
     hub,
     channel,
     readTimeoutMs: options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    admission: {
+      token: options.token ? new TextEncoder().encode(options.token) : undefined,
+      authTimeoutMs: options.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS,
+    },
+    rateLimit: rate &&
+      { ratePerSecond: rate.ratePerSecond, burst: rate.burst ?? rate.ratePerSecond },
     counters,
   });
   let warnedAboutFiles = false;
+  const hostname = options.hostname ?? DEFAULT_HOST;
+  const port = options.port ?? 0;
+  const listener = options.listener ??
+    (options.tls ? Deno.listenTls({ hostname, port, ...options.tls }) : undefined);
   const tcp = serveTcp({
-    hostname: options.hostname ?? DEFAULT_HOST,
-    port: options.port ?? 0,
-    listener: options.listener,
+    hostname,
+    port,
+    listener,
     maxConnections: options.maxClients ?? DEFAULT_MAX_CLIENTS,
     gracePeriodMs: options.graceMs ?? DEFAULT_GRACE_MS,
     signal: options.signal,
@@ -196,8 +243,14 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
   // that keeps up is never taken for a slow one because of one big batch.
   const batchBudget = Math.min(STDOUT_BATCH_BYTES, Math.floor(maxOutboundBytes / 2));
   const draining = drain(channel, hub, counters, options, output, batchBudget);
+  // Cut off subscribers whose socket stopped taking bytes, a few times per write timeout.
+  const sweep = setInterval(
+    () => hub.cutOffStalled(Date.now() - writeTimeoutMs),
+    Math.min(Math.max(writeTimeoutMs / 4, 10), 1_000),
+  );
   const finished = (async () => {
     await tcp.finished;
+    clearInterval(sweep);
     channel.close();
     await draining;
   })();
@@ -210,6 +263,7 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
       clients: hub.size,
       queueDepth: channel.size,
       slowConsumers: hub.slowConsumers,
+      slowConsumerDrops: hub.slowConsumerDrops,
     }),
     shutdown() {
       tcp.shutdown();
@@ -269,6 +323,7 @@ async function drain(
           quits.push(session);
           break;
         case "pong":
+        case "auth": // Already admitted (or no token required): nothing to do.
           break;
       }
     }

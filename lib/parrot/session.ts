@@ -93,12 +93,11 @@ export class Session {
   }
 
   /**
-   * Sends `ERR <reason>` and closes. With `discardBacklog`, the error line jumps the
-   * queued backlog (for a slow consumer whose backlog will never drain).
+   * Sends `ERR <reason>` after what is queued, and closes. (To put the error in place of
+   * a backlog that will never drain, discard the backlog first.)
    */
-  fail(reason: string, options: { discardBacklog?: boolean } = {}): Promise<void> {
+  fail(reason: string): Promise<void> {
     if (this.#closing) return this.#closing;
-    if (options.discardBacklog) this.outbound.discardQueued();
     this.outbound.write(encodeErr(reason));
     return this.finish();
   }
