@@ -50,10 +50,17 @@ export {
 } from "./lib/net/write_coalescer.ts";
 export { delay, settlesWithin } from "./lib/net/delay.ts";
 export { formatDuration, parseDuration } from "./lib/net/duration.ts";
+export { TokenBucket, type TokenBucketOptions } from "./lib/net/token_bucket.ts";
 export * from "./lib/parrot/frame.ts";
 export * from "./lib/parrot/frame_decoder.ts";
 export * from "./lib/parrot/frame_encoder.ts";
-export { Hub, type HubOptions } from "./lib/parrot/hub.ts";
+export { Hub, type HubOptions, type SlowConsumer } from "./lib/parrot/hub.ts";
+export {
+  type Admission,
+  type AdmissionPolicy,
+  admit,
+  constantTimeEqual,
+} from "./lib/parrot/admission.ts";
 export { Session } from "./lib/parrot/session.ts";
 export {
   type ParrotServer,

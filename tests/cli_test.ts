@@ -154,7 +154,7 @@ Deno.test("server logs JSON lines and periodic stats on stderr when asked", asyn
   const client = await RawClient.connect(server.port);
   await client.write("counted\n");
   await client.ping();
-  await server.stderr.waitForText(/"message":"stats: clients=1 [^"]*total=1"/);
+  await server.stderr.waitForText(/"message":"stats: clients=1 [^"]*total=1 /);
   await client.close();
   server.kill("SIGINT");
   assert.equal((await server.status).code, 0);
