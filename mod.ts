@@ -51,6 +51,7 @@ export {
 export { delay, settlesWithin } from "./lib/net/delay.ts";
 export { formatDuration, parseDuration } from "./lib/net/duration.ts";
 export { TokenBucket, type TokenBucketOptions } from "./lib/net/token_bucket.ts";
+export { Backoff, type BackoffOptions } from "./lib/net/backoff.ts";
 export * from "./lib/parrot/frame.ts";
 export * from "./lib/parrot/frame_decoder.ts";
 export * from "./lib/parrot/frame_encoder.ts";
@@ -69,3 +70,8 @@ export {
   startParrotServer,
 } from "./lib/parrot/server.ts";
 export { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./lib/parrot/client.ts";
+export {
+  type ReconnectEvent,
+  ReconnectingClient,
+  type ReconnectingClientOptions,
+} from "./lib/parrot/reconnecting_client.ts";

@@ -6,7 +6,10 @@
  * output through, records their pids in `.parrot/clients-<launcher pid>.pids` so
  * `deno task stop-clients` can stop them from another terminal, forwards Ctrl+C or
  * SIGTERM to them, and exits with their verdict once all of them are gone. The task
- * grants `--allow-run=deno` and read/write on `.parrot` only, which is all this needs.
+ * grants `--allow-run=deno` and read/write on `.parrot` only, which is all this needs:
+ * the clients read the token and CA files themselves (each may read just those), and a
+ * `--token` reaches them through their `PARROT_TOKEN` environment variable, never their
+ * command line (which `ps` shows to every user).
  *
  * @module
  */
@@ -25,6 +28,8 @@ import {
   DEFAULT_HOST,
   DEFAULT_LAUNCH_COUNT,
   DEFAULT_LAUNCH_STAGGER_MS,
+  DEFAULT_MAX_UNSENT,
+  DEFAULT_RECONNECT_ATTEMPTS,
 } from "../lib/defaults.ts";
 import { delay } from "../lib/net/delay.ts";
 import { formatDuration } from "../lib/net/duration.ts";
@@ -51,6 +56,15 @@ Passed to every client:
   --messages <n>      messages each client sends before it quits; 0 = until stopped
                       (default 0; this is the client's --count)
   --message <text>    the message to send (default: the client's)
+  --token <secret>    the server's token; handed to the clients in PARROT_TOKEN, not on
+                      their command line (default: the clients read $PARROT_TOKEN)
+  --token-file <path> the clients read the token from this file
+  --tls               the clients connect with TLS
+  --ca <file>         the clients trust this PEM certificate (implies --tls)
+  --reconnect         the clients reconnect when the connection is lost
+  --reconnect-attempts <n>
+                      attempts before a client gives up (default ${DEFAULT_RECONNECT_ATTEMPTS})
+  --max-unsent <n>    messages a client keeps while disconnected (default ${DEFAULT_MAX_UNSENT})
 
 Client output passes through. The client pids are kept in .parrot/clients-<launcher pid>.pids
 while the launcher runs, so \`deno task stop-clients\` stops them from another terminal.
@@ -68,6 +82,13 @@ const LAUNCHER_OPTIONS = {
   interval: { type: "string" },
   messages: { type: "string" },
   message: { type: "string" },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  tls: { type: "boolean", default: false },
+  ca: { type: "string" },
+  reconnect: { type: "boolean", default: false },
+  "reconnect-attempts": { type: "string" },
+  "max-unsent": { type: "string" },
 } as const;
 
 const CLIENT_PATH = fileURLToPath(new URL("../client.ts", import.meta.url));
@@ -79,6 +100,8 @@ interface LaunchPlan {
   staggerMs: number;
   /** The `deno` arguments of client number `index` (1-based). */
   clientArgs(index: number): string[];
+  /** Environment variables added to each client's (the token, if given). */
+  clientEnv: Record<string, string>;
 }
 
 /** A started client. */
@@ -117,7 +140,7 @@ async function main(): Promise<number> {
           break;
         }
       }
-      clients.push(startClient(plan.clientArgs(index), index, plan.count));
+      clients.push(startClient(plan.clientArgs(index), plan.clientEnv, index, plan.count));
       await writePidFile(pidFile, clients.map((client) => client.pid));
     }
     if (!stopping.signal.aborted) {
@@ -172,18 +195,50 @@ function planLaunch(
   if (messages !== undefined) cli.parseCount("messages", messages);
   const name = option("name");
   const message = option("message");
+  const token = option("token");
+  const tokenFile = option("token-file");
+  if (token !== undefined && tokenFile !== undefined) {
+    throw new cli.UsageError("Cannot use both --token and --token-file: give one");
+  }
+  if (token !== undefined && (token.length === 0 || /[\r\n]/.test(token))) {
+    throw new cli.UsageError("Cannot use --token: the token must be one non-empty line");
+  }
+  const ca = option("ca");
+  const reconnect = values.reconnect === true;
+  const attempts = option("reconnect-attempts");
+  const maxUnsent = option("max-unsent");
+  for (const [flag, value] of [["reconnect-attempts", attempts], ["max-unsent", maxUnsent]]) {
+    if (value === undefined) continue;
+    if (!reconnect) throw new cli.UsageError(`Cannot use --${flag} without --reconnect`);
+    cli.parseCount(flag!, value, 1);
+  }
+  const readable = [tokenFile, ca].filter((path) => path !== undefined);
+  for (const path of readable) {
+    if (path.includes(",")) {
+      throw new cli.UsageError(`Cannot use the path "${path}": it must not contain a comma`);
+    }
+  }
 
   const shared = [
     ...(interval === undefined ? [] : ["--interval", interval]),
     ...(messages === undefined ? [] : ["--count", messages]),
     ...(message === undefined ? [] : ["--message", message]),
+    ...(tokenFile === undefined ? [] : ["--token-file", tokenFile]),
+    ...(values.tls ? ["--tls"] : []),
+    ...(ca === undefined ? [] : ["--ca", ca]),
+    ...(reconnect ? ["--reconnect"] : []),
+    ...(attempts === undefined ? [] : ["--reconnect-attempts", attempts]),
+    ...(maxUnsent === undefined ? [] : ["--max-unsent", maxUnsent]),
   ];
   return {
     count,
     staggerMs,
+    clientEnv: token === undefined ? {} : { PARROT_TOKEN: token },
     clientArgs: (index) => [
       "run",
       `--allow-net=${host.includes(":") ? `[${host}]` : host}`,
+      ...(readable.length === 0 ? [] : [`--allow-read=${readable.join(",")}`]),
+      "--allow-env=PARROT_TOKEN",
       CLIENT_PATH,
       String(port),
       "--host",
@@ -194,12 +249,18 @@ function planLaunch(
   };
 }
 
-/** Spawns one client with the launcher's stdout and stderr. */
-function startClient(args: string[], index: number, count: number): LaunchedClient {
+/** Spawns one client with the launcher's stdout and stderr, and `env` added to its environment. */
+function startClient(
+  args: string[],
+  env: Record<string, string>,
+  index: number,
+  count: number,
+): LaunchedClient {
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command("deno", {
       args,
+      env,
       stdin: "null",
       stdout: "inherit",
       stderr: "inherit",

@@ -1,5 +1,6 @@
 /**
- * The parrot client: connect, say `HELLO`, send messages, receive relayed ones.
+ * The parrot client: connect (over TCP or TLS), say `AUTH` and `HELLO`, send messages,
+ * receive relayed ones.
  *
  * Outbound frames go through a write coalescer, so a burst of `send` calls becomes
  * few writes. One read task decodes what the server sends: it answers the server's
@@ -17,6 +18,7 @@ import { settlesWithin } from "../net/delay.ts";
 import { WriteCoalescer } from "../net/write_coalescer.ts";
 import { ServerFrameDecoder } from "./frame_decoder.ts";
 import {
+  encodeAuth,
   encodeHello,
   encodeMsg,
   PING_LINE,
@@ -33,6 +35,18 @@ export interface ParrotClientOptions {
   port: number;
   /** Name to send with `HELLO`; without it the server uses the peer address. */
   name?: string;
+  /**
+   * The server's token, sent as `AUTH <token>` before anything else. A server without a
+   * token ignores it, so it is always safe to send. Must be non-empty and on one line.
+   */
+  token?: string;
+  /** Connect with TLS instead of plain TCP. Default false; implied by `caCerts`. */
+  tls?: boolean;
+  /**
+   * PEM certificates to trust for TLS instead of the system's roots (for a self-signed
+   * server certificate, the certificate itself). Implies `tls`.
+   */
+  caCerts?: string[];
   /** Receive relayed messages. Default true. */
   subscribe?: boolean;
   /** Largest relayed payload accepted. Default 1048576. */
@@ -85,6 +99,7 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
   #reading: Promise<void>;
   #closing: Promise<void> | undefined;
   #ended: unknown = undefined;
+  #readError: unknown = undefined;
   #maxFrameBytes: number;
 
   private constructor(conn: Deno.Conn, maxFrameBytes: number) {
@@ -94,16 +109,57 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
     this.#reading = this.#readLoop();
   }
 
-  /** Connects, then sends `HELLO` (and `UNSUB` with `subscribe: false`). */
+  /**
+   * Connects (with TLS, the handshake is done before this resolves), then sends `AUTH`
+   * with `token`, `HELLO` with `name`, and `UNSUB` with `subscribe: false`.
+   *
+   * @throws {RangeError} Before connecting, if `name` or `token` cannot be sent.
+   * @throws {Deno.errors.ConnectionRefused} If nobody listens; any other connect or TLS
+   * handshake error as it comes.
+   *
+   * @example Connect to a server that requires a token
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ParrotClient } from "./client.ts";
+   * import { startParrotServer } from "./server.ts";
+   *
+   * const heard: string[] = [];
+   * const server = startParrotServer({
+   *   port: 0,
+   *   output: null,
+   *   token: "s3cret",
+   *   onMessage: (from, payload) => heard.push(`${from}: ${new TextDecoder().decode(payload)}`),
+   * });
+   * // With TLS, add `caCerts: [await Deno.readTextFile("cert.pem")]` (or `tls: true`).
+   * const client = await ParrotClient.connect({
+   *   port: server.addr.port,
+   *   name: "polly",
+   *   token: "s3cret",
+   * });
+   * client.send("pieces of eight");
+   * await client.ping();
+   * assert.deepEqual(heard, ["polly: pieces of eight"]);
+   * await client.close();
+   * await server.shutdown();
+   * ```
+   */
   static async connect(options: ParrotClientOptions): Promise<ParrotClient> {
-    const conn = await Deno.connect({
-      hostname: options.hostname ?? DEFAULT_HOST,
-      port: options.port,
-    });
+    const hello = [
+      ...(options.token === undefined ? [] : [encodeAuth(options.token)]),
+      ...(options.name === undefined ? [] : [encodeHello(options.name)]),
+      ...(options.subscribe === false ? [UNSUB_LINE] : []),
+    ];
+    options.signal?.throwIfAborted();
+    const conn = await openConnection(options);
     const client = new ParrotClient(conn, options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
-    if (options.name !== undefined) client.#outbound.write(encodeHello(options.name));
-    if (options.subscribe === false) client.#outbound.write(UNSUB_LINE);
-    options.signal?.addEventListener("abort", () => client.#closeSocket(), { once: true });
+    for (const line of hello) client.#outbound.write(line);
+    const signal = options.signal;
+    if (signal?.aborted) client.#closeSocket();
+    if (signal) {
+      const onAbort = () => client.#closeSocket();
+      signal.addEventListener("abort", onAbort, { once: true });
+      client.#reading.finally(() => signal.removeEventListener("abort", onAbort));
+    }
     return client;
   }
 
@@ -152,9 +208,18 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
     return this.#closing;
   }
 
-  /** Settles when the server has closed the connection (or it failed). */
+  /** Settles when the server has closed the connection (or it failed); never rejects. */
   get finished(): Promise<void> {
     return this.#reading;
+  }
+
+  /**
+   * Why reading ended, once {@linkcode ParrotClient.finished} has settled: the read or
+   * decode error, or `undefined` when the server closed the connection cleanly (or it
+   * has not ended yet).
+   */
+  get readError(): unknown {
+    return this.#readError;
   }
 
   #closeSocket(): void {
@@ -205,6 +270,7 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
     } catch (error) {
       failure = error;
     } finally {
+      this.#readError = failure;
       const gone = failure ?? new Error("Connection closed before the answer arrived");
       this.#ended = gone;
       for (const waiter of this.#pongWaiters.splice(0)) waiter.reject(gone);
@@ -212,4 +278,32 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
       this.#closeSocket();
     }
   }
+}
+
+/** Opens the TCP or TLS connection; a TLS connection is returned after its handshake. */
+async function openConnection(options: ParrotClientOptions): Promise<Deno.Conn> {
+  const hostname = options.hostname ?? DEFAULT_HOST;
+  if (!options.tls && options.caCerts === undefined) {
+    return await Deno.connect({ hostname, port: options.port });
+  }
+  const conn = await Deno.connectTls({ hostname, port: options.port, caCerts: options.caCerts });
+  const close = () => {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  };
+  // A server that never answers the handshake must not hold up an abort.
+  options.signal?.addEventListener("abort", close, { once: true });
+  try {
+    if (options.signal?.aborted) throw options.signal.reason;
+    await conn.handshake();
+  } catch (error) {
+    close();
+    throw options.signal?.aborted ? options.signal.reason : error;
+  } finally {
+    options.signal?.removeEventListener("abort", close);
+  }
+  return conn;
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { settlesWithin } from "../net/delay.ts";
-import { nextTurn, TextConn } from "../testing.ts";
+import { countingController, nextTurn, TextConn } from "../testing.ts";
+import { generateTestCert } from "../../tests/certs.ts";
 import { type ClientEvent, ParrotClient } from "./client.ts";
 
 const encoder = new TextEncoder();
@@ -18,7 +19,7 @@ function rawServer(): { port: number; accept(): Promise<TextConn>; close(): void
 
 /** Connects a client to a fresh raw server; `done()` closes everything. */
 async function pair(
-  options: { name?: string; subscribe?: boolean; signal?: AbortSignal } = {},
+  options: { name?: string; subscribe?: boolean; token?: string; signal?: AbortSignal } = {},
 ): Promise<{ client: ParrotClient; peer: TextConn; done(): Promise<void> }> {
   const server = rawServer();
   try {
@@ -43,7 +44,7 @@ async function pair(
 function pairTest(
   name: string,
   body: (pair: { client: ParrotClient; peer: TextConn }) => Promise<void>,
-  options: { name?: string; subscribe?: boolean } = {},
+  options: { name?: string; subscribe?: boolean; token?: string } = {},
 ): void {
   Deno.test(name, async () => {
     const { client, peer, done } = await pair(options);
@@ -178,6 +179,105 @@ Deno.test("ParrotClient closes at once when its signal aborts", async () => {
     controller.abort();
     await client.finished;
     assert.equal(await peer.rest(), "");
+  } finally {
+    await done();
+  }
+});
+
+pairTest(
+  "ParrotClient.connect() says AUTH before HELLO and UNSUB when given a token",
+  async ({ peer }) => {
+    assert.equal(await peer.until("UNSUB\n"), "AUTH s3cret\nHELLO ann\nUNSUB\n");
+  },
+  { name: "ann", subscribe: false, token: "s3cret" },
+);
+
+Deno.test("ParrotClient.connect() refuses a token it cannot send, before connecting", async () => {
+  await assert.rejects(ParrotClient.connect({ port: 1, token: "two\nlines" }), RangeError);
+  await assert.rejects(ParrotClient.connect({ port: 1, token: "" }), RangeError);
+});
+
+/** A TLS listener with a throw-away certificate; `close()` removes everything. */
+async function tlsServer(): Promise<
+  { port: number; certPem: string; accept(): Promise<TextConn>; close(): Promise<void> }
+> {
+  const cert = await generateTestCert();
+  const certPem = await Deno.readTextFile(cert.certFile);
+  const listener = Deno.listenTls({
+    hostname: HOST,
+    port: 0,
+    cert: certPem,
+    key: await Deno.readTextFile(cert.keyFile),
+  });
+  return {
+    port: listener.addr.port,
+    certPem,
+    accept: async () => new TextConn(await listener.accept()),
+    async close() {
+      listener.close();
+      await Deno.remove(cert.dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("ParrotClient.connect() with caCerts speaks TLS to a server with that certificate", async () => {
+  const server = await tlsServer();
+  try {
+    const [client, peer] = await Promise.all([
+      ParrotClient.connect({ port: server.port, name: "ann", caCerts: [server.certPem] }),
+      server.accept(),
+    ]);
+    client.send("over tls");
+    assert.equal(await peer.until("over tls\n"), "HELLO ann\nMSG 8\nover tls\n");
+    await peer.write("MSG bob 2\nhi\n");
+    const first = await client[Symbol.asyncIterator]().next();
+    assert.equal(first.value?.type, "message");
+    peer.close();
+    await client.close();
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("ParrotClient.connect() with tls rejects a certificate it does not trust", async () => {
+  const server = await tlsServer();
+  try {
+    const accepting = server.accept().then((peer) => peer.close(), () => {});
+    await assert.rejects(
+      ParrotClient.connect({ port: server.port, tls: true }),
+      /certificate/i,
+    );
+    await accepting;
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("ParrotClient.readError tells a clean close from a failed read", async () => {
+  const clean = await pair();
+  const broken = await pair();
+  try {
+    clean.peer.close();
+    await clean.client.finished;
+    assert.equal(clean.client.readError, undefined);
+    await broken.peer.write("MSG bob 99999999999\n");
+    await broken.client.finished;
+    assert.equal((broken.client.readError as { reason?: string }).reason, "frame too large");
+  } finally {
+    await clean.done();
+    await broken.done();
+  }
+});
+
+Deno.test("ParrotClient removes its abort listener once the connection has ended", async () => {
+  const { controller, listeners } = countingController();
+  const { client, peer, done } = await pair({ signal: controller.signal });
+  try {
+    assert.equal(listeners(), 1);
+    peer.close();
+    await client.finished;
+    await nextTurn();
+    assert.equal(listeners(), 0);
   } finally {
     await done();
   }

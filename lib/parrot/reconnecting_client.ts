@@ -1,0 +1,424 @@
+/**
+ * A parrot client that survives a lost connection: it reconnects with exponential
+ * backoff, says `AUTH` and `HELLO` again, and re-sends the messages it had not written
+ * yet.
+ *
+ * This module owns the reconnect policy, so the command-line client stays thin:
+ *
+ * - The connection counts as lost when connecting fails (refused, TLS handshake), when
+ *   reading fails (reset), when the server closes without having said `QUIT`, and on any
+ *   `ERR` except `ERR unauthorized`. Then it waits {@linkcode Backoff.next} and tries
+ *   again, until the attempts run out.
+ * - It never reconnects after the server's `QUIT` (the server is shutting down), after
+ *   `ERR unauthorized` (retrying with the same token cannot help), or after
+ *   {@linkcode ReconnectingClient.close}.
+ * - A connection counts as up only once the server has answered a `PING` sent after
+ *   `AUTH`, `HELLO` and the re-sent messages: only then is the backoff reset. A server
+ *   that accepts and then drops every connection therefore still exhausts the attempts.
+ *
+ * Only messages not yet written survive a loss. parrot/1 has no acknowledgements, so a
+ * message is kept only until the socket has taken all its bytes: bytes a socket took
+ * just before the connection died may never reach the server, and are not sent again
+ * (those messages are lost, not duplicated). Messages whose write failed are sent again
+ * on the next connection; in the rare case that a failed write had already got part of
+ * its batch out, a message of that batch may arrive twice. While disconnected, at most
+ * `maxUnsent` messages are kept: beyond that the oldest are dropped, and counted.
+ *
+ * @module
+ */
+
+import {
+  DEFAULT_MAX_UNSENT,
+  DEFAULT_RECONNECT_ATTEMPTS,
+  DEFAULT_RECONNECT_INITIAL_MS,
+  DEFAULT_RECONNECT_MAX_MS,
+} from "../defaults.ts";
+import { Backoff } from "../net/backoff.ts";
+import { Channel } from "../net/channel.ts";
+import { delay } from "../net/delay.ts";
+import { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./client.ts";
+import { ProtocolError } from "./frame.ts";
+import { encodeAuth, encodeHello } from "./frame_encoder.ts";
+
+/** Options of {@linkcode ReconnectingClient}: those of a {@linkcode ParrotClient}, and the policy. */
+export interface ReconnectingClientOptions extends ParrotClientOptions {
+  /** Connection attempts after a loss before giving up. Default 10. */
+  maxAttempts?: number;
+  /** Upper bound of the first delay before an attempt, in milliseconds. Default 100. */
+  initialDelayMs?: number;
+  /** Largest upper bound of a delay between attempts, in milliseconds. Default 5000. */
+  maxDelayMs?: number;
+  /** Messages kept while disconnected; beyond it the oldest are dropped. Default 1000. */
+  maxUnsent?: number;
+  /** Random source of the backoff's jitter, in [0, 1). Default `Math.random`. */
+  random?: () => number;
+}
+
+/**
+ * What a {@linkcode ReconnectingClient} reports. After `quit`, `error` (the server
+ * refused the client) and `gave-up` no connection is attempted; after `quit`, relayed
+ * messages may still come until the server closes.
+ */
+export type ReconnectEvent =
+  | { type: "message"; from: string; payload: Uint8Array }
+  /** The server is shutting down; the client will not reconnect. */
+  | { type: "quit" }
+  /** The server refused the client (`ERR unauthorized`); the client will not reconnect. */
+  | { type: "error"; reason: string }
+  /** The first connection is up: the server answered a `PING`. */
+  | { type: "connected" }
+  /**
+   * Connecting failed or the connection was lost; the next attempt comes after
+   * `delayMs`. `wasConnected` tells whether any connection had been up before.
+   */
+  | {
+    type: "retrying";
+    reason: string;
+    delayMs: number;
+    attempt: number;
+    maxAttempts: number;
+    wasConnected: boolean;
+  }
+  /** A new connection is up: `resent` messages went out again, `dropped` were lost. */
+  | { type: "reconnected"; resent: number; dropped: number }
+  /** Every attempt failed; `reason` is the last failure. */
+  | { type: "gave-up"; attempts: number; reason: string };
+
+/** How one connection ended. */
+type Ending =
+  | { kind: "quit" }
+  | { kind: "refused"; reason: string }
+  | { kind: "lost"; reason: string };
+
+const encoder = new TextEncoder();
+const EVENT_QUEUE = 1024;
+
+/**
+ * A client that keeps a connection to a parrot server, reconnecting when it is lost.
+ * It starts connecting as soon as it is created; iterate it for what happens.
+ *
+ * @example Send, then close
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ReconnectingClient } from "./reconnecting_client.ts";
+ * import { startParrotServer } from "./server.ts";
+ *
+ * const heard: string[] = [];
+ * const server = startParrotServer({
+ *   port: 0,
+ *   output: null,
+ *   onMessage: (from, payload) => heard.push(`${from}: ${new TextDecoder().decode(payload)}`),
+ * });
+ * const client = new ReconnectingClient({ port: server.addr.port, name: "polly" });
+ * client.send("pieces of eight");
+ * for await (const event of client) {
+ *   if (event.type === "connected") break; // the server answered a PING sent after it
+ * }
+ * assert.deepEqual(heard, ["polly: pieces of eight"]);
+ * await client.close();
+ * await server.shutdown();
+ * ```
+ *
+ * @example Messages sent while disconnected go out after the reconnect
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ReconnectingClient } from "./reconnecting_client.ts";
+ * import { startParrotServer } from "./server.ts";
+ *
+ * // Find a free port, and start the client before any server listens on it.
+ * const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const port = probe.addr.port;
+ * probe.close();
+ * const client = new ReconnectingClient({ port, name: "polly", initialDelayMs: 20 });
+ * client.send("one");
+ * client.send("two");
+ * const events = client[Symbol.asyncIterator]();
+ * assert.equal((await events.next()).value?.type, "retrying");
+ *
+ * const heard: string[] = [];
+ * const server = startParrotServer({
+ *   port,
+ *   output: null,
+ *   onMessage: (_from, payload) => heard.push(new TextDecoder().decode(payload)),
+ * });
+ * for (;;) {
+ *   const event = (await events.next()).value;
+ *   if (event?.type === "connected") break;
+ * }
+ * assert.deepEqual(heard, ["one", "two"]);
+ * await client.close();
+ * await server.shutdown();
+ * ```
+ */
+export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
+  #options: ParrotClientOptions;
+  #backoff: Backoff;
+  #maxUnsent: number;
+  #events = new Channel<ReconnectEvent>(EVENT_QUEUE);
+  /** Messages not yet known to be written, oldest first, each with its sequence number. */
+  #pending: { seq: number; payload: Uint8Array }[] = [];
+  #nextSeq = 1;
+  #dropped = 0;
+  #droppedTotal = 0;
+  #current: ParrotClient | undefined;
+  #flushScheduled = false;
+  /** Aborted by close(): wakes a backoff delay and drops events nobody takes. */
+  #stop = new AbortController();
+  /** Aborted by the caller's signal: closes sockets at once. */
+  #hardStop = new AbortController();
+  #closeTimeoutMs = 5_000;
+  #running: Promise<void>;
+
+  /**
+   * Starts connecting (in the background).
+   *
+   * @throws {RangeError} If `name` or `token` cannot be sent, or a policy option is out of
+   * range.
+   */
+  constructor(options: ReconnectingClientOptions) {
+    if (options.name !== undefined) encodeHello(options.name);
+    if (options.token !== undefined) encodeAuth(options.token);
+    const maxUnsent = options.maxUnsent ?? DEFAULT_MAX_UNSENT;
+    if (!Number.isSafeInteger(maxUnsent) || maxUnsent < 0) {
+      throw new RangeError(`Cannot use maxUnsent ${maxUnsent}: expected a whole number >= 0`);
+    }
+    this.#maxUnsent = maxUnsent;
+    this.#backoff = new Backoff({
+      initialMs: options.initialDelayMs ?? DEFAULT_RECONNECT_INITIAL_MS,
+      maxMs: Math.max(
+        options.maxDelayMs ?? DEFAULT_RECONNECT_MAX_MS,
+        options.initialDelayMs ?? DEFAULT_RECONNECT_INITIAL_MS,
+      ),
+      maxAttempts: options.maxAttempts ?? DEFAULT_RECONNECT_ATTEMPTS,
+      random: options.random,
+    });
+    const signal = options.signal;
+    this.#options = { ...options, signal: this.#hardStop.signal };
+    const onAbort = () => this.#abortNow();
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#running = this.#run().finally(() => signal?.removeEventListener("abort", onAbort));
+  }
+
+  /** Whether a connection is open now (it may not be confirmed by the server yet). */
+  get connected(): boolean {
+    return this.#current !== undefined;
+  }
+
+  /** Messages not yet written to a socket: those waiting for a connection, or in flight. */
+  get unsent(): number {
+    return this.#pending.length;
+  }
+
+  /** Messages dropped in all, because more than `maxUnsent` waited for a connection. */
+  get dropped(): number {
+    return this.#droppedTotal;
+  }
+
+  /**
+   * Sends one message, or keeps it until the next connection; returns the payload size
+   * in bytes. Never throws for a lost connection. After {@linkcode ReconnectingClient.close}
+   * (or a final event) the message is kept but never sent.
+   */
+  send(message: Uint8Array | string): number {
+    const payload = typeof message === "string" ? encoder.encode(message) : message;
+    this.#pending.push({ seq: this.#nextSeq++, payload });
+    const client = this.#current;
+    if (client) {
+      client.send(payload);
+      this.#trackWrites(client);
+    } else {
+      this.#trimUnsent();
+    }
+    return payload.length;
+  }
+
+  /** Relayed messages and what happens to the connection, until the client is done. */
+  [Symbol.asyncIterator](): AsyncIterator<ReconnectEvent> {
+    return this.#events[Symbol.asyncIterator]();
+  }
+
+  /** Settles when the client is done: closed, quit, refused, or out of attempts. */
+  get finished(): Promise<void> {
+    return this.#running;
+  }
+
+  /**
+   * Stops reconnecting. With a connection open, says `QUIT` after the messages in flight
+   * and waits for the server to close (at most `timeoutMs`); without one, the messages
+   * still waiting are not sent (see {@linkcode ReconnectingClient.unsent}). Idempotent.
+   */
+  close(timeoutMs = 5_000): Promise<void> {
+    if (!this.#stop.signal.aborted) {
+      this.#closeTimeoutMs = timeoutMs;
+      this.#stop.abort();
+      // Connected: QUIT after what is in flight. Connecting: give up that attempt now.
+      if (this.#current) void this.#current.close(timeoutMs);
+      else this.#hardStop.abort();
+    }
+    return this.#running;
+  }
+
+  #abortNow(): void {
+    this.#stop.abort();
+    this.#hardStop.abort();
+  }
+
+  async #run(): Promise<void> {
+    let wasConnected = false;
+    try {
+      while (!this.#stop.signal.aborted) {
+        const { confirmed, ending } = await this.#connectOnce(wasConnected);
+        wasConnected ||= confirmed;
+        if (this.#stop.signal.aborted || ending.kind === "quit") break;
+        if (ending.kind === "refused") {
+          await this.#emit({ type: "error", reason: ending.reason });
+          break;
+        }
+        this.#trimUnsent();
+        const delayMs = this.#backoff.next();
+        if (delayMs === undefined) {
+          const attempts = this.#backoff.attempt;
+          await this.#emit({ type: "gave-up", attempts, reason: ending.reason });
+          break;
+        }
+        await this.#emit({
+          type: "retrying",
+          reason: ending.reason,
+          delayMs,
+          attempt: this.#backoff.attempt,
+          maxAttempts: this.#backoff.maxAttempts,
+          wasConnected,
+        });
+        await delay(delayMs, this.#stop.signal);
+      }
+    } finally {
+      this.#stop.abort();
+      this.#events.close();
+    }
+  }
+
+  /** Connects once and serves the connection until it ends. */
+  async #connectOnce(wasConnected: boolean): Promise<{ confirmed: boolean; ending: Ending }> {
+    let client: ParrotClient;
+    try {
+      client = await ParrotClient.connect(this.#options);
+    } catch (error) {
+      return { confirmed: false, ending: { kind: "lost", reason: describeError(error) } };
+    }
+    return await this.#serve(client, wasConnected);
+  }
+
+  /**
+   * Uses a new connection: sends what is pending, confirms it with a PING, and pumps
+   * its events until it ends. Returns whether the server confirmed it, and how it ended.
+   */
+  async #serve(
+    client: ParrotClient,
+    wasConnected: boolean,
+  ): Promise<{ confirmed: boolean; ending: Ending }> {
+    this.#current = client;
+    const ending = this.#pump(client);
+    const resent = this.#pending.length;
+    for (const { payload } of this.#pending) client.send(payload);
+    this.#trackWrites(client);
+    if (this.#stop.signal.aborted) void client.close(this.#closeTimeoutMs);
+    const confirmed = await client.ping().then(() => true, () => false);
+    if (confirmed && this.#current === client) {
+      this.#backoff.reset();
+      const dropped = this.#dropped;
+      this.#dropped = 0;
+      await this.#emit(
+        wasConnected ? { type: "reconnected", resent, dropped } : {
+          type: "connected",
+        },
+      );
+    }
+    return { confirmed, ending: await ending };
+  }
+
+  /** Forwards one connection's events; resolves with how the connection ended. */
+  async #pump(client: ParrotClient): Promise<Ending> {
+    let ending: Ending | undefined;
+    for await (const event of client as AsyncIterable<ClientEvent>) {
+      if (event.type === "message") {
+        await this.#emit(event);
+      } else if (event.type === "quit") {
+        ending ??= { kind: "quit" };
+        await this.#emit(event);
+      } else if (event.type === "error") {
+        ending ??= event.reason === "unauthorized"
+          ? { kind: "refused", reason: event.reason }
+          : { kind: "lost", reason: `ERR ${event.reason}` };
+      }
+    }
+    await client.finished;
+    if (this.#current === client) this.#current = undefined;
+    if (ending) return ending;
+    const failure = client.readError;
+    return {
+      kind: "lost",
+      reason: failure === undefined ? "the server closed the connection" : describeError(failure),
+    };
+  }
+
+  /** Forgets the messages once `client` has written them (once per turn of sends). */
+  #trackWrites(client: ParrotClient): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      const upTo = this.#nextSeq - 1;
+      client.flush().then(() => this.#forgetUpTo(upTo), () => {});
+    });
+  }
+
+  #forgetUpTo(seq: number): void {
+    let written = 0;
+    while (written < this.#pending.length && this.#pending[written].seq <= seq) written++;
+    if (written > 0) this.#pending.splice(0, written);
+  }
+
+  /** Drops the oldest waiting messages beyond `maxUnsent`, counting them. */
+  #trimUnsent(): void {
+    const excess = this.#pending.length - this.#maxUnsent;
+    if (excess <= 0) return;
+    this.#pending.splice(0, excess);
+    this.#dropped += excess;
+    this.#droppedTotal += excess;
+  }
+
+  /** Queues an event; once the client is closing, one nobody takes is dropped. */
+  async #emit(event: ReconnectEvent): Promise<void> {
+    try {
+      await this.#events.send(event, { signal: this.#stop.signal });
+    } catch {
+      // Closed, or closing with a full queue: nobody is listening.
+    }
+  }
+}
+
+/**
+ * A short reason for a failed connect or read, for a log line: the kind of a network
+ * error, the wire reason of a {@linkcode ProtocolError} (what the server sent could not
+ * be decoded), or the message of any other error without its OS error number.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeError } from "./reconnecting_client.ts";
+ *
+ * assert.equal(describeError(new Deno.errors.ConnectionRefused("Connection refused (os error 111)")), "connection refused");
+ * assert.equal(describeError(new Error("invalid peer certificate: UnknownIssuer")), "invalid peer certificate: UnknownIssuer");
+ * ```
+ */
+export function describeError(error: unknown): string {
+  if (error instanceof Deno.errors.ConnectionRefused) return "connection refused";
+  if (error instanceof Deno.errors.ConnectionReset) return "connection reset";
+  if (error instanceof Deno.errors.ConnectionAborted) return "connection aborted";
+  if (error instanceof Deno.errors.BrokenPipe) return "broken pipe";
+  if (error instanceof Deno.errors.TimedOut) return "timed out";
+  if (error instanceof ProtocolError) return error.reason;
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/ \(os error \d+\)$/, "");
+}

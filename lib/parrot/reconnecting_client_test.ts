@@ -1,0 +1,378 @@
+import assert from "node:assert/strict";
+import { TextConn } from "../testing.ts";
+import {
+  type ReconnectEvent,
+  ReconnectingClient,
+  type ReconnectingClientOptions,
+} from "./reconnecting_client.ts";
+
+const HOST = "127.0.0.1";
+
+/** A listener that can be stopped and started again on the same port. */
+class Flaky {
+  readonly port: number;
+  #listener: Deno.Listener | undefined;
+
+  constructor() {
+    this.#listener = Deno.listen({ hostname: HOST, port: 0 });
+    this.port = (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  async accept(): Promise<TextConn> {
+    return new TextConn(await this.#listener!.accept());
+  }
+
+  stop(): void {
+    this.#listener?.close();
+    this.#listener = undefined;
+  }
+
+  start(): void {
+    this.#listener = Deno.listen({ hostname: HOST, port: this.port });
+  }
+}
+
+/** Reads a client's events one by one. */
+class Events {
+  #iterator: AsyncIterator<ReconnectEvent>;
+  seen: ReconnectEvent[] = [];
+
+  constructor(client: ReconnectingClient) {
+    this.#iterator = client[Symbol.asyncIterator]();
+  }
+
+  /** The next event; throws if the client ended instead. */
+  async next(): Promise<ReconnectEvent> {
+    const { value, done } = await this.#iterator.next();
+    if (done) throw new Error(`The events ended after ${JSON.stringify(this.seen)}`);
+    this.seen.push(value);
+    return value;
+  }
+
+  /** Skips events until one of `type`, and returns it. */
+  async until<T extends ReconnectEvent["type"]>(
+    type: T,
+  ): Promise<Extract<ReconnectEvent, { type: T }>> {
+    for (;;) {
+      const event = await this.next();
+      if (event.type === type) return event as Extract<ReconnectEvent, { type: T }>;
+    }
+  }
+
+  /** The remaining events, until the client is done. */
+  async rest(): Promise<ReconnectEvent[]> {
+    const rest: ReconnectEvent[] = [];
+    for (;;) {
+      const { value, done } = await this.#iterator.next();
+      if (done) return rest;
+      rest.push(value);
+    }
+  }
+}
+
+/** A short, fixed backoff: every delay is 5ms. */
+const FAST: Partial<ReconnectingClientOptions> = {
+  initialDelayMs: 10,
+  maxDelayMs: 10,
+  random: () => 0.5,
+};
+
+/** Reads the opening lines and the PING of one connection and answers PONG. */
+async function confirm(peer: TextConn): Promise<string> {
+  const opening = await peer.until("PING\n");
+  await peer.write("PONG\n");
+  return opening;
+}
+
+Deno.test("ReconnectingClient says AUTH and HELLO again on every connection", async () => {
+  const server = new Flaky();
+  const client = new ReconnectingClient({ port: server.port, name: "ann", token: "s3", ...FAST });
+  const events = new Events(client);
+  try {
+    const first = await server.accept();
+    assert.equal(await confirm(first), "AUTH s3\nHELLO ann\nPING\n");
+    assert.deepEqual(await events.next(), { type: "connected" });
+
+    first.close();
+    const retrying = await events.next();
+    assert.deepEqual(retrying, {
+      type: "retrying",
+      reason: "the server closed the connection",
+      delayMs: 5,
+      attempt: 1,
+      maxAttempts: 10,
+      wasConnected: true,
+    });
+    const second = await server.accept();
+    assert.equal(await confirm(second), "AUTH s3\nHELLO ann\nPING\n");
+    assert.deepEqual(await events.next(), { type: "reconnected", resent: 0, dropped: 0 });
+    const closing = client.close();
+    assert.equal(await second.until("QUIT\n"), "QUIT\n");
+    second.close();
+    await closing;
+    assert.deepEqual(await events.rest(), []);
+  } finally {
+    await client.close();
+    server.stop();
+  }
+});
+
+Deno.test("ReconnectingClient re-sends the messages sent while disconnected, in order", async () => {
+  const server = new Flaky();
+  const client = new ReconnectingClient({
+    port: server.port,
+    name: "ann",
+    maxAttempts: 1_000,
+    ...FAST,
+  });
+  const events = new Events(client);
+  try {
+    const first = await server.accept();
+    await confirm(first);
+    await events.until("connected");
+    server.stop();
+    first.close();
+    await events.until("retrying");
+    assert.equal(client.connected, false);
+    assert.equal(client.send("one"), 3);
+    client.send("two");
+    client.send(new Uint8Array([0x21]));
+    assert.equal(client.unsent, 3);
+
+    server.start();
+    const second = await server.accept();
+    assert.equal(await confirm(second), "HELLO ann\nMSG 3\none\nMSG 3\ntwo\nMSG 1\n!\nPING\n");
+    assert.deepEqual(await events.until("reconnected"), {
+      type: "reconnected",
+      resent: 3,
+      dropped: 0,
+    });
+    assert.equal(client.unsent, 0, "written messages are forgotten");
+    second.close();
+  } finally {
+    await client.close();
+    server.stop();
+  }
+});
+
+Deno.test("ReconnectingClient keeps at most maxUnsent messages, dropping the oldest", async () => {
+  const server = new Flaky();
+  server.stop();
+  const client = new ReconnectingClient({
+    port: server.port,
+    maxUnsent: 2,
+    maxAttempts: 1_000,
+    ...FAST,
+  });
+  const events = new Events(client);
+  try {
+    const refused = await events.until("retrying");
+    assert.equal(refused.reason, "connection refused");
+    assert.equal(refused.wasConnected, false);
+    for (const n of [1, 2, 3, 4, 5]) client.send(`m${n}`);
+    assert.equal(client.unsent, 2);
+    assert.equal(client.dropped, 3);
+
+    server.start();
+    const peer = await server.accept();
+    assert.equal(await confirm(peer), "MSG 2\nm4\nMSG 2\nm5\nPING\n");
+    // The first confirmed connection is "connected"; the count is on the client.
+    assert.deepEqual(await events.until("connected"), { type: "connected" });
+    assert.equal(client.dropped, 3);
+    peer.close();
+  } finally {
+    await client.close();
+    server.stop();
+  }
+});
+
+Deno.test("ReconnectingClient reports the messages dropped during an outage on reconnect", async () => {
+  const server = new Flaky();
+  const client = new ReconnectingClient({
+    port: server.port,
+    maxUnsent: 1,
+    maxAttempts: 1_000,
+    ...FAST,
+  });
+  const events = new Events(client);
+  try {
+    const first = await server.accept();
+    await confirm(first);
+    await events.until("connected");
+    server.stop();
+    first.close();
+    await events.until("retrying");
+    for (const n of [1, 2, 3]) client.send(`m${n}`);
+    server.start();
+    const second = await server.accept();
+    assert.equal(await confirm(second), "MSG 2\nm3\nPING\n");
+    assert.deepEqual(await events.until("reconnected"), {
+      type: "reconnected",
+      resent: 1,
+      dropped: 2,
+    });
+    second.close();
+  } finally {
+    await client.close();
+    server.stop();
+  }
+});
+
+Deno.test("ReconnectingClient forwards relayed messages and reconnects after an ERR", async () => {
+  const server = new Flaky();
+  const client = new ReconnectingClient({ port: server.port, ...FAST });
+  const events = new Events(client);
+  try {
+    const first = await server.accept();
+    await confirm(first);
+    await first.write("MSG bob 2\nhi\nERR slow consumer\n");
+    first.close();
+    const message = await events.until("message");
+    assert.equal(message.from, "bob");
+    assert.equal(new TextDecoder().decode(message.payload), "hi");
+    assert.equal((await events.until("retrying")).reason, "ERR slow consumer");
+    const second = await server.accept();
+    await confirm(second);
+    await events.until("reconnected");
+    second.close();
+  } finally {
+    await client.close();
+    server.stop();
+  }
+});
+
+Deno.test("ReconnectingClient stops for good on ERR unauthorized", async () => {
+  const server = new Flaky();
+  const client = new ReconnectingClient({ port: server.port, token: "wrong", ...FAST });
+  const events = new Events(client);
+  try {
+    const peer = await server.accept();
+    assert.equal(await peer.until("\n"), "AUTH wrong\n");
+    await peer.write("ERR unauthorized\n");
+    peer.close();
+    assert.deepEqual(await events.rest(), [{ type: "error", reason: "unauthorized" }]);
+    await client.finished;
+    assert.equal(client.connected, false);
+  } finally {
+    await client.close();
+    server.stop();
+  }
+});
+
+Deno.test("ReconnectingClient does not reconnect after the server's QUIT", async () => {
+  const server = new Flaky();
+  const client = new ReconnectingClient({ port: server.port, ...FAST });
+  const events = new Events(client);
+  try {
+    const peer = await server.accept();
+    await confirm(peer);
+    await events.until("connected");
+    await peer.write("QUIT\n");
+    assert.deepEqual(await events.next(), { type: "quit" });
+    peer.close(); // the server finishes and closes
+    assert.deepEqual(await events.rest(), []);
+    await client.finished;
+  } finally {
+    await client.close();
+    server.stop();
+  }
+});
+
+Deno.test("ReconnectingClient gives up after maxAttempts with the last reason", async () => {
+  const server = new Flaky();
+  server.stop();
+  const client = new ReconnectingClient({ port: server.port, maxAttempts: 3, ...FAST });
+  const events = await new Events(client).rest();
+  assert.deepEqual(
+    events.map((e) => e.type === "retrying" ? `retrying ${e.attempt} of ${e.maxAttempts}` : e),
+    [
+      "retrying 1 of 3",
+      "retrying 2 of 3",
+      "retrying 3 of 3",
+      { type: "gave-up", attempts: 3, reason: "connection refused" },
+    ],
+  );
+  await client.finished;
+});
+
+Deno.test("ReconnectingClient resets its attempts only once the server answered PING", async () => {
+  const server = new Flaky();
+  const client = new ReconnectingClient({ port: server.port, maxAttempts: 2, ...FAST });
+  try {
+    // Accept every connection and drop it before answering: each one is a failed attempt.
+    const dropping = (async () => {
+      for (let i = 0; i < 3; i++) (await server.accept()).close();
+    })();
+    const events = await new Events(client).rest();
+    await dropping;
+    assert.deepEqual(events.at(-1), {
+      type: "gave-up",
+      attempts: 2,
+      reason: "the server closed the connection",
+    });
+    assert.equal(events.filter((e) => e.type === "retrying").length, 2);
+  } finally {
+    await client.close();
+    server.stop();
+  }
+});
+
+Deno.test("ReconnectingClient.close() between attempts stops at once and keeps the unsent", async () => {
+  const server = new Flaky();
+  server.stop();
+  const client = new ReconnectingClient({
+    port: server.port,
+    initialDelayMs: 60_000,
+    maxDelayMs: 60_000,
+    random: () => 0.5,
+  });
+  const events = new Events(client);
+  await events.until("retrying");
+  client.send("never");
+  const started = performance.now();
+  await client.close();
+  assert.ok(performance.now() - started < 1_000, "close() does not wait out the backoff");
+  assert.equal(client.unsent, 1);
+  assert.deepEqual(await events.rest(), []);
+});
+
+Deno.test("ReconnectingClient closes at once when its signal aborts", async () => {
+  const server = new Flaky();
+  const controller = new AbortController();
+  const client = new ReconnectingClient({
+    port: server.port,
+    signal: controller.signal,
+    ...FAST,
+  });
+  try {
+    const peer = await server.accept();
+    await confirm(peer);
+    controller.abort();
+    await client.finished;
+    assert.equal(await peer.rest(), "", "no QUIT: the socket was closed at once");
+  } finally {
+    await client.close();
+    server.stop();
+  }
+});
+
+Deno.test("ReconnectingClient rejects a bad name, token or maxUnsent at once", () => {
+  assert.throws(() => new ReconnectingClient({ port: 1, name: "a b" }), RangeError);
+  assert.throws(() => new ReconnectingClient({ port: 1, token: "a\nb" }), RangeError);
+  assert.throws(() => new ReconnectingClient({ port: 1, maxUnsent: -1 }), RangeError);
+});
+
+Deno.test("ReconnectingClient.close() gives up a TLS handshake the server never answers", async () => {
+  const server = new Flaky();
+  const client = new ReconnectingClient({ port: server.port, tls: true, ...FAST });
+  try {
+    const silent = await server.accept(); // accepts, never says a word
+    const started = performance.now();
+    await client.close();
+    assert.ok(performance.now() - started < 1_000, "close() did not wait for the handshake");
+    assert.deepEqual(await new Events(client).rest(), []);
+    silent.close();
+  } finally {
+    server.stop();
+  }
+});
