@@ -1,6 +1,8 @@
 /**
  * `deno task compile`: builds the single binaries `dist/parrot-server` and
- * `dist/parrot-client` with `deno compile`, `--allow-net=127.0.0.1` baked in.
+ * `dist/parrot-client` with `deno compile`, with the permissions of their tasks baked in
+ * (`--allow-net=127.0.0.1`, and read access and `PARROT_TOKEN` for the token, CA,
+ * certificate and key files).
  *
  * It owns turning the compiler's output into one line a user can act on. `deno
  * compile` downloads `denort`, the runtime every binary is built on, on first use;
@@ -22,7 +24,8 @@ const USAGE = `parrot compile ${denoJson.version}: builds the single binaries wi
 Usage: deno task compile
 
 Builds dist/parrot-server from server.ts and dist/parrot-client from client.ts, both
-allowed to use the network on 127.0.0.1 only. deno compile downloads denort (the
+allowed to use the network on 127.0.0.1 only, to read files (token, certificates) and
+to read PARROT_TOKEN. deno compile downloads denort (the
 runtime of the binaries) on first use; offline, set DENORT_BIN to a denort binary of
 Deno ${Deno.version.deno} and it is used instead.
 
@@ -32,9 +35,10 @@ Options:
 const HINT = "Run `deno task compile --help` for usage.";
 
 /** What is built, from which entry point, with which permissions. */
+const PERMISSIONS = ["--allow-net=127.0.0.1", "--allow-read", "--allow-env=PARROT_TOKEN"];
 const BINARIES = [
-  { output: "dist/parrot-server", source: "server.ts", permissions: ["--allow-net=127.0.0.1"] },
-  { output: "dist/parrot-client", source: "client.ts", permissions: ["--allow-net=127.0.0.1"] },
+  { output: "dist/parrot-server", source: "server.ts", permissions: PERMISSIONS },
+  { output: "dist/parrot-client", source: "client.ts", permissions: PERMISSIONS },
 ] as const;
 
 async function main(): Promise<number> {
