@@ -19,6 +19,7 @@ import {
   runCli,
   UsageError,
 } from "./lib/cli/args.ts";
+import { collectWhenIdle } from "./lib/cli/idle_gc.ts";
 import { closeLogging, parseLogLevel, setupLogging } from "./lib/cli/logging.ts";
 import { resolveToken } from "./lib/cli/token.ts";
 import {
@@ -183,7 +184,14 @@ async function main(): Promise<number> {
 
   const stopSignals = handleSignals(shutdown, server);
   const stopStats = statsMs > 0 ? printStats(server, statsMs) : () => {};
+  const stopCollector = collectWhenIdle({
+    activity: () => {
+      const { messages, connections, rejected } = server.stats();
+      return messages + connections + rejected;
+    },
+  });
   await server.finished;
+  stopCollector();
   stopStats();
   stopSignals();
   const stats = server.stats();
@@ -274,9 +282,10 @@ function printStats(server: ParrotServer, intervalMs: number): () => void {
   const timer = setInterval(() => {
     const now = Date.now();
     const stats = server.stats();
+    const memory = Deno.memoryUsage();
     const seconds = Math.max((now - lastAt) / 1000, 0.001);
     log.info(
-      "stats: clients={clients} msgs/s={rate} bytes/s={bytes} queue={queue} relayed/s={relayed} total={total} slow_consumers={slow} undelivered={dropped} auth_failures={auth} tls_failures={tls} rate_pauses={pauses}",
+      "stats: clients={clients} msgs/s={rate} bytes/s={bytes} queue={queue} relayed/s={relayed} total={total} slow_consumers={slow} undelivered={dropped} auth_failures={auth} tls_failures={tls} rate_pauses={pauses} rss_mb={rss} heap_mb={heap}",
       {
         clients: stats.clients,
         rate: Math.round((stats.messages - last.messages) / seconds),
@@ -289,12 +298,18 @@ function printStats(server: ParrotServer, intervalMs: number): () => void {
         auth: stats.authFailures,
         tls: stats.tlsFailures,
         pauses: stats.ratePauses,
+        rss: megabytes(memory.rss),
+        heap: megabytes(memory.heapUsed),
       },
     );
     last = stats;
     lastAt = now;
   }, intervalMs);
   return () => clearInterval(timer);
+}
+
+function megabytes(bytes: number): string {
+  return (bytes / 1_048_576).toFixed(1);
 }
 
 function listenFailure(error: unknown, hostname: string, port: number): string {

@@ -77,6 +77,7 @@ async function run(scenario: Scenario): Promise<Result> {
       "deno",
       "run",
       "--allow-net=127.0.0.1",
+      "--v8-flags=--expose-gc,--max-semi-space-size=2",
       "server.ts",
       "0",
       "--no-broadcast",

@@ -128,12 +128,13 @@ export interface ServerProcess extends Running {
   kill(signal?: Deno.Signal): void;
 }
 
-/** The permissions the `server` task grants. */
+/** The permissions and V8 flags of the `server` task. */
 export const SERVER_RUN_ARGS = [
   "run",
   "--allow-net=127.0.0.1",
   "--allow-read",
   "--allow-env=PARROT_TOKEN",
+  "--v8-flags=--expose-gc,--max-semi-space-size=2",
   "server.ts",
 ];
 

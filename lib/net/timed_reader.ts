@@ -6,8 +6,12 @@
  * read timeout once its first byte arrived, and a silent connection is pinged after
  * the idle timeout. Both move with every read, and arming `AbortSignal.timeout` per
  * read would leave thousands of live timers on a busy server. This reader keeps at
- * most one `AbortSignal.timeout` per connection: when it fires before the current
- * deadline (because the deadline moved later), it re-arms for the remaining time.
+ * most one timer per connection: when it fires before the current deadline (because
+ * the deadline moved later), it re-arms for the remaining time. The timer is a plain
+ * `setTimeout` behind an `AbortController`, so {@linkcode TimedReader.dispose} can
+ * clear it when the connection ends: an `AbortSignal.timeout` would keep itself and
+ * what it references alive until it fires, which under connection churn is tens of
+ * megabytes of heap.
  *
  * A pending `conn.read` is never abandoned: when a deadline passes, the read stays
  * pending and the next call continues it (so a server can send `PING` and keep
@@ -52,6 +56,7 @@ export class TimedReader {
   #pending: Promise<Uint8Array | null> | undefined;
   #signal: AbortSignal | undefined;
   #signalFiresAt = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
   /** Wraps `source`. */
   constructor(source: ByteReader) {
@@ -95,11 +100,24 @@ export class TimedReader {
     }
   }
 
+  /** Clears the timer; call it when the connection is done. Reads may still be made. */
+  dispose(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#signal = undefined;
+  }
+
   #signalFor(deadlineAt: number, now: number): AbortSignal {
     if (this.#signal && !this.#signal.aborted && this.#signalFiresAt <= deadlineAt) {
       return this.#signal;
     }
-    this.#signal = AbortSignal.timeout(deadlineAt - now);
+    clearTimeout(this.#timer);
+    const controller = new AbortController();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      controller.abort(new DOMException("Read deadline passed", "TimeoutError"));
+    }, deadlineAt - now);
+    this.#signal = controller.signal;
     this.#signalFiresAt = deadlineAt;
     return this.#signal;
   }

@@ -201,3 +201,16 @@ Deno.test("TimedReader on a real TCP connection resolves with null when the peer
     close();
   }
 });
+
+Deno.test("TimedReader.dispose() clears the deadline timer", async () => {
+  const source = { read: () => new Promise<number | null>(() => {}) };
+  const reader = new TimedReader(source);
+  const reading = reader.read(new Uint8Array(8), Date.now() + 60_000);
+  reading.catch(() => {});
+  reader.dispose();
+  // Deno's test sanitizer fails this test if a timer is still pending at its end.
+  assert.equal(
+    await Promise.race([reading.then(() => "read"), Promise.resolve("pending")]),
+    "pending",
+  );
+});

@@ -67,6 +67,8 @@ export interface ConnectionContext {
 
 /** What the connection tasks count. */
 export interface ConnectionCounters {
+  /** Connections served (accepted and not refused by the client limit). */
+  connections: number;
   /** Clients closed by the read timeout. */
   readTimeouts: number;
   /** Clients closed by the idle timeout. */
@@ -101,6 +103,7 @@ const IMPLICIT_QUIT: ClientFrame[] = [{ type: "quit" }];
  *   maxFrameBytes: 1024,
  *   admission: { authTimeoutMs: 2000 },
  *   counters: {
+ *     connections: 0,
  *     readTimeouts: 0,
  *     idleTimeouts: 0,
  *     protocolErrors: 0,
@@ -115,6 +118,7 @@ const IMPLICIT_QUIT: ClientFrame[] = [{ type: "quit" }];
 export function createConnectionHandler(context: ConnectionContext): TcpHandler {
   return async (conn: Deno.Conn, info: ConnInfo): Promise<void> => {
     const { hostname, port } = info.remoteAddr;
+    context.counters.connections++;
     const session = new Session(conn, info.id, `${hostname}:${port}`);
     const reader = new TimedReader(conn);
     let admitted = false;
@@ -139,6 +143,7 @@ export function createConnectionHandler(context: ConnectionContext): TcpHandler 
       log.debug("Connection of {name} ended: {error}", { name: session.name, error });
     } finally {
       info.signal.removeEventListener("abort", onShutdown);
+      reader.dispose();
       context.hub.remove(session);
       session.close();
       if (admitted) log.debug("Client {name} disconnected", { name: session.name });

@@ -93,6 +93,8 @@ export interface ParrotServerOptions {
 export interface ServerStats {
   /** Clients connected now. */
   clients: number;
+  /** Connections served since start (not counting those refused by the client limit). */
+  connections: number;
   /** Messages received since start. */
   messages: number;
   /** Payload bytes received since start. */
@@ -166,6 +168,7 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     bytes: 0,
     relayed: 0,
     rejected: 0,
+    connections: 0,
     readTimeouts: 0,
     idleTimeouts: 0,
     protocolErrors: 0,
