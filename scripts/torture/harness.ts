@@ -1,0 +1,320 @@
+/**
+ * The torture harness: what every scenario shares and nothing protocol-specific.
+ *
+ * It owns starting a real server process per scenario (as a user would, stdout to a
+ * file, stderr collected), measuring that process from the outside (RSS and open fds
+ * through a `sh` probe of /proc, since reading /proc from Deno would need
+ * --allow-all), reading the kernel's TCP table (to see unread bytes without reading
+ * them), the result type of a scenario, and the table it is printed in. The
+ * scenarios import it; the CLI and the tests only see {@linkcode ScenarioResult}.
+ *
+ * @module
+ */
+
+import { type ServerProcess, startServer, waitFor } from "../../tests/helpers.ts";
+
+const decoder = new TextDecoder();
+
+/** Sizes of one scenario run: counts by name, chosen by the scenario's registry entry. */
+export type Sizes = Record<string, number>;
+
+/** What a scenario gets from whoever runs it. */
+export interface ScenarioContext {
+  /** A directory for the servers' stdout files; removed by the runner. */
+  workDir: string;
+  /** Reports a short progress text (the CLI shows it on one live line). */
+  progress: (text: string) => void;
+  /** Whether this is the small run the tests use. */
+  quick: boolean;
+}
+
+/** Memory and descriptors of the server process, measured from outside. */
+export interface ProcessProbe {
+  rssBytes: number;
+  fds: number;
+}
+
+/** The outcome of one scenario: one row of the table, one object in the JSON. */
+export interface ScenarioResult {
+  id: number;
+  name: string;
+  /** What was sent, in a few words. */
+  sent: string;
+  /** What the server did, in a few words. */
+  serverDid: string;
+  /** Messages of healthy clients that were not printed (or relayed); null if not measured. */
+  lost: number | null;
+  /** Server RSS and open fds before the attack and after it (or null where not measured). */
+  before: ProcessProbe | null;
+  after: ProcessProbe | null;
+  passed: boolean;
+  /** Why it failed, one line each; empty when passed. */
+  failures: string[];
+  /** Figures for the JSON (and the tests): counts, rates, timings. */
+  metrics: Record<string, number | string | boolean>;
+  elapsedMs: number;
+}
+
+/** A scenario's verdict before the runner adds its id, name and elapsed time. */
+export type ScenarioOutcome = Omit<ScenarioResult, "id" | "name" | "elapsedMs" | "passed">;
+
+/** Collects the failed checks of a scenario. */
+export class Checks {
+  readonly failures: string[] = [];
+
+  /** Records `message` as a failure unless `condition` holds. */
+  expect(condition: boolean, message: string): boolean {
+    if (!condition) this.failures.push(message);
+    return condition;
+  }
+}
+
+/**
+ * A real `server.ts` process started for one scenario: `deno run
+ * --allow-net=127.0.0.1 --allow-read --allow-env=PARROT_TOKEN server.ts 0 <flags>`,
+ * stdout to a file in the work directory (through `sh -c 'exec ...'`, so the pid is
+ * the server's), stderr collected. Dispose it to kill it if it is still running.
+ */
+export class TortureServer implements AsyncDisposable {
+  /** Servers not yet exited, so a runner can kill what a timed-out scenario left behind. */
+  static readonly live: Set<TortureServer> = new Set();
+  readonly process: ServerProcess;
+  readonly stdoutFile: string;
+  #exited = false;
+  #exitCode: number | null = null;
+
+  private constructor(process: ServerProcess, stdoutFile: string) {
+    this.process = process;
+    this.stdoutFile = stdoutFile;
+    TortureServer.live.add(this);
+    process.status.then((status) => {
+      TortureServer.live.delete(this);
+      this.#exited = true;
+      this.#exitCode = status.code;
+    });
+  }
+
+  /** Starts the server with `flags` and waits for its "listening on" line. */
+  static async start(context: ScenarioContext, name: string, flags: string[]) {
+    const stdoutFile = `${context.workDir}/${name}-${Date.now()}.out`;
+    const process = await startServer(flags, { stdoutFile });
+    return new TortureServer(process, stdoutFile);
+  }
+
+  get port(): number {
+    return this.process.port;
+  }
+
+  get pid(): number {
+    return this.process.child.pid;
+  }
+
+  get exited(): boolean {
+    return this.#exited;
+  }
+
+  get exitCode(): number | null {
+    return this.#exitCode;
+  }
+
+  get stderr(): string {
+    return this.process.stderr.text();
+  }
+
+  /** RSS and open fds of the server process now. */
+  probe(): Promise<ProcessProbe> {
+    return probeProcess(this.pid);
+  }
+
+  /** The `clients=` figure of every `--stats` line so far, oldest first. */
+  clientCounts(): number[] {
+    return [...this.stderr.matchAll(/stats: clients=(\d+)/g)].map((match) => Number(match[1]));
+  }
+
+  /** The `<name>=` figure of the latest `--stats` line, or -1 before the first one. */
+  latestStat(name: string): number {
+    const found = [...this.stderr.matchAll(new RegExp(`stats: .*\\b${name}=([\\d.]+)`, "g"))];
+    return found.length === 0 ? -1 : Number(found.at(-1)![1]);
+  }
+
+  /** Waits for a `--stats` line, printed from now on, that shows `clients` clients. */
+  async waitForClientCount(clients: number, timeoutMs = 10_000): Promise<void> {
+    const seen = this.clientCounts().length;
+    await waitFor(
+      () => this.clientCounts().slice(seen).includes(clients),
+      `a stats line with clients=${clients} (last: ${this.clientCounts().at(-1)})`,
+      timeoutMs,
+      20,
+    );
+  }
+
+  /** Waits until the server's open fds are at most `limit`; returns the last count. */
+  async waitForFdsAtMost(limit: number, timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    let fds = (await this.probe()).fds;
+    while (fds > limit && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      fds = (await this.probe()).fds;
+    }
+    return fds;
+  }
+
+  /** Reads the server's stdout file (the printed messages). */
+  readStdout(): Promise<string> {
+    return Deno.readTextFile(this.stdoutFile);
+  }
+
+  /** Sends `signal` to the server process. */
+  kill(signal: Deno.Signal): void {
+    if (!this.#exited) this.process.kill(signal);
+  }
+
+  /** Stops the server gracefully (SIGTERM) and returns its exit code; SIGKILL after `graceMs`. */
+  async stop(graceMs = 15_000): Promise<number> {
+    this.kill("SIGTERM");
+    const timer = setTimeout(() => this.kill("SIGKILL"), graceMs);
+    try {
+      return (await this.process.status).code;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.#exited) this.kill("SIGKILL");
+    await this.process.status;
+    await Deno.remove(this.stdoutFile).catch(() => {});
+  }
+}
+
+/** Runs `sh -c script sh ...args` and returns its stdout (a probe never throws on exit code). */
+async function shell(script: string, ...args: string[]): Promise<string> {
+  const { stdout } = await new Deno.Command("sh", {
+    args: ["-c", script, "sh", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return decoder.decode(stdout);
+}
+
+/** RSS and open fds of process `pid`, read from /proc by a `sh` subprocess. */
+export async function probeProcess(pid: number): Promise<ProcessProbe> {
+  const text = await shell('grep VmRSS /proc/"$1"/status; ls /proc/"$1"/fd | wc -l', String(pid));
+  const rss = text.match(/VmRSS:\s+(\d+)\s+kB/);
+  const lines = text.trim().split("\n");
+  if (!rss) throw new Error(`Cannot probe process ${pid}: ${text.trim() || "it is gone"}`);
+  return { rssBytes: Number(rss[1]) * 1024, fds: Number(lines.at(-1)) };
+}
+
+/** One IPv4 socket of the kernel's TCP table (/proc/net/tcp). */
+export interface TcpSocket {
+  localPort: number;
+  remotePort: number;
+  /** The kernel's state number: 1 established, 6 time-wait, 10 listen, ... */
+  state: number;
+  /** Bytes sent and not yet acknowledged by the peer. */
+  sendQueue: number;
+  /** Bytes received and not yet read by the owner. */
+  receiveQueue: number;
+}
+
+/** TCP state number of an established connection in /proc/net/tcp. */
+export const TCP_ESTABLISHED = 1;
+
+/** The loopback IPv4 sockets of the kernel's TCP table, read by a `sh` subprocess. */
+export async function readTcpTable(): Promise<TcpSocket[]> {
+  const text = await shell("cat /proc/net/tcp");
+  const sockets: TcpSocket[] = [];
+  for (const line of text.split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 5) continue;
+    const [, local, remote, state, queues] = fields;
+    const [sendQueue, receiveQueue] = queues.split(":").map((hex) => parseInt(hex, 16));
+    sockets.push({
+      localPort: parseInt(local.split(":")[1], 16),
+      remotePort: parseInt(remote.split(":")[1], 16),
+      state: parseInt(state, 16),
+      sendQueue,
+      receiveQueue,
+    });
+  }
+  return sockets;
+}
+
+/** Runs `task` for every item with at most `limit` running at once; results in item order. */
+export async function mapConcurrent<T, R>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index], index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** Resolves with `promise`'s value, or with `fallback` once `ms` have passed. */
+export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<F>((resolve) => timer = setTimeout(() => resolve(fallback), ms));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Throws when `deadline` (a `Date.now()` value) has passed: the time bound of a loop. */
+export function checkDeadline(deadline: number, what: string): void {
+  if (Date.now() > deadline) throw new Error(`${what} ran out of time`);
+}
+
+/** `12.3 MB` style (decimal megabytes), for the table. */
+export function formatMegabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** `<before> -> <after>` for a probe figure, or `-` when not measured. */
+function transition(
+  before: ProcessProbe | null,
+  after: ProcessProbe | null,
+  pick: (probe: ProcessProbe) => string,
+): string {
+  if (!before && !after) return "-";
+  return `${before ? pick(before) : "?"} -> ${after ? pick(after) : "?"}`;
+}
+
+/** The results as a Markdown table, one row per scenario. */
+export function formatTable(results: readonly ScenarioResult[]): string {
+  const header = [
+    "#",
+    "scenario",
+    "sent",
+    "server did",
+    "lost",
+    "server RSS",
+    "server fds",
+    "result",
+  ];
+  const rows = results.map((r) => [
+    String(r.id),
+    r.name,
+    r.sent,
+    r.serverDid,
+    r.lost === null ? "-" : String(r.lost),
+    transition(r.before, r.after, (p) => formatMegabytes(p.rssBytes)),
+    transition(r.before, r.after, (p) => String(p.fds)),
+    r.passed ? "PASS" : `FAIL: ${r.failures.join("; ")}`,
+  ]);
+  const escape = (cell: string) => cell.replaceAll("|", "\\|").replaceAll("\n", " ");
+  return [header, header.map(() => "---"), ...rows]
+    .map((cells) => `| ${cells.map(escape).join(" | ")} |`)
+    .join("\n");
+}
