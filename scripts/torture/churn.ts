@@ -247,7 +247,8 @@ export async function runKilledClients(
   context.progress(`${sizes.resets} connections closing with unread data (RST)`);
   const resetters = await mapConcurrent(Array.from({ length: sizes.resets }), 50, async (_, i) => {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-    await writeAll(conn, encoder.encode(`HELLO reset${i}\nPING\n`));
+    // Ends in the middle of a frame, so the reset lands mid-frame.
+    await writeAll(conn, encoder.encode(`HELLO reset${i}\nPING\nMSG 100\nhalf a fra`));
     return conn;
   });
   // The PONG and the healthy client's relayed messages sit unread: closing now sends RST.
@@ -278,7 +279,7 @@ export async function runKilledClients(
   checks.expect(exitCode === 0, `server exited ${exitCode} on SIGTERM`);
   return {
     sent:
-      `${sizes.processes} client.ts processes (--interval 1ms) killed with SIGKILL mid-stream; ${sizes.resets} conns closed with ${unreadBytes} unread bytes (RST); healthy: ${healthyResult.sent} msgs`,
+      `${sizes.processes} client.ts processes (--interval 1ms) killed with SIGKILL mid-stream; ${sizes.resets} conns reset mid-frame (closed with ${unreadBytes} unread bytes: RST); healthy: ${healthyResult.sent} msgs`,
     serverDid: `printed ${
       victimLines.reduce((a, b) => a + b, 0)
     } victim msgs before the kills; client count back to 1 after the kills and the resets; healthy msgs printed ${printed.printed}`,
