@@ -39,6 +39,14 @@ const FD_MARGIN = 2;
 const HEAP_MARGIN_MB = 10;
 /** How long the server may take to go quiet and collect after the flood. */
 const SETTLE_MS = 10_000;
+/**
+ * RSS the server should keep over its cold start once quiet after a flood: the goal
+ * reported in the table. It is not a pass condition (docs/LIMITS.md, "Connection
+ * churn": part of what stays is V8's and the allocator's, out of parrot's reach).
+ */
+const FLOOD_RSS_MARGIN_BYTES = 20_000_000;
+/** How long RSS may take to come down after the flood (V8 pools freed pages for 8 s). */
+const RSS_SETTLE_MS = 15_000;
 
 /** What one pass of the flood saw. */
 interface FloodPass {
@@ -130,7 +138,11 @@ export async function runConnectionFlood(
     50,
   ).catch(() => heapSettled = false);
   const heapAfter = server.latestStat("heap_mb");
-  const after = await server.probe();
+  // V8 hands pooled pages back some seconds after the collection.
+  const after = await server.waitForRssAtMost(
+    before.rssBytes + FLOOD_RSS_MARGIN_BYTES,
+    RSS_SETTLE_MS,
+  );
   const exitCode = await server.stop();
 
   const knocks = [...first.knocks, ...second.knocks];
@@ -165,7 +177,13 @@ export async function runConnectionFlood(
       signed(middle.rssBytes - before.rssBytes)
     } after pass 1, ${signed(loaded.rssBytes - before.rssBytes)} after pass 2, ${
       signed(after.rssBytes - before.rssBytes)
-    } once quiet (not back: kept by V8 and the allocator)`,
+    } once quiet${
+      after.rssBytes - before.rssBytes <= FLOOD_RSS_MARGIN_BYTES
+        ? ""
+        : ` (goal ${
+          formatMegabytes(FLOOD_RSS_MARGIN_BYTES)
+        }, not met: V8 and the allocator keep it)`
+    }`,
     lost: null,
     before,
     after: { ...after, fds: fdsAfter },

@@ -150,13 +150,23 @@ export class TortureServer implements AsyncDisposable {
 
   /** Waits until the server's open fds are at most `limit`; returns the last count. */
   async waitForFdsAtMost(limit: number, timeoutMs: number): Promise<number> {
+    return (await this.waitForProbe((probe) => probe.fds <= limit, timeoutMs)).fds;
+  }
+
+  /** Waits until the server's RSS is at most `limit` bytes; returns the last probe. */
+  waitForRssAtMost(limit: number, timeoutMs: number): Promise<ProcessProbe> {
+    return this.waitForProbe((probe) => probe.rssBytes <= limit, timeoutMs);
+  }
+
+  /** Probes every 100 ms until `done(probe)` or `timeoutMs`; returns the last probe. */
+  async waitForProbe(done: (probe: ProcessProbe) => boolean, timeoutMs: number) {
     const deadline = Date.now() + timeoutMs;
-    let fds = (await this.probe()).fds;
-    while (fds > limit && Date.now() < deadline) {
+    let probe = await this.probe();
+    while (!done(probe) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      fds = (await this.probe()).fds;
+      probe = await this.probe();
     }
-    return fds;
+    return probe;
   }
 
   /** Reads the server's stdout file (the printed messages). */
