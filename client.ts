@@ -75,13 +75,7 @@ export const CLIENT_OPTIONS = {
   interval: { type: "string" },
   count: { type: "string", default: "0" },
   message: { type: "string" },
-  token: { type: "string" },
-  "token-file": { type: "string" },
-  tls: { type: "boolean", default: false },
-  ca: { type: "string" },
-  reconnect: { type: "boolean", default: false },
-  "reconnect-attempts": { type: "string" },
-  "max-unsent": { type: "string" },
+  ...cli.CONNECTION_OPTIONS,
 } as const;
 
 /** A connection as the send loop sees it, plain or reconnecting. */

@@ -82,13 +82,7 @@ const LAUNCHER_OPTIONS = {
   interval: { type: "string" },
   messages: { type: "string" },
   message: { type: "string" },
-  token: { type: "string" },
-  "token-file": { type: "string" },
-  tls: { type: "boolean", default: false },
-  ca: { type: "string" },
-  reconnect: { type: "boolean", default: false },
-  "reconnect-attempts": { type: "string" },
-  "max-unsent": { type: "string" },
+  ...cli.CONNECTION_OPTIONS,
 } as const;
 
 const CLIENT_PATH = fileURLToPath(new URL("../client.ts", import.meta.url));

@@ -40,6 +40,20 @@ export function parseCommandLine<T extends ParseArgsConfig["options"]>(
   }
 }
 
+/**
+ * The options every program that connects to a server takes (the client, and the
+ * launcher, which passes them on): the token, TLS, and reconnecting.
+ */
+export const CONNECTION_OPTIONS = {
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  tls: { type: "boolean", default: false },
+  ca: { type: "string" },
+  reconnect: { type: "boolean", default: false },
+  "reconnect-attempts": { type: "string" },
+  "max-unsent": { type: "string" },
+} as const;
+
 /** The parsed command line of a program, see {@linkcode parseProgramArgs}. */
 export interface ProgramArgs {
   /** Option values by name. */

@@ -25,21 +25,31 @@ import {
 
 const BATCH = 100;
 const BATCHES_PER_PING = 5;
-const MAX_PER_CLIENT = 200_000;
+/** A pipelining client stops by itself after this many messages. */
+export const MAX_PER_CLIENT = 200_000;
 const GRACE_MS = 15_000;
 /** Time for the process to exit once the last connection is done (log flush, runtime exit). */
 const EXIT_MARGIN_MS = 2_000;
 
 /** A connection that has said `HELLO` and `UNSUB` and had them confirmed by `PONG`. */
-async function connectQuiet(port: number, name: string): Promise<RawClient> {
+export async function connectQuiet(port: number, name: string): Promise<RawClient> {
   const client = await RawClient.connect(port);
   await client.write(`HELLO ${name}\nUNSUB\n`);
   await client.ping(30_000);
   return client;
 }
 
-/** One pipelining connection: writes batches until the server says QUIT, then leaves. */
-async function pipeline(client: RawClient, name: string, sayQuit: boolean, deadline: number) {
+/**
+ * One pipelining connection: writes batches of `<name>-<n>` messages until the server
+ * says QUIT (or `deadline`, ms since the epoch, passes), then leaves: with `QUIT`, or
+ * by closing its write side. Returns how many it sent.
+ */
+export async function pipeline(
+  client: RawClient,
+  name: string,
+  sayQuit: boolean,
+  deadline: number,
+) {
   let sent = 0;
   while (sent < MAX_PER_CLIENT && !client.received.text().includes("QUIT\n")) {
     checkDeadline(deadline, `${name}'s pipeline`);
@@ -60,7 +70,7 @@ async function pipeline(client: RawClient, name: string, sayQuit: boolean, deadl
 }
 
 /** Lines missing from, repeated in, and foreign to `stdout`, given what each client sent. */
-function auditPrinted(stdout: string, results: { name: string; sent: number }[]) {
+export function auditPrinted(stdout: string, results: { name: string; sent: number }[]) {
   const lines = stdout.split("\n").filter((line) => line !== "");
   const seen = new Set(lines);
   const expected = new Set<string>();
