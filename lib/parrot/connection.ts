@@ -8,8 +8,11 @@
  *
  * The read buffer is handed off with the frames that point into it (payloads are
  * views, copied once, later, into the stdout batch), so each read that produced
- * frames gets a fresh buffer. Its size follows the traffic: small while the peer is
- * idle, doubling up to 64 KiB while reads fill it.
+ * frames gets another buffer. Its size follows the traffic: small while the peer is
+ * idle, doubling up to 64 KiB while reads fill it. Buffers of the largest size come
+ * from a pool shared by all connections, and the main task gives them back once it has
+ * written their frames out: a busy server reuses a few buffers instead of allocating
+ * one per read.
  *
  * Deadlines: while a frame or line is incomplete it must finish within the read
  * timeout of its first byte (`ERR read timeout`); a connection silent for the idle
@@ -22,6 +25,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { MAX_READ_BUFFER_BYTES, MIN_READ_BUFFER_BYTES } from "../defaults.ts";
+import type { BufferPool } from "../net/buffer_pool.ts";
 import type { Channel } from "../net/channel.ts";
 import { isTimeoutError } from "../net/deadline.ts";
 import { delay } from "../net/delay.ts";
@@ -43,6 +47,11 @@ export interface ReadBatch {
   session: Session;
   /** The frames; `quit` also stands for the end of the peer's input. */
   frames: ClientFrame[];
+  /**
+   * The read buffer the frames point into, if it came from the pool: the consumer gives
+   * it back once it is done with the frames.
+   */
+  buffer?: Uint8Array;
 }
 
 /** What every connection task shares. */
@@ -57,6 +66,8 @@ export interface ConnectionContext {
   idleTimeoutMs: number;
   /** Largest payload accepted. */
   maxFrameBytes: number;
+  /** Where large read buffers come from, and go back to once their frames are consumed. */
+  readBuffers: BufferPool;
   /** The TLS handshake and `AUTH` rule every connection passes first. */
   admission: AdmissionPolicy;
   /** Messages per second and burst allowed per connection; unlimited without it. */
@@ -91,6 +102,7 @@ const IMPLICIT_QUIT: ClientFrame[] = [{ type: "quit" }];
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { BufferPool } from "../net/buffer_pool.ts";
  * import { Channel } from "../net/channel.ts";
  * import { createConnectionHandler, type ReadBatch } from "./connection.ts";
  * import { Hub } from "./hub.ts";
@@ -101,6 +113,7 @@ const IMPLICIT_QUIT: ClientFrame[] = [{ type: "quit" }];
  *   readTimeoutMs: 5000,
  *   idleTimeoutMs: 0,
  *   maxFrameBytes: 1024,
+ *   readBuffers: new BufferPool(65536, 8),
  *   admission: { authTimeoutMs: 2000 },
  *   counters: {
  *     connections: 0,
@@ -161,7 +174,7 @@ async function readLoop(
   const { channel, readTimeoutMs, idleTimeoutMs, counters } = context;
   const decoder = new ClientFrameDecoder({ maxFrameBytes: context.maxFrameBytes });
   const bucket = context.rateLimit && new TokenBucket(context.rateLimit);
-  let buffer = new Uint8Array(MIN_READ_BUFFER_BYTES);
+  let buffer: Uint8Array = new Uint8Array(MIN_READ_BUFFER_BYTES);
   let frameStartedAt = 0;
   let lastHeardAt = Date.now();
   let pinged = false;
@@ -212,7 +225,18 @@ async function readLoop(
     const { frames, error } = decoder.push(chunk);
     const quitAt = frames.findIndex((frame) => frame.type === "quit");
     if (quitAt >= 0) frames.length = quitAt + 1;
-    if (frames.length > 0) await channel.send({ session, frames });
+    // Frames point into the buffer, so it goes with them (back to the pool once they
+    // are consumed) and the next read gets another; a full read grows the next one.
+    // (The bytes that came with AUTH are not in the read buffer.)
+    const handOff = chunk.buffer === buffer.buffer &&
+      (frames.length > 0 || chunk.length === buffer.length);
+    const handedOff = buffer;
+    if (handOff) buffer = context.readBuffers.take(nextBufferSize(buffer.length, chunk.length));
+    if (frames.length > 0) {
+      await channel.send({ session, frames, buffer: handOff ? handedOff : undefined });
+    } else if (handOff) {
+      context.readBuffers.give(handedOff);
+    }
     if (bucket && !shutdown.aborted) {
       const pauseMs = bucket.take(countMessages(frames));
       if (pauseMs > 0) {
@@ -225,10 +249,6 @@ async function readLoop(
     lastHeardAt = Date.now();
     pinged = false;
     if (decoder.pending && (!wasPending || frames.length > 0)) frameStartedAt = lastHeardAt;
-    // Frames point into the buffer, so it is handed off; a full read grows the next one.
-    if (frames.length > 0 || chunk.length === buffer.length) {
-      buffer = new Uint8Array(nextBufferSize(buffer.length, chunk.length));
-    }
     if (quitAt >= 0) return await session.done;
     if (error) {
       counters.protocolErrors++;

@@ -33,19 +33,24 @@ import {
   DEFAULT_READ_TIMEOUT_MS,
   DEFAULT_WRITE_TIMEOUT_MS,
   MAX_DRAIN_BATCH,
+  MAX_READ_BUFFER_BYTES,
 } from "../defaults.ts";
+import { BufferPool } from "../net/buffer_pool.ts";
 import { Channel } from "../net/channel.ts";
 import { delay, settlesWithin } from "../net/delay.ts";
 import { serveTcp } from "../net/serve_tcp.ts";
-import { type ByteWriter, WriteCoalescer } from "../net/write_coalescer.ts";
+import { BatchWriter } from "../net/batch_writer.ts";
+import type { ByteWriter } from "../net/write_coalescer.ts";
 import { type ConnectionCounters, createConnectionHandler, type ReadBatch } from "./connection.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
 import type { Session } from "./session.ts";
 
 const log = getLogger(["parrot", "server"]);
-const NEWLINE = new Uint8Array([10]);
+const NEWLINE = 0x0a;
 const STDOUT_BATCH_BYTES = 1024 * 1024;
+/** Free 64 KiB read buffers kept for reuse (4 MiB at most). */
+const READ_BUFFER_POOL_SIZE = 64;
 
 /** Options of {@linkcode startParrotServer}; every one has a default. */
 export interface ParrotServerOptions {
@@ -190,9 +195,11 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
       }),
   });
   const rate = options.rateLimit;
+  const readBuffers = new BufferPool(MAX_READ_BUFFER_BYTES, READ_BUFFER_POOL_SIZE);
   const handler = createConnectionHandler({
     hub,
     channel,
+    readBuffers,
     readTimeoutMs: options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
@@ -245,7 +252,7 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
   // A batch relays at most half of what a subscriber may have queued, so a subscriber
   // that keeps up is never taken for a slow one because of one big batch.
   const batchBudget = Math.min(STDOUT_BATCH_BYTES, Math.floor(maxOutboundBytes / 2));
-  const draining = drain(channel, hub, counters, options, output, batchBudget);
+  const draining = drain(channel, hub, counters, options, output, batchBudget, readBuffers);
   // Cut off subscribers whose socket stopped taking bytes, a few times per write timeout.
   const sweep = setInterval(
     () => hub.cutOffStalled(Date.now() - writeTimeoutMs),
@@ -286,16 +293,19 @@ async function drain(
   options: ParrotServerOptions,
   output: ByteWriter | null,
   batchBudget: number,
+  readBuffers: BufferPool,
 ): Promise<void> {
-  const stdout = output ? new WriteCoalescer(output, { maxBatchBytes: STDOUT_BATCH_BYTES }) : null;
+  const stdout = output ? new BatchWriter(output, STDOUT_BATCH_BYTES) : null;
   const broadcast = options.broadcast ?? true;
   const onMessage = options.onMessage;
   const pongs: Session[] = [];
   const quits: Session[] = [];
+  const consumed: Uint8Array[] = [];
   let stdoutBroken = false;
 
   function take(batch: ReadBatch): void {
     const session = batch.session;
+    if (batch.buffer) consumed.push(batch.buffer);
     for (const frame of batch.frames) {
       switch (frame.type) {
         case "msg":
@@ -303,9 +313,9 @@ async function drain(
           counters.messages++;
           counters.bytes += frame.payload.length;
           if (stdout) {
-            stdout.write(session.prefix);
-            stdout.write(frame.payload);
-            stdout.write(NEWLINE);
+            stdout.append(session.prefix);
+            stdout.append(frame.payload);
+            stdout.appendByte(NEWLINE);
           }
           onMessage?.(session.name, frame.payload);
           if (broadcast) counters.relayed += hub.relay(session, frame.payload);
@@ -358,8 +368,11 @@ async function drain(
         log.error("Cannot write messages to stdout: {error}", { error: String(error) });
       }
     }
+    // Written out (or copied into the relays): the read buffers can be used again.
+    for (const buffer of consumed) readBuffers.give(buffer);
     for (const session of pongs) session.send(PONG_LINE);
     for (const session of quits) session.finish();
+    consumed.length = 0;
     pongs.length = 0;
     quits.length = 0;
   }

@@ -426,3 +426,46 @@ Deno.test("startParrotServer() delivers ERR too many clients to a client that al
     await server.shutdown();
   }
 });
+
+Deno.test("startParrotServer() reuses a read buffer only after its messages are written out", async () => {
+  // Many full 64 KiB reads from two clients, through an output that takes its time:
+  // a pooled buffer given back too early would show as corrupted messages.
+  class SlowOutput extends RecordingWriter {
+    override async write(p: Uint8Array): Promise<number> {
+      const n = await super.write(p);
+      await delay(1);
+      return n;
+    }
+  }
+  const output = new SlowOutput();
+  const server = start({ output, broadcast: false });
+  const payload = (name: string, i: number) => `${name}-${i}-`.padEnd(1000, name[0]);
+  const send = async (name: string) => {
+    const conn = await TextConn.connect(server.addr.port);
+    let batch = `HELLO ${name}\n`;
+    for (let i = 0; i < 2000; i++) {
+      batch += `MSG 1000\n${payload(name, i)}\n`;
+      if (batch.length > 200_000) {
+        await conn.write(batch);
+        batch = "";
+      }
+    }
+    await conn.write(`${batch}PING\n`);
+    await conn.until("PONG\n");
+    conn.close();
+  };
+  try {
+    await Promise.all([send("ann"), send("bob")]);
+    const lines = output.text().split("\n").filter((line) => line !== "");
+    assert.equal(lines.length, 4000);
+    for (const name of ["ann", "bob"]) {
+      const mine = lines.filter((line) => line.startsWith(`${name}: `));
+      assert.deepEqual(
+        mine,
+        Array.from({ length: 2000 }, (_, i) => `${name}: ${payload(name, i)}`),
+      );
+    }
+  } finally {
+    await server.shutdown();
+  }
+});

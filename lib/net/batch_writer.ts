@@ -1,0 +1,87 @@
+/**
+ * One buffer that a producer fills with many small pieces and then writes at once.
+ *
+ * The server's main task builds each stdout batch here: every message is copied once,
+ * straight into this buffer, and the batch goes out in one write (or a few, if the
+ * writer takes it in parts). Nothing is queued per piece and the buffer is reused for
+ * the next batch, so a batch costs no allocation at all once the buffer has grown to
+ * the largest batch. It suits a producer that waits for each flush before it appends
+ * again; {@linkcode WriteCoalescer} is for writers that must not wait.
+ *
+ * @module
+ */
+
+import type { ByteWriter } from "./write_coalescer.ts";
+
+/**
+ * Collects bytes in one growing buffer and writes them with {@linkcode BatchWriter.flush}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BatchWriter } from "./batch_writer.ts";
+ *
+ * const writes: string[] = [];
+ * const out = new BatchWriter({
+ *   write: (p) => (writes.push(new TextDecoder().decode(p)), Promise.resolve(p.length)),
+ * });
+ * out.append(new TextEncoder().encode("ann: "));
+ * out.append(new TextEncoder().encode("hi\n"));
+ * await out.flush();
+ * assert.deepEqual(writes, ["ann: hi\n"]);
+ * ```
+ */
+export class BatchWriter {
+  #writer: ByteWriter;
+  #buffer: Uint8Array;
+  #length = 0;
+
+  /** Writes to `writer`; the buffer starts at `initialBytes` and doubles as needed. */
+  constructor(writer: ByteWriter, initialBytes = 64 * 1024) {
+    this.#writer = writer;
+    this.#buffer = new Uint8Array(initialBytes);
+  }
+
+  /** Bytes appended and not yet flushed. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Copies `bytes` to the end of the batch. */
+  append(bytes: Uint8Array): void {
+    const needed = this.#length + bytes.length;
+    if (needed > this.#buffer.length) {
+      let capacity = this.#buffer.length * 2;
+      while (capacity < needed) capacity *= 2;
+      const grown = new Uint8Array(capacity);
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(bytes, this.#length);
+    this.#length = needed;
+  }
+
+  /** Appends one byte. */
+  appendByte(byte: number): void {
+    if (this.#length === this.#buffer.length) this.append(new Uint8Array([byte]));
+    else this.#buffer[this.#length++] = byte;
+  }
+
+  /**
+   * Writes the batch, all of it, and empties it. On a write error the batch is dropped
+   * and the error is thrown.
+   */
+  async flush(): Promise<void> {
+    const length = this.#length;
+    let offset = 0;
+    try {
+      while (offset < length) {
+        const written = await this.#writer.write(this.#buffer.subarray(offset, length));
+        if (written <= 0) throw new Error("Cannot write: the writer accepted no bytes");
+        offset += written;
+      }
+    } finally {
+      this.#length = 0;
+    }
+  }
+}

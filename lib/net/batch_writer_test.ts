@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { RecordingWriter } from "../testing.ts";
+import { BatchWriter } from "./batch_writer.ts";
+
+const encoder = new TextEncoder();
+
+Deno.test("BatchWriter.flush() writes everything appended in one write and empties the batch", async () => {
+  const writer = new RecordingWriter();
+  const out = new BatchWriter(writer, 4);
+  out.append(encoder.encode("ann: "));
+  out.append(encoder.encode("a longer payload than the first buffer"));
+  out.appendByte(10);
+  assert.equal(out.length, 44);
+  await out.flush();
+  assert.deepEqual(writer.writes, ["ann: a longer payload than the first buffer\n"]);
+  assert.equal(out.length, 0);
+  await out.flush();
+  assert.equal(writer.writes.length, 1, "an empty batch writes nothing");
+  out.append(encoder.encode("next\n"));
+  await out.flush();
+  assert.deepEqual(writer.writes, ["ann: a longer payload than the first buffer\n", "next\n"]);
+});
+
+Deno.test("BatchWriter.flush() continues a partial write with the rest", async () => {
+  const parts: string[] = [];
+  const out = new BatchWriter({
+    write: (p) => {
+      const n = Math.min(p.length, 3);
+      parts.push(new TextDecoder().decode(p.subarray(0, n)));
+      return Promise.resolve(n);
+    },
+  });
+  out.append(encoder.encode("abcdefgh"));
+  await out.flush();
+  assert.deepEqual(parts, ["abc", "def", "gh"]);
+});
+
+Deno.test("BatchWriter.flush() throws the write error and drops the batch", async () => {
+  const out = new BatchWriter({ write: () => Promise.reject(new Error("disk full")) });
+  out.append(encoder.encode("lost"));
+  await assert.rejects(out.flush(), /disk full/);
+  assert.equal(out.length, 0);
+});
