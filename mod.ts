@@ -52,6 +52,8 @@ export { delay, settlesWithin } from "./lib/net/delay.ts";
 export { formatDuration, parseDuration } from "./lib/net/duration.ts";
 export { TokenBucket, type TokenBucketOptions } from "./lib/net/token_bucket.ts";
 export { Backoff, type BackoffOptions } from "./lib/net/backoff.ts";
+export { BatchWriter } from "./lib/net/batch_writer.ts";
+export { BufferPool } from "./lib/net/buffer_pool.ts";
 export * from "./lib/parrot/frame.ts";
 export * from "./lib/parrot/frame_decoder.ts";
 export * from "./lib/parrot/frame_encoder.ts";
