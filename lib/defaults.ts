@@ -26,7 +26,7 @@ export const DEFAULT_MAX_FRAME_BYTES = 1_048_576;
 /** Bytes queued for one client before it counts as a slow consumer. */
 export const DEFAULT_MAX_OUTBOUND_BYTES = 8 * 1024 * 1024;
 /** Capacity of the channel between the connection tasks and the main task, in read batches. */
-export const DEFAULT_QUEUE_CAPACITY = 256;
+export const DEFAULT_QUEUE_CAPACITY = 32;
 /** Longest control line (verb and arguments, without the line end), in bytes. */
 export const MAX_CONTROL_LINE_BYTES = 4096;
 /** Longest client name given with `HELLO`, in characters. */
