@@ -14,11 +14,11 @@
  * written their frames out: a busy server reuses a few buffers instead of allocating
  * one per read.
  *
- * Deadlines: while a frame or line is incomplete it must finish within the read
- * timeout of its first byte (`ERR read timeout`); a connection silent for the idle
- * timeout gets `PING`, and after another idle timeout of silence `ERR idle timeout`.
- * Time the server makes a connection wait (a full channel, the rate limit) does not
- * count against it.
+ * Deadlines: after each read the task notes on its session when the client was last
+ * heard from and when its unfinished frame began; the server's deadline sweep
+ * (`deadline_sweep.ts`) acts on them, so a read is never raced against a timer. Time
+ * the server makes a connection wait (a full channel, the rate limit) is marked
+ * `held` and does not count against it.
  *
  * @module
  */
@@ -27,7 +27,6 @@ import { getLogger } from "@logtape/logtape";
 import { MAX_READ_BUFFER_BYTES, MIN_READ_BUFFER_BYTES } from "../defaults.ts";
 import type { BufferPool } from "../net/buffer_pool.ts";
 import type { Channel } from "../net/channel.ts";
-import { isTimeoutError } from "../net/deadline.ts";
 import { delay } from "../net/delay.ts";
 import type { ConnInfo, TcpHandler } from "../net/serve_tcp.ts";
 import { TimedReader } from "../net/timed_reader.ts";
@@ -35,7 +34,7 @@ import { TokenBucket } from "../net/token_bucket.ts";
 import { type AdmissionPolicy, admit } from "./admission.ts";
 import { type ClientFrame, REASON } from "./frame.ts";
 import { ClientFrameDecoder } from "./frame_decoder.ts";
-import { PING_LINE, QUIT_LINE } from "./frame_encoder.ts";
+import { QUIT_LINE } from "./frame_encoder.ts";
 import type { Hub } from "./hub.ts";
 import { Session } from "./session.ts";
 
@@ -60,10 +59,6 @@ export interface ConnectionContext {
   hub: Hub;
   /** Where complete frames go; `send` waits while it is full. */
   channel: Channel<ReadBatch>;
-  /** Milliseconds a frame may take once its first byte arrived. */
-  readTimeoutMs: number;
-  /** Milliseconds of silence before `PING`; 0 disables. */
-  idleTimeoutMs: number;
   /** Largest payload accepted. */
   maxFrameBytes: number;
   /** Where large read buffers come from, and go back to once their frames are consumed. */
@@ -110,8 +105,6 @@ const IMPLICIT_QUIT: ClientFrame[] = [{ type: "quit" }];
  * const handler = createConnectionHandler({
  *   hub: new Hub(),
  *   channel: new Channel<ReadBatch>(16),
- *   readTimeoutMs: 5000,
- *   idleTimeoutMs: 0,
  *   maxFrameBytes: 1024,
  *   readBuffers: new BufferPool(65536, 8),
  *   admission: { authTimeoutMs: 2000 },
@@ -151,7 +144,7 @@ export function createConnectionHandler(context: ConnectionContext): TcpHandler 
       admitted = true;
       context.hub.add(session);
       log.debug("Client {name} connected", { name: session.name });
-      await readLoop(reader, session, context, admission.leftover, info.signal);
+      await readLoop(conn, session, context, admission.leftover, info.signal);
     } catch (error) {
       log.debug("Connection of {name} ended: {error}", { name: session.name, error });
     } finally {
@@ -165,19 +158,17 @@ export function createConnectionHandler(context: ConnectionContext): TcpHandler 
 }
 
 async function readLoop(
-  reader: TimedReader,
+  conn: Deno.Conn,
   session: Session,
   context: ConnectionContext,
   leftover: Uint8Array,
   shutdown: AbortSignal,
 ) {
-  const { channel, readTimeoutMs, idleTimeoutMs, counters } = context;
+  const { channel, counters } = context;
   const decoder = new ClientFrameDecoder({ maxFrameBytes: context.maxFrameBytes });
   const bucket = context.rateLimit && new TokenBucket(context.rateLimit);
   let buffer: Uint8Array = new Uint8Array(MIN_READ_BUFFER_BYTES);
-  let frameStartedAt = 0;
-  let lastHeardAt = Date.now();
-  let pinged = false;
+  session.lastHeardAt = Date.now();
   // Bytes that came with the AUTH line are decoded before the first read.
   let unread: Uint8Array | undefined = leftover.length > 0 ? leftover : undefined;
   for (;;) {
@@ -186,28 +177,10 @@ async function readLoop(
       chunk = unread;
       unread = undefined;
     } else {
-      const deadlineAt = decoder.pending
-        ? frameStartedAt + readTimeoutMs
-        : idleTimeoutMs > 0
-        ? lastHeardAt + idleTimeoutMs
-        : Infinity;
-      try {
-        chunk = await reader.read(buffer, deadlineAt);
-      } catch (error) {
-        if (!isTimeoutError(error) || session.closed) return;
-        if (decoder.pending) {
-          counters.readTimeouts++;
-          return await session.fail(REASON.readTimeout);
-        }
-        if (pinged) {
-          counters.idleTimeouts++;
-          return await session.fail(REASON.idleTimeout);
-        }
-        pinged = true;
-        lastHeardAt = Date.now();
-        session.send(PING_LINE);
-        continue;
-      }
+      // No timer here: the deadline sweep closes the connection, which ends this read.
+      const n = await conn.read(buffer);
+      chunk = n === null ? null : buffer.subarray(0, n);
+      if (session.closed) return;
     }
     if (chunk === null) {
       if (decoder.pending) {
@@ -232,6 +205,9 @@ async function readLoop(
       (frames.length > 0 || chunk.length === buffer.length);
     const handedOff = buffer;
     if (handOff) buffer = context.readBuffers.take(nextBufferSize(buffer.length, chunk.length));
+    // Time spent waiting for room in the channel (backpressure) or for the rate limit
+    // is the server's, not the peer's: no deadline runs meanwhile.
+    session.held = true;
     if (frames.length > 0) {
       await channel.send({ session, frames, buffer: handOff ? handedOff : undefined });
     } else if (handOff) {
@@ -244,11 +220,13 @@ async function readLoop(
         await delay(pauseMs, shutdown);
       }
     }
-    // The deadlines count from when we can read again: time spent waiting for room in
-    // the channel (backpressure) or for the rate limit is the server's, not the peer's.
-    lastHeardAt = Date.now();
-    pinged = false;
-    if (decoder.pending && (!wasPending || frames.length > 0)) frameStartedAt = lastHeardAt;
+    session.held = false;
+    // The deadlines count from when we can read again.
+    const now = Date.now();
+    session.lastHeardAt = now;
+    session.pinged = false;
+    if (!decoder.pending) session.frameStartedAt = 0;
+    else if (!wasPending || frames.length > 0) session.frameStartedAt = now;
     if (quitAt >= 0) return await session.done;
     if (error) {
       counters.protocolErrors++;

@@ -41,6 +41,7 @@ import { delay, settlesWithin } from "../net/delay.ts";
 import { serveTcp } from "../net/serve_tcp.ts";
 import { BatchWriter } from "../net/batch_writer.ts";
 import type { ByteWriter } from "../net/write_coalescer.ts";
+import { sweepDeadlines, sweepInterval } from "./deadline_sweep.ts";
 import { type ConnectionCounters, createConnectionHandler, type ReadBatch } from "./connection.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
@@ -200,8 +201,6 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     hub,
     channel,
     readBuffers,
-    readTimeoutMs: options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
-    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     admission: {
       token: options.token ? new TextEncoder().encode(options.token) : undefined,
@@ -253,11 +252,17 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
   // that keeps up is never taken for a slow one because of one big batch.
   const batchBudget = Math.min(STDOUT_BATCH_BYTES, Math.floor(maxOutboundBytes / 2));
   const draining = drain(channel, hub, counters, options, output, batchBudget, readBuffers);
-  // Cut off subscribers whose socket stopped taking bytes, a few times per write timeout.
-  const sweep = setInterval(
-    () => hub.cutOffStalled(Date.now() - writeTimeoutMs),
-    Math.min(Math.max(writeTimeoutMs / 4, 10), 1_000),
-  );
+  // One sweep enforces the read and idle deadlines of every client and cuts off
+  // subscribers whose socket stopped taking bytes, a few times per shortest deadline.
+  const deadlines = {
+    readTimeoutMs: options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+  };
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    sweepDeadlines(hub.sessions(), now, deadlines, counters);
+    hub.cutOffStalled(now - writeTimeoutMs);
+  }, sweepInterval(deadlines.readTimeoutMs, deadlines.idleTimeoutMs, writeTimeoutMs));
   const finished = (async () => {
     await tcp.finished;
     clearInterval(sweep);

@@ -43,6 +43,14 @@ export class Session {
   readonly id: number;
   /** Whether relayed messages are sent to this client (`SUB`/`UNSUB`). */
   subscribed = true;
+  /** When the client was last heard from (ms since the epoch): the idle deadline counts from it. */
+  lastHeardAt: number = Date.now();
+  /** When the frame the client has not finished began, or 0 when none is unfinished. */
+  frameStartedAt = 0;
+  /** Whether the idle `PING` went out since the client was last heard from. */
+  pinged = false;
+  /** Whether the server is making the client wait (full channel, rate limit): no deadline runs. */
+  held = false;
   /** The client's outbound queue. */
   readonly outbound: WriteCoalescer;
   #name = "";
