@@ -32,6 +32,7 @@ import {
   DEFAULT_MAX_OUTBOUND_BYTES,
   DEFAULT_QUEUE_CAPACITY,
   DEFAULT_READ_TIMEOUT_MS,
+  DEFAULT_TCP_BACKLOG,
   DEFAULT_WRITE_TIMEOUT_MS,
 } from "./lib/defaults.ts";
 import { formatDuration } from "./lib/net/duration.ts";
@@ -44,6 +45,8 @@ Usage: deno task server <port> [options]      (port 0 picks a free port)
 Options:
   --host <address>        address to bind (default ${DEFAULT_HOST})
   --max-clients <n>       most clients at once (default ${DEFAULT_MAX_CLIENTS})
+  --backlog <n>           listen queue for bursts of connects (default ${DEFAULT_TCP_BACKLOG};
+                          the kernel caps it at net.core.somaxconn)
   --read-timeout <time>   a frame must complete within this (default ${
   formatDuration(DEFAULT_READ_TIMEOUT_MS)
 })
@@ -91,6 +94,7 @@ const log = getLogger(["parrot", "server"]);
 const SERVER_OPTIONS = {
   host: { type: "string", default: DEFAULT_HOST },
   "max-clients": { type: "string" },
+  backlog: { type: "string" },
   "read-timeout": { type: "string" },
   "idle-timeout": { type: "string" },
   grace: { type: "string" },
@@ -140,6 +144,7 @@ async function main(): Promise<number> {
     hostname,
     port,
     maxClients: count("max-clients", DEFAULT_MAX_CLIENTS, 1),
+    backlog: count("backlog", DEFAULT_TCP_BACKLOG, 1),
     readTimeoutMs: duration("read-timeout", DEFAULT_READ_TIMEOUT_MS),
     idleTimeoutMs: duration("idle-timeout", DEFAULT_IDLE_TIMEOUT_MS),
     graceMs: duration("grace", DEFAULT_GRACE_MS),
@@ -285,9 +290,10 @@ function printStats(server: ParrotServer, intervalMs: number): () => void {
     const memory = Deno.memoryUsage();
     const seconds = Math.max((now - lastAt) / 1000, 0.001);
     log.info(
-      "stats: clients={clients} msgs/s={rate} bytes/s={bytes} queue={queue} relayed/s={relayed} total={total} slow_consumers={slow} undelivered={dropped} auth_failures={auth} tls_failures={tls} rate_pauses={pauses} rss_mb={rss} heap_mb={heap}",
+      "stats: clients={clients} accepted={accepted} msgs/s={rate} bytes/s={bytes} queue={queue} relayed/s={relayed} total={total} slow_consumers={slow} undelivered={dropped} auth_failures={auth} tls_failures={tls} rate_pauses={pauses} rss_mb={rss} heap_mb={heap}",
       {
         clients: stats.clients,
+        accepted: stats.connections + stats.rejected,
         rate: Math.round((stats.messages - last.messages) / seconds),
         bytes: Math.round((stats.bytes - last.bytes) / seconds),
         queue: stats.queueDepth,

@@ -31,6 +31,12 @@ export const DEFAULT_QUEUE_CAPACITY = 32;
 export const MAX_CONTROL_LINE_BYTES = 4096;
 /** Longest client name given with `HELLO`, in characters. */
 export const MAX_NAME_LENGTH = 64;
+/**
+ * Length of the listen queue (connections the kernel completes before we accept them).
+ * A burst of connects beyond it loses handshakes that the clients then retry seconds
+ * later. The kernel caps it at `net.core.somaxconn`.
+ */
+export const DEFAULT_TCP_BACKLOG = 4_096;
 /** First delay after a failed accept; it doubles up to {@linkcode MAX_ACCEPT_BACKOFF_MS}. */
 export const DEFAULT_ACCEPT_BACKOFF_MS = 5;
 /** Longest delay between retries of a failing accept. */

@@ -12,7 +12,12 @@
  */
 
 import { delay, settlesWithin } from "./delay.ts";
-import { DEFAULT_ACCEPT_BACKOFF_MS, DEFAULT_GRACE_MS, MAX_ACCEPT_BACKOFF_MS } from "../defaults.ts";
+import {
+  DEFAULT_ACCEPT_BACKOFF_MS,
+  DEFAULT_GRACE_MS,
+  DEFAULT_TCP_BACKLOG,
+  MAX_ACCEPT_BACKOFF_MS,
+} from "../defaults.ts";
 
 /** What a handler learns about its connection. */
 export interface ConnInfo {
@@ -35,6 +40,14 @@ export interface ServeTcpOptions {
   port?: number;
   /** An existing listener to serve instead of binding a new one. */
   listener?: Deno.Listener;
+  /** Listen queue length when binding (capped by the kernel's somaxconn). Default 4096. */
+  backlog?: number;
+  /**
+   * Set `TCP_NODELAY` on each TCP connection, so small writes go out at once instead of
+   * waiting for the peer's delayed ACK (up to 40 ms). Default true: a server that
+   * batches its own writes gains nothing from Nagle's algorithm.
+   */
+  noDelay?: boolean;
   /** Most connections served at once. Default unlimited. */
   maxConnections?: number;
   /** Called with each connection refused by the limit, before it is closed. */
@@ -43,6 +56,12 @@ export interface ServeTcpOptions {
   onAcceptError?: (error: unknown, heldConnections: number) => void;
   /** Called when a handler throws. */
   onHandlerError?: (error: unknown, info: ConnInfo) => void;
+  /**
+   * Called once when the shutdown starts, after accepting stopped and before waiting
+   * for the handlers: one place to tell every connection, instead of a listener on
+   * `ConnInfo.signal` per connection.
+   */
+  onShutdown?: () => void;
   /** Aborting it shuts the server down. */
   signal?: AbortSignal;
   /** Milliseconds handlers get to finish after the shutdown signal. Default 5000. */
@@ -82,8 +101,13 @@ export interface TcpServer {
  */
 export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServer {
   const listener = options.listener ??
-    Deno.listen({ hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0 });
+    Deno.listen({
+      hostname: options.hostname ?? "127.0.0.1",
+      port: options.port ?? 0,
+      tcpBacklog: options.backlog ?? DEFAULT_TCP_BACKLOG,
+    });
   const maxConnections = options.maxConnections ?? Infinity;
+  const noDelay = options.noDelay ?? true;
   const gracePeriodMs = options.gracePeriodMs ?? DEFAULT_GRACE_MS;
   const shutdownController = new AbortController();
   const registry = new Map<number, { conn: Deno.Conn; done: Promise<void> }>();
@@ -91,6 +115,7 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
   let finishing: Promise<void> | undefined;
 
   function serve(conn: Deno.Conn): void {
+    if (noDelay && "setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     const info: ConnInfo = {
       id: nextId++,
       remoteAddr: conn.remoteAddr as Deno.NetAddr,
@@ -151,6 +176,7 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
     shutdownController.abort();
     closeQuietly(listener);
     await accepting;
+    options.onShutdown?.();
     const handlers = () => Promise.all([...registry.values()].map((entry) => entry.done));
     if (!await settlesWithin(handlers(), gracePeriodMs)) {
       for (const { conn } of registry.values()) closeQuietly(conn);

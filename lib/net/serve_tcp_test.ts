@@ -424,3 +424,53 @@ Deno.test("serveTcp() aborting its signal runs the shutdown sequence once: the l
   await server.finished;
   assert.equal(closes(), 1);
 });
+
+Deno.test("serveTcp() calls onShutdown once, after accepting stopped and before waiting for the handlers", async () => {
+  const events: string[] = [];
+  let release = () => {};
+  const server = serveTcp({
+    port: 0,
+    onShutdown: () => {
+      events.push("onShutdown");
+      release();
+    },
+  }, async (conn) => {
+    await conn.write(encoder.encode("hi\n"));
+    await new Promise<void>((resolve) => release = resolve);
+    events.push("handler done");
+  });
+  const port = server.addr.port;
+  const client = await connect(port);
+  try {
+    await readUntil(client, "\n");
+    server.shutdown();
+    await server.shutdown();
+    assert.deepEqual(events, ["onShutdown", "handler done"]);
+    await assertRefused(port);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("serveTcp() sets TCP_NODELAY on each connection unless told not to", async () => {
+  for (const noDelay of [undefined, false]) {
+    const real = Deno.listen({ hostname: HOST, port: 0 });
+    const calls: boolean[] = [];
+    const listener = {
+      addr: real.addr,
+      async accept(): Promise<Deno.Conn> {
+        const conn = await real.accept() as Deno.TcpConn;
+        const setNoDelay = conn.setNoDelay.bind(conn);
+        conn.setNoDelay = (value?: boolean) => (calls.push(value ?? true), setNoDelay(value));
+        return conn;
+      },
+      close: () => real.close(),
+    } as unknown as Deno.Listener;
+    const server = serveTcp({ listener, noDelay }, greeter());
+    await withConnection(real.addr.port, async (conn) => {
+      await readUntil(conn, "\n");
+    });
+    await server.shutdown();
+    assert.deepEqual(calls, noDelay === false ? [] : [true]);
+  }
+});

@@ -13,7 +13,7 @@
 
 import { MAX_CONTROL_LINE_BYTES } from "../defaults.ts";
 import { abortable, isTimeoutError } from "../net/deadline.ts";
-import type { TimedReader } from "../net/timed_reader.ts";
+import { type ByteReader, TimedReader } from "../net/timed_reader.ts";
 import { REASON } from "./frame.ts";
 
 /** How a connection is admitted. */
@@ -34,7 +34,6 @@ export type Admission =
 const LF = 0x0a;
 const CR = 0x0d;
 const AUTH_PREFIX = new TextEncoder().encode("AUTH ");
-const NOTHING = new Uint8Array(0);
 
 /**
  * Runs the admission of one connection: TLS handshake (for a `Deno.TlsConn`), then the
@@ -43,7 +42,6 @@ const NOTHING = new Uint8Array(0);
  * @example A client that knows the token
  * ```ts
  * import assert from "node:assert/strict";
- * import { TimedReader } from "../net/timed_reader.ts";
  * import { admit } from "./admission.ts";
  *
  * const bytes = new TextEncoder().encode("AUTH s3cret\nHELLO ann\n");
@@ -57,14 +55,13 @@ const NOTHING = new Uint8Array(0);
  *   },
  * };
  * const token = new TextEncoder().encode("s3cret");
- * const result = await admit(conn, new TimedReader(conn), { token, authTimeoutMs: 1000 });
+ * const result = await admit(conn, { token, authTimeoutMs: 1000 });
  * assert.ok(result.admitted);
  * assert.equal(result.admitted && new TextDecoder().decode(result.leftover), "HELLO ann\n");
  * ```
  */
 export async function admit(
-  conn: object,
-  reader: TimedReader,
+  conn: ByteReader,
   policy: AdmissionPolicy,
 ): Promise<Admission> {
   const deadlineAt = Date.now() + policy.authTimeoutMs;
@@ -81,8 +78,34 @@ export async function admit(
       return { admitted: false, failure: "tls", detail };
     }
   }
-  if (!policy.token) return { admitted: true, leftover: NOTHING };
-  return await readAuthLine(reader, policy.token, deadlineAt);
+  if (!policy.token) return ADMITTED;
+  const reader = new TimedReader(conn);
+  try {
+    return await readAuthLine(reader, policy.token, deadlineAt);
+  } finally {
+    reader.dispose();
+  }
+}
+
+/** The admission of a connection that has nothing to prove: no token, no TLS. */
+const ADMITTED: Admission = { admitted: true, leftover: new Uint8Array(0) };
+
+/**
+ * Whether `conn` has anything to prove under `policy` (a TLS handshake or a token);
+ * when not, it is admitted as it is, without calling {@linkcode admit}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { needsAdmission } from "./admission.ts";
+ *
+ * const plain = { read: () => Promise.resolve(null) };
+ * assert.equal(needsAdmission(plain, { authTimeoutMs: 2000 }), false);
+ * assert.equal(needsAdmission(plain, { authTimeoutMs: 2000, token: new Uint8Array(4) }), true);
+ * ```
+ */
+export function needsAdmission(conn: object, policy: AdmissionPolicy): boolean {
+  return policy.token !== undefined || "handshake" in conn;
 }
 
 async function readAuthLine(

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { MAX_CONTROL_LINE_BYTES } from "../defaults.ts";
-import { TimedReader } from "../net/timed_reader.ts";
 import { admit, constantTimeEqual } from "./admission.ts";
 
 const encoder = new TextEncoder();
@@ -24,7 +23,7 @@ function source(chunks: string[], end = false) {
 }
 
 function run(conn: ReturnType<typeof source>, authTimeoutMs = 1_000) {
-  return admit(conn, new TimedReader(conn), { token: TOKEN, authTimeoutMs });
+  return admit(conn, { token: TOKEN, authTimeoutMs });
 }
 
 Deno.test("admit() admits AUTH split over reads and returns the bytes after it", async () => {
@@ -64,7 +63,7 @@ Deno.test("admit() refuses without a reply a client that leaves before AUTH", as
 
 Deno.test("admit() admits anyone, reading nothing, without a token", async () => {
   const conn = source([]);
-  const result = await admit(conn, new TimedReader(conn), { authTimeoutMs: 10 });
+  const result = await admit(conn, { authTimeoutMs: 10 });
   assert.ok(result.admitted);
   assert.equal(conn.reads, 0);
 });

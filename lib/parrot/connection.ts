@@ -29,9 +29,8 @@ import type { BufferPool } from "../net/buffer_pool.ts";
 import type { Channel } from "../net/channel.ts";
 import { delay } from "../net/delay.ts";
 import type { ConnInfo, TcpHandler } from "../net/serve_tcp.ts";
-import { TimedReader } from "../net/timed_reader.ts";
 import { TokenBucket } from "../net/token_bucket.ts";
-import { type AdmissionPolicy, admit } from "./admission.ts";
+import { type AdmissionPolicy, admit, needsAdmission } from "./admission.ts";
 import { type ClientFrame, REASON } from "./frame.ts";
 import { ClientFrameDecoder } from "./frame_decoder.ts";
 import { QUIT_LINE } from "./frame_encoder.ts";
@@ -65,6 +64,8 @@ export interface ConnectionContext {
   readBuffers: BufferPool;
   /** The TLS handshake and `AUTH` rule every connection passes first. */
   admission: AdmissionPolicy;
+  /** Connections still being admitted (not yet in the hub). */
+  admitting: Set<Session>;
   /** Messages per second and burst allowed per connection; unlimited without it. */
   rateLimit?: { ratePerSecond: number; burst: number };
   /** Counters the connection tasks update. */
@@ -108,6 +109,7 @@ const IMPLICIT_QUIT: ClientFrame[] = [{ type: "quit" }];
  *   maxFrameBytes: 1024,
  *   readBuffers: new BufferPool(65536, 8),
  *   admission: { authTimeoutMs: 2000 },
+ *   admitting: new Set(),
  *   counters: {
  *     connections: 0,
  *     readTimeouts: 0,
@@ -126,30 +128,31 @@ export function createConnectionHandler(context: ConnectionContext): TcpHandler 
     const { hostname, port } = info.remoteAddr;
     context.counters.connections++;
     const session = new Session(conn, info.id, `${hostname}:${port}`);
-    const reader = new TimedReader(conn);
+    // Until it is admitted, the server's shutdown closes it (see closeForShutdown).
+    context.admitting.add(session);
+    if (info.signal.aborted) session.close();
     let admitted = false;
-    // A client is told QUIT; a connection still being admitted is simply closed.
-    const onShutdown = () => admitted ? session.send(QUIT_LINE) : session.close();
-    if (info.signal.aborted) onShutdown();
-    else info.signal.addEventListener("abort", onShutdown, { once: true });
     try {
-      const admission = await admit(conn, reader, context.admission);
-      if (!admission.admitted) {
+      const admission = needsAdmission(conn, context.admission)
+        ? await admit(conn, context.admission)
+        : undefined;
+      context.admitting.delete(session);
+      if (admission && !admission.admitted) {
         if (admission.failure === "tls") context.counters.tlsFailures++;
         else context.counters.authFailures++;
         log.info("Refused {name}: {detail}", { name: session.name, detail: admission.detail });
         if (admission.reason) await session.fail(admission.reason);
         return;
       }
+      if (session.closed) return;
       admitted = true;
       context.hub.add(session);
       log.debug("Client {name} connected", { name: session.name });
-      await readLoop(conn, session, context, admission.leftover, info.signal);
+      await readLoop(conn, session, context, admission?.leftover, info.signal);
     } catch (error) {
       log.debug("Connection of {name} ended: {error}", { name: session.name, error });
     } finally {
-      info.signal.removeEventListener("abort", onShutdown);
-      reader.dispose();
+      context.admitting.delete(session);
       context.hub.remove(session);
       session.close();
       if (admitted) log.debug("Client {name} disconnected", { name: session.name });
@@ -157,11 +160,21 @@ export function createConnectionHandler(context: ConnectionContext): TcpHandler 
   };
 }
 
+/**
+ * What the server does to its connections when it starts to shut down: every client
+ * is told `QUIT` (and keeps being read until it leaves or the grace period ends), and
+ * every connection still being admitted is closed.
+ */
+export function closeForShutdown(context: Pick<ConnectionContext, "hub" | "admitting">): void {
+  for (const session of context.admitting) session.close();
+  for (const session of context.hub.sessions()) session.send(QUIT_LINE);
+}
+
 async function readLoop(
   conn: Deno.Conn,
   session: Session,
   context: ConnectionContext,
-  leftover: Uint8Array,
+  leftover: Uint8Array | undefined,
   shutdown: AbortSignal,
 ) {
   const { channel, counters } = context;
@@ -170,7 +183,7 @@ async function readLoop(
   let buffer: Uint8Array = new Uint8Array(MIN_READ_BUFFER_BYTES);
   session.lastHeardAt = Date.now();
   // Bytes that came with the AUTH line are decoded before the first read.
-  let unread: Uint8Array | undefined = leftover.length > 0 ? leftover : undefined;
+  let unread: Uint8Array | undefined = leftover && leftover.length > 0 ? leftover : undefined;
   for (;;) {
     let chunk: Uint8Array | null;
     if (unread) {

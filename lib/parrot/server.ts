@@ -42,7 +42,12 @@ import { serveTcp } from "../net/serve_tcp.ts";
 import { BatchWriter } from "../net/batch_writer.ts";
 import type { ByteWriter } from "../net/write_coalescer.ts";
 import { sweepDeadlines, sweepInterval } from "./deadline_sweep.ts";
-import { type ConnectionCounters, createConnectionHandler, type ReadBatch } from "./connection.ts";
+import {
+  closeForShutdown,
+  type ConnectionCounters,
+  createConnectionHandler,
+  type ReadBatch,
+} from "./connection.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
 import type { Session } from "./session.ts";
@@ -63,6 +68,8 @@ export interface ParrotServerOptions {
   listener?: Deno.Listener;
   /** Most clients at once. Default 10000. */
   maxClients?: number;
+  /** Listen queue length (capped by the kernel's somaxconn). Default 4096. */
+  backlog?: number;
   /** Milliseconds a frame or line may take once its first byte arrived. Default 5000. */
   readTimeoutMs?: number;
   /** Milliseconds of silence before `PING`, and again before the drop; 0 disables. Default 60000. */
@@ -197,10 +204,12 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
   });
   const rate = options.rateLimit;
   const readBuffers = new BufferPool(MAX_READ_BUFFER_BYTES, READ_BUFFER_POOL_SIZE);
+  const admitting = new Set<Session>();
   const handler = createConnectionHandler({
     hub,
     channel,
     readBuffers,
+    admitting,
     maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     admission: {
       token: options.token ? new TextEncoder().encode(options.token) : undefined,
@@ -220,6 +229,8 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     port,
     listener,
     maxConnections: options.maxClients ?? DEFAULT_MAX_CLIENTS,
+    backlog: options.backlog,
+    onShutdown: () => closeForShutdown({ hub, admitting }),
     gracePeriodMs: options.graceMs ?? DEFAULT_GRACE_MS,
     signal: options.signal,
     onReject: async (conn) => {
