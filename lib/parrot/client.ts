@@ -284,7 +284,10 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
 async function openConnection(options: ParrotClientOptions): Promise<Deno.Conn> {
   const hostname = options.hostname ?? DEFAULT_HOST;
   if (!options.tls && options.caCerts === undefined) {
-    return await Deno.connect({ hostname, port: options.port });
+    const conn = await Deno.connect({ hostname, port: options.port });
+    // Its writes are already coalesced: send them at once, not after a delayed ACK.
+    conn.setNoDelay(true);
+    return conn;
   }
   const conn = await Deno.connectTls({ hostname, port: options.port, caCerts: options.caCerts });
   const close = () => {
