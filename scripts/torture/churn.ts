@@ -75,6 +75,16 @@ export async function runConnectionFlood(
   await server.waitForClientCount(0);
   const before = await server.probe();
   const heapBefore = server.latestStat("heap_mb");
+  // Connections made so far. A closed connect may still wait in the listen queue, so
+  // "no clients" means nothing until the server has accepted all of them.
+  let connectsMade = 1;
+  const allAccepted = () =>
+    waitFor(
+      () => server.latestStat("accepted") >= connectsMade,
+      "the server to accept every connection made",
+      20_000,
+      20,
+    );
   const deadline = Date.now() + 240_000;
 
   const pass = async (label: string): Promise<FloodPass> => {
@@ -86,6 +96,7 @@ export async function runConnectionFlood(
       checkDeadline(deadline, "connect/close cycles");
       try {
         const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+        connectsMade++;
         conn.close();
       } catch {
         connectErrors++;
@@ -93,10 +104,16 @@ export async function runConnectionFlood(
       if (++cycled % 200 === 0) context.progress(`${label}: ${cycled}/${cycles} connect/close`);
     });
     // Fill every slot, then knock: each knock must be refused with ERR and closed.
+    await allAccepted();
     await server.waitForClientCount(0);
     const held = await mapConcurrent(Array.from({ length: sizes.maxClients }), 10, async () => {
       const client = await RawClient.connect(server.port);
-      await client.ping();
+      connectsMade++;
+      await client.ping().catch((error) => {
+        throw new Error(
+          `${error.message}; the held client got ${JSON.stringify(client.received.text())}`,
+        );
+      });
       return client;
     });
     await server.waitForClientCount(sizes.maxClients);
@@ -108,6 +125,7 @@ export async function runConnectionFlood(
       async () => {
         checkDeadline(deadline, "attempts over the limit");
         const client = await RawClient.connect(server.port);
+        connectsMade++;
         const closed = await within(client.received.done.then(() => true), 5_000, false);
         await client.close();
         if (++knocked % 100 === 0) context.progress(`${label}: ${knocked}/${overLimit} refused`);
