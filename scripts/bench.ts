@@ -1,199 +1,154 @@
 /**
- * `deno task bench [--quick]`: fan-in throughput of the real server process.
+ * `deno task bench [--quick] [--only <names>] [--json <file>]`: measures a real server
+ * process under the project's own load generator, one fresh server per scenario.
  *
- * Starts `server.ts` as a user would (its own process, `--allow-net=127.0.0.1`, stdout
- * to a file), drives it with pipelined `MSG` frames from N connections written in
- * large batches, ends each connection with `PING` and waits for its `PONG` (the
- * barrier: every message is on stdout by then), and checks the message file holds
- * every message. Prints a table and writes `bench-results/bench.json`.
- *
- * Small on purpose: the performance work grows it (fan-out, idle connections, churn,
- * latency). Every loop is bounded in count and time.
+ * A thin CLI: it owns the options, the live progress line (stderr), the table (stdout)
+ * and the JSON file. The scenarios, the generator (its own `deno run` process, with
+ * Workers) and the probes of both processes' CPU and memory are in scripts/bench/,
+ * shared with tests/bench_test.ts. Every scenario checks that every message arrived;
+ * exits 0 when all did, 1 otherwise, 2 on a usage mistake.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import denoJson from "../deno.json" with { type: "json" };
+import { machineInfo } from "./bench/probes.ts";
+import { type BenchReport, type BenchResult, formatTable } from "./bench/report.ts";
+import { runBenchScenario, SCENARIOS, selectScenarios } from "./bench/scenarios.ts";
 
-interface Scenario {
-  connections: number;
-  messages: number;
-  size: number;
-}
-
-interface Result extends Scenario {
-  elapsedMs: number;
-  messagesPerSecond: number;
-  megabytesPerSecond: number;
-  printed: number;
-}
-
-const FULL: Scenario[] = [
-  { connections: 3, messages: 200_000, size: 405 },
-  { connections: 64, messages: 20_000, size: 64 },
-  { connections: 1000, messages: 500, size: 64 },
-  { connections: 3, messages: 20_000, size: 4096 },
-];
-const QUICK: Scenario[] = [
-  { connections: 3, messages: 50_000, size: 405 },
-  { connections: 64, messages: 5_000, size: 64 },
-];
-const BATCH_BYTES = 128 * 1024;
-const TIME_LIMIT_MS = 120_000;
-const OUT_DIR = "bench-results";
+const RESULTS_DIR = "bench-results";
 const encoder = new TextEncoder();
 
-const USAGE = `Usage: deno task bench [--quick]
+const USAGE = `parrot bench ${denoJson.version}: throughput, latency and memory of a real server.
 
-Fan-in throughput of the real server (stdout to a file), every message checked.
-  --quick     two small scenarios (a few seconds) instead of the full set
-  -h, --help  show this help`;
+Usage: deno task bench [options]
 
-let quick = false;
-try {
-  const { values } = parseArgs({
-    options: { quick: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    Deno.exit(0);
-  }
-  quick = values.quick;
-} catch (error) {
-  console.error(`error: ${(error as Error).message.split(". ")[0]}\n${USAGE}`);
-  Deno.exit(2);
+Starts a fresh server.ts process per scenario (stdout to a file) and drives it with the
+load generator (scripts/bench/generator.ts, a process of its own), reads both processes'
+CPU and the server's RSS from /proc, checks that every message arrived, and prints one
+table row per scenario. Writes the results as JSON to ${RESULTS_DIR}/bench-<timestamp>.json.
+
+Options:
+  --quick          smaller counts, under a minute in all
+  --only <names>   run only these scenarios (comma-separated); a group name such as
+                   fanin or fanout selects all of its scenarios
+  --json <file>    write the JSON results to this file instead (the task may write
+                   in ${RESULTS_DIR}/ and /tmp only)
+  -h, --help       show this help
+
+Scenarios:
+${SCENARIOS.map((s) => `  ${s.name}`).join("\n")}
+
+Exits 0 when every message of every scenario arrived, 1 otherwise.`;
+
+interface Options {
+  quick: boolean;
+  only: string[] | null;
+  jsonFile: string | null;
 }
-const scenarios = quick ? QUICK : FULL;
 
-async function run(scenario: Scenario): Promise<Result> {
-  const messageFile = `${OUT_DIR}/messages.log`;
-  const server = new Deno.Command("sh", {
-    args: [
-      "-c",
-      'out="$1"; shift; exec "$@" > "$out"',
-      "sh",
-      messageFile,
-      "deno",
-      "run",
-      "--allow-net=127.0.0.1",
-      "--v8-flags=--expose-gc,--max-semi-space-size=2",
-      "server.ts",
-      "0",
-      "--no-broadcast",
-      "--max-clients",
-      String(scenario.connections + 10),
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const port = await listeningPort(server.stderr);
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: scenario.connections }, (_, i) => drive(port, `c${i}`, scenario)),
-  );
-  const elapsedMs = performance.now() - started;
-  server.kill("SIGTERM");
-  await server.status;
-  const printed = await countLines(messageFile);
-  await Deno.remove(messageFile);
-  const total = scenario.connections * scenario.messages;
-  if (printed !== total) {
-    throw new Error(
-      `Lost messages: ${total} sent, ${printed} printed (${JSON.stringify(scenario)})`,
-    );
-  }
+function parseOptions(args: string[]): Options | null {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+      json: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) return null;
+  if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
+  const only = values.only === undefined
+    ? null
+    : values.only.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  if (only) selectScenarios(only); // Throws on an unknown name.
+  return { quick: values.quick, only, jsonFile: values.json ?? null };
+}
+
+/** One live line on a terminal; occasional plain lines otherwise. */
+function progressLine(): { show(text: string): void; clear(): void } {
+  const terminal = Deno.stderr.isTerminal();
+  let lastShownAt = 0;
+  let shown = false;
   return {
-    ...scenario,
-    elapsedMs: Math.round(elapsedMs),
-    messagesPerSecond: Math.round(total / (elapsedMs / 1000)),
-    megabytesPerSecond: Math.round((total * scenario.size) / (elapsedMs / 1000) / 1e5) / 10,
-    printed,
+    show(text: string) {
+      const now = Date.now();
+      if (now - lastShownAt < (terminal ? 100 : 2_000)) return;
+      lastShownAt = now;
+      shown = terminal;
+      Deno.stderr.writeSync(encoder.encode(terminal ? `\r\x1b[K${text}` : `${text}\n`));
+    },
+    clear() {
+      if (shown) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+      shown = false;
+      lastShownAt = 0;
+    },
   };
 }
 
-/** One connection: HELLO, UNSUB, the messages in large writes, then PING and its PONG. */
-async function drive(port: number, name: string, { messages, size }: Scenario): Promise<void> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+async function main(): Promise<number> {
+  let options: Options | null;
   try {
-    const frame = encoder.encode(`MSG ${size}\n${"x".repeat(size)}\n`);
-    const perBatch = Math.max(1, Math.floor(BATCH_BYTES / frame.length));
-    const batch = new Uint8Array(perBatch * frame.length);
-    for (let i = 0; i < perBatch; i++) batch.set(frame, i * frame.length);
-    await writeAll(conn, encoder.encode(`HELLO ${name}\nUNSUB\n`));
-    const deadline = Date.now() + TIME_LIMIT_MS;
-    for (let sent = 0; sent < messages;) {
-      if (Date.now() > deadline) throw new Error(`${name} ran out of time`);
-      const count = Math.min(perBatch, messages - sent);
-      await writeAll(conn, batch.subarray(0, count * frame.length));
-      sent += count;
-    }
-    await writeAll(conn, encoder.encode("PING\n"));
-    const reply = new Uint8Array(64);
-    let heard = "";
-    while (!heard.includes("PONG")) {
-      const n = await conn.read(reply);
-      if (n === null) throw new Error(`${name}: the server closed before PONG`);
-      heard += new TextDecoder().decode(reply.subarray(0, n));
-    }
-  } finally {
-    conn.close();
+    options = parseOptions(Deno.args);
+  } catch (error) {
+    const message = (error instanceof Error ? error.message : String(error)).split(". ")[0];
+    console.error(`error: ${message}\nRun \`deno task bench --help\` for usage.`);
+    return 2;
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
-}
-
-async function listeningPort(stderr: ReadableStream<Uint8Array>): Promise<number> {
-  const decoder = new TextDecoder();
-  let text = "";
-  const reader = stderr.getReader();
-  while (true) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`The server exited before listening:\n${text}`);
-    text += decoder.decode(value);
-    const match = text.match(/listening on [\d.]+:(\d+)/);
-    if (match) {
-      // Keep draining stderr so the server never blocks on it.
-      (async () => {
-        while (!(await reader.read()).done) { /* discard */ }
-      })();
-      return Number(match[1]);
-    }
+  if (!options) {
+    console.log(USAGE);
+    return 0;
   }
-}
-
-async function countLines(path: string): Promise<number> {
-  let lines = 0;
-  using file = await Deno.open(path);
-  const buffer = new Uint8Array(1 << 20);
-  for (;;) {
-    const n = await file.read(buffer);
-    if (n === null) return lines;
-    for (let i = buffer.indexOf(10); i !== -1 && i < n; i = buffer.indexOf(10, i + 1)) lines++;
+  const selected = selectScenarios(options.only);
+  const machine = await machineInfo();
+  const progress = progressLine();
+  const results: BenchResult[] = [];
+  const startedAt = performance.now();
+  for (const [index, scenario] of selected.entries()) {
+    const label = `[${index + 1}/${selected.length}] ${scenario.name}`;
+    const scenarioStart = performance.now();
+    const elapsed = () => `${((performance.now() - scenarioStart) / 1000).toFixed(0)}s`;
+    progress.show(`${label} ...`);
+    const result = await runBenchScenario(scenario, {
+      quick: options.quick,
+      cores: machine.cores,
+      progress: (text) => progress.show(`${label}: ${text} (${elapsed()})`),
+    });
+    progress.clear();
+    console.error(
+      `${label}: ${result.passed ? "PASS" : "FAIL"} in ${(result.elapsedMs / 1000).toFixed(1)}s` +
+        (result.passed ? `: ${result.figure}` : `: ${result.failures.join("; ")}`),
+    );
+    results.push(result);
   }
-}
-
-await Deno.mkdir(OUT_DIR, { recursive: true });
-const results: Result[] = [];
-for (const scenario of scenarios) {
-  const label = `${scenario.connections} x ${scenario.messages} x ${scenario.size} B`;
-  await Deno.stderr.write(encoder.encode(`running fan-in ${label} ...\n`));
-  results.push(await run(scenario));
-}
-console.log("| fan-in (stdout to a file) | msgs/s | MB/s | elapsed ms | printed |");
-console.log("|---|---|---|---|---|");
-for (const r of results) {
+  const totalMs = Math.round(performance.now() - startedAt);
+  console.log(`\n${formatTable(results)}\n`);
+  const failed = results.filter((r) => !r.passed);
   console.log(
-    `| ${r.connections} conns x ${r.messages} x ${r.size} B | ${r.messagesPerSecond} | ${r.megabytesPerSecond} | ${r.elapsedMs} | ${r.printed} |`,
+    `${results.length - failed.length} passed, ${failed.length} failed in ${
+      (totalMs / 1000).toFixed(1)
+    }s (${options.quick ? "quick" : "full"} sizes; ${machine.cores} cores, ${machine.cpuModel}, ` +
+      `deno ${machine.deno}, commit ${machine.commit})`,
   );
+  const stamp = new Date().toISOString().replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
+  const jsonFile = options.jsonFile ?? `${RESULTS_DIR}/bench-${stamp}.json`;
+  if (!options.jsonFile) await Deno.mkdir(RESULTS_DIR, { recursive: true });
+  const report: BenchReport = {
+    version: denoJson.version,
+    date: new Date().toISOString(),
+    machine,
+    sizes: options.quick ? "quick" : "full",
+    elapsedMs: totalMs,
+    passed: failed.length === 0,
+    results,
+  };
+  await Deno.writeTextFile(jsonFile, JSON.stringify(report, null, 2) + "\n");
+  console.log(`wrote ${jsonFile}`);
+  return failed.length === 0 ? 0 : 1;
 }
-const report = {
-  version: denoJson.version,
-  deno: Deno.version.deno,
-  date: new Date().toISOString(),
-  results,
-};
-await Deno.writeTextFile(`${OUT_DIR}/bench.json`, JSON.stringify(report, null, 2) + "\n");
-console.log(`\nwrote ${OUT_DIR}/bench.json`);
+
+Deno.exit(await main());

@@ -1,0 +1,126 @@
+/**
+ * The bench at tiny sizes: the scenario functions against real server and generator
+ * processes (every message must arrive, and the check must count them), and the CLI
+ * once, for its options and the shape of its JSON. No assertion is about speed: the
+ * machine may be busy.
+ */
+
+import assert from "node:assert/strict";
+import { countRecords } from "../scripts/bench/records.ts";
+import type { BenchReport, BenchResult } from "../scripts/bench/report.ts";
+import { runBenchScenario, SCENARIOS, selectScenarios } from "../scripts/bench/scenarios.ts";
+import { runDeno } from "./helpers.ts";
+
+async function runTiny(name: string, sizes: Record<string, number>): Promise<BenchResult> {
+  const scenario = SCENARIOS.find((s) => s.name === name);
+  assert.ok(scenario, `no scenario ${name}`);
+  const result = await runBenchScenario(scenario, { quick: true, cores: 2, sizes });
+  assert.ok(result.passed, `${name} failed:\n${result.failures.join("\n")}`);
+  return result;
+}
+
+Deno.test("bench fan-in: the server printed every message of every connection", async () => {
+  const { metrics, cpu } = await runTiny("fanin-405", { connections: 3, messages: 500, size: 405 });
+  assert.equal(metrics.sent, 1_500);
+  assert.equal(metrics.printed, 1_500);
+  assert.ok(cpu && cpu.serverPercent >= 0 && cpu.generatorPercent >= 0);
+});
+
+Deno.test("bench fan-out: every subscriber counted every relayed message", async () => {
+  const { metrics } = await runTiny("fanout-1to100", {
+    connections: 2,
+    subscribers: 5,
+    messages: 300,
+    size: 64,
+  });
+  assert.equal(metrics.published, 600);
+  assert.equal(metrics.delivered, 5 * 600);
+  assert.equal(metrics.printed, 600);
+});
+
+Deno.test("bench latency: every paced message reached the subscriber and was timed", async () => {
+  const { metrics } = await runTiny("latency", {
+    publishers: 5,
+    rate: 500,
+    durationMs: 400,
+    warmupMs: 100,
+    size: 64,
+    pingRate: 20,
+  });
+  assert.equal(metrics.received, metrics.sent);
+  assert.equal(metrics.printed, metrics.sent);
+  assert.ok(Number(metrics.timed) > 0);
+  assert.ok(Number(metrics.pings) > 0);
+});
+
+Deno.test("bench idle and churn: every connection got its PONG", async () => {
+  const idle = await runTiny("idle", { connections: 50, concurrency: 10 });
+  assert.equal(idle.metrics.connections, 50);
+  assert.equal(typeof idle.metrics.bytesPerConnection, "number");
+  const churn = await runTiny("churn", { cycles: 20, timeMs: 10_000 });
+  assert.equal(churn.metrics.cycles, 20);
+  assert.equal(churn.metrics.failed, 0);
+});
+
+Deno.test("bench's stdout check counts every sender's records and sees a missing one", async () => {
+  const file = await Deno.makeTempFile({ prefix: "parrot-bench-", suffix: ".out" });
+  try {
+    // c1 lost one message; a stray line and a record of an unknown sender are "other".
+    await Deno.writeTextFile(file, "c0: a:b\nc1: x\nc0: \nstray\nc12: y\nc0: z\n");
+    const counts = await countRecords(file, "c", 2);
+    assert.deepEqual(counts.perSender, [3, 1]);
+    assert.equal(counts.other, 2);
+    assert.equal(counts.lines, 6);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("bench --only selects scenarios and groups, and refuses unknown names", () => {
+  assert.deepEqual(selectScenarios(["fanout"]).map((s) => s.name), [
+    "fanout-3to1",
+    "fanout-1to100",
+  ]);
+  assert.deepEqual(selectScenarios(["churn", "idle"]).map((s) => s.name), ["idle", "churn"]);
+  assert.throws(() => selectScenarios(["nope"]), /no such scenario/);
+});
+
+Deno.test("deno task bench --quick --only churn writes a passing JSON report", async () => {
+  const jsonFile = await Deno.makeTempFile({ prefix: "parrot-bench-", suffix: ".json" });
+  try {
+    const { code, stdout, stderr } = await runDeno([
+      "task",
+      "-q",
+      "bench",
+      "--quick",
+      "--only",
+      "churn",
+      "--json",
+      jsonFile,
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /\| churn \|.*\| PASS \|/);
+    assert.match(stdout, new RegExp(`wrote ${jsonFile}`));
+    const report = JSON.parse(await Deno.readTextFile(jsonFile)) as BenchReport;
+    assert.equal(report.sizes, "quick");
+    assert.equal(report.passed, true);
+    assert.equal(typeof report.machine.cores, "number");
+    assert.equal(typeof report.machine.cpuModel, "string");
+    assert.equal(report.machine.deno, Deno.version.deno);
+    assert.match(report.machine.commit, /^([0-9a-f]{4,}|unknown)$/);
+    assert.deepEqual(report.results.map((r) => r.name), ["churn"]);
+    const [churn] = report.results;
+    assert.equal(churn.passed, true);
+    assert.deepEqual(churn.failures, []);
+    assert.ok(churn.cpu && typeof churn.cpu.bound === "string");
+    assert.equal(typeof churn.metrics.cyclesPerSecond, "number");
+  } finally {
+    await Deno.remove(jsonFile).catch(() => {});
+  }
+});
+
+Deno.test("deno task bench refuses a usage mistake with exit 2", async () => {
+  const { code, stderr } = await runDeno(["task", "-q", "bench", "--only", "nope"]);
+  assert.equal(code, 2);
+  assert.match(stderr, /^error: Cannot use --only "nope"/);
+});
