@@ -146,7 +146,9 @@ export function createConnectionHandler(context: ConnectionContext): TcpHandler 
       }
       if (session.closed) return;
       admitted = true;
-      context.hub.add(session);
+      // Relayed messages start once the main task has taken its first input, so a
+      // client that starts with UNSUB never gets one (see server.ts).
+      context.hub.add(session, false);
       log.debug("Client {name} connected", { name: session.name });
       await readLoop(conn, session, context, admission?.leftover, info.signal);
     } catch (error) {

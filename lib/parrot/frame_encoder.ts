@@ -90,6 +90,72 @@ export function encodeRelay(from: string, payload: Uint8Array): Uint8Array {
 }
 
 /**
+ * Encodes many relayed messages into one buffer: for each, `header` (`MSG <from> `, see
+ * `Session.relayHeader`), the payload length in decimal, LF, the payload and LF.
+ *
+ * @param headers The `MSG <from> ` bytes of each message.
+ * @param payloads The payload of each message.
+ * @returns The buffer, and where each frame ends in it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeRelays } from "./frame_encoder.ts";
+ *
+ * const text = new TextEncoder();
+ * const { bytes, ends } = encodeRelays(
+ *   [text.encode("MSG ann "), text.encode("MSG bob ")],
+ *   [text.encode("hi"), text.encode("")],
+ * );
+ * assert.equal(new TextDecoder().decode(bytes), "MSG ann 2\nhi\nMSG bob 0\n\n");
+ * assert.deepEqual(ends, [13, 24]);
+ * ```
+ */
+export function encodeRelays(
+  headers: Uint8Array[],
+  payloads: Uint8Array[],
+): { bytes: Uint8Array; ends: number[] } {
+  let total = 0;
+  for (let i = 0; i < payloads.length; i++) {
+    total += headers[i].length + decimalLength(payloads[i].length) + payloads[i].length + 2;
+  }
+  const bytes = new Uint8Array(total);
+  const ends: number[] = new Array(payloads.length);
+  let at = 0;
+  for (let i = 0; i < payloads.length; i++) {
+    const payload = payloads[i];
+    bytes.set(headers[i], at);
+    at += headers[i].length;
+    at = writeDecimal(bytes, at, payload.length);
+    bytes[at++] = 0x0a;
+    bytes.set(payload, at);
+    at += payload.length;
+    bytes[at++] = 0x0a;
+    ends[i] = at;
+  }
+  return { bytes, ends };
+}
+
+function decimalLength(n: number): number {
+  let digits = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    digits++;
+  }
+  return digits;
+}
+
+function writeDecimal(bytes: Uint8Array, at: number, n: number): number {
+  const end = at + decimalLength(n);
+  let i = end;
+  do {
+    bytes[--i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+  return end;
+}
+
+/**
  * Encodes the line a client names itself with: `HELLO <name>` LF.
  *
  * @param name The client's name.

@@ -3,7 +3,10 @@
  * slow-consumer rule.
  *
  * A relayed message is encoded once and the same bytes are queued for every
- * subscriber. A subscriber is a slow consumer when its queue would grow past
+ * subscriber. The main task relays a whole batch at a time ({@linkcode Hub.queueRelay},
+ * then {@linkcode Hub.flushRelays}): every message of the batch is encoded into one
+ * buffer, and a subscriber that sent none of them gets that buffer as one chunk (one
+ * that did gets the runs between its own messages). A subscriber is a slow consumer when its queue would grow past
  * `maxOutboundBytes` (an empty queue always takes one message, however large), or when
  * a write to it has been in flight longer than the write timeout
  * ({@linkcode Hub.cutOffStalled}). It gets `ERR slow consumer` in place of its backlog
@@ -14,7 +17,7 @@
  */
 
 import { DEFAULT_MAX_OUTBOUND_BYTES } from "../defaults.ts";
-import { encodeRelay } from "./frame_encoder.ts";
+import { encodeRelays } from "./frame_encoder.ts";
 import type { Session } from "./session.ts";
 
 /** Options of {@linkcode Hub}. */
@@ -68,6 +71,9 @@ export class Hub {
   slowConsumers = 0;
   /** Messages queued for slow consumers that they did not receive. */
   slowConsumerDrops = 0;
+  #senders: Session[] = [];
+  #headers: Uint8Array[] = [];
+  #payloads: Uint8Array[] = [];
 
   /** Creates an empty hub. */
   constructor(options: HubOptions = {}) {
@@ -85,10 +91,13 @@ export class Hub {
     return this.#sessions.values();
   }
 
-  /** Adds a session, subscribed as every new connection is. */
-  add(session: Session): void {
+  /**
+   * Adds a session, subscribed as every new connection is; with `relayNow: false` it
+   * joins the subscribers only at its first {@linkcode Hub.subscribe}.
+   */
+  add(session: Session, relayNow = true): void {
     this.#sessions.add(session);
-    this.subscribe(session, session.subscribed);
+    if (relayNow) this.subscribe(session, session.subscribed);
   }
 
   /** Forgets a session. */
@@ -104,24 +113,84 @@ export class Hub {
     else this.#subscribers.delete(session);
   }
 
-  /** Relays `payload` from `from` to every other subscriber; returns how many got it. */
+  /** Relays `payload` from `from` to every other subscriber at once; returns how many got it. */
   relay(from: Session, payload: Uint8Array): number {
-    if (
-      this.#subscribers.size === 0 || (this.#subscribers.size === 1 && this.#subscribers.has(from))
-    ) return 0;
-    const frame = encodeRelay(from.name, payload);
+    this.queueRelay(from, payload);
+    return this.flushRelays();
+  }
+
+  /**
+   * Adds a message to the batch that {@linkcode Hub.flushRelays} relays. `payload` must
+   * stay unchanged until then; the sender's name is taken now.
+   */
+  queueRelay(from: Session, payload: Uint8Array): void {
+    this.#senders.push(from);
+    this.#headers.push(from.relayHeader);
+    this.#payloads.push(payload);
+  }
+
+  /**
+   * Relays the queued messages to every subscriber but their senders, encoded into one
+   * buffer; returns how many deliveries that made (messages times subscribers).
+   */
+  flushRelays(): number {
+    const senders = this.#senders;
+    const count = senders.length;
+    if (count === 0) return 0;
     let delivered = 0;
-    for (const subscriber of this.#subscribers) {
-      if (subscriber === from || subscriber.closed) continue;
-      const backlog = subscriber.outbound.buffered;
-      if (backlog > 0 && backlog + frame.length > this.#maxOutboundBytes) {
-        this.#cutOff(subscriber, "max outbound", 1);
-        continue;
+    if (
+      this.#subscribers.size > 1 ||
+      (this.#subscribers.size === 1 && !senders.every((s) => this.#subscribers.has(s)))
+    ) {
+      const { bytes, ends } = encodeRelays(this.#headers, this.#payloads);
+      const inBatch = new Set(senders);
+      for (const subscriber of this.#subscribers) {
+        if (subscriber.closed) continue;
+        delivered += inBatch.has(subscriber)
+          ? this.#deliverRuns(subscriber, bytes, ends, senders)
+          : this.#deliver(subscriber, [bytes], bytes.length, count);
       }
-      subscriber.send(frame);
-      delivered++;
     }
+    this.#senders = [];
+    this.#headers = [];
+    this.#payloads = [];
     return delivered;
+  }
+
+  /** Delivers the frames of `bytes` not sent by `subscriber`, as runs of frames. */
+  #deliverRuns(
+    subscriber: Session,
+    bytes: Uint8Array,
+    ends: number[],
+    senders: Session[],
+  ): number {
+    const runs: Uint8Array[] = [];
+    let size = 0;
+    let messages = 0;
+    let runStart = -1;
+    for (let i = 0; i <= senders.length; i++) {
+      const own = i === senders.length || senders[i] === subscriber;
+      const frameStart = i === 0 ? 0 : ends[i - 1];
+      if (!own && runStart < 0) runStart = frameStart;
+      if (own && runStart >= 0) {
+        runs.push(bytes.subarray(runStart, frameStart));
+        size += frameStart - runStart;
+        runStart = -1;
+      }
+      if (!own) messages++;
+    }
+    return messages === 0 ? 0 : this.#deliver(subscriber, runs, size, messages);
+  }
+
+  /** Queues `chunks` (`size` bytes, `messages` messages) for `subscriber`, unless it is slow. */
+  #deliver(subscriber: Session, chunks: Uint8Array[], size: number, messages: number): number {
+    const backlog = subscriber.outbound.buffered;
+    if (backlog > 0 && backlog + size > this.#maxOutboundBytes) {
+      this.#cutOff(subscriber, "max outbound", messages);
+      return 0;
+    }
+    for (const chunk of chunks) subscriber.send(chunk);
+    return messages;
   }
 
   /**

@@ -207,3 +207,35 @@ Deno.test("Hub.cutOffStalled() cuts off a client whose write has been in flight 
   await stuck.done;
   assert.deepEqual(stuckConn.texts, ["MSG ann 3\none\n", "ERR slow consumer\n"]);
 });
+
+Deno.test("Hub.flushRelays() relays a batch in order: one chunk to a subscriber that sent nothing, the others' runs to a sender", async () => {
+  const { hub, ann, bob, cid, annConn, bobConn, cidConn } = hubOfThree();
+  hub.queueRelay(ann, encoder.encode("a1"));
+  hub.queueRelay(ann, encoder.encode("a2"));
+  hub.queueRelay(bob, encoder.encode("b1"));
+  ann.setName("anna"); // a rename mid-batch applies to later messages only
+  hub.queueRelay(ann, encoder.encode("a3"));
+  assert.equal(hub.flushRelays(), 3 + 1 + 4, "cid 4, ann 1 (bob's), bob 3 (ann's)");
+  for (const s of [ann, bob, cid]) await s.outbound.flush();
+  const a = "MSG ann 2\na1\nMSG ann 2\na2\n";
+  const b = "MSG bob 2\nb1\n";
+  const a3 = "MSG anna 2\na3\n";
+  assert.deepEqual(cidConn.texts, [a + b + a3], "one write of one shared buffer");
+  assert.equal(annConn.texts.join(""), b);
+  assert.equal(bobConn.texts.join(""), a + a3);
+  assert.equal(hub.flushRelays(), 0, "the batch was emptied");
+});
+
+Deno.test("Hub.flushRelays() cuts off a subscriber that the whole batch would take over its limit", async () => {
+  const cutOff: SlowConsumer[] = [];
+  const hub = new Hub({ maxOutboundBytes: 30, onSlowConsumer: (s) => cutOff.push(s) });
+  const [ann] = session(1, "ann");
+  const [slow, slowConn] = session(2, "slow", new FakeConn({ blocked: true }));
+  hub.add(ann);
+  hub.add(slow);
+  hub.relay(ann, encoder.encode("first")); // 16 bytes in flight
+  await slowConn.wrote();
+  for (const text of ["m1", "m2"]) hub.queueRelay(ann, encoder.encode(text)); // 26 more
+  assert.equal(hub.flushRelays(), 0);
+  assert.deepEqual(cutOff.map((c) => [c.session, c.cause, c.dropped]), [[slow, "max outbound", 2]]);
+});

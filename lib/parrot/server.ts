@@ -321,6 +321,12 @@ async function drain(
 
   function take(batch: ReadBatch): void {
     const session = batch.session;
+    // A client becomes a subscriber with its first input: its UNSUB, if that comes
+    // first, is then in time, and no relay floods it before it could say so.
+    if (!session.started) {
+      session.started = true;
+      hub.subscribe(session, session.subscribed);
+    }
     if (batch.buffer) consumed.push(batch.buffer);
     for (const frame of batch.frames) {
       switch (frame.type) {
@@ -334,7 +340,7 @@ async function drain(
             stdout.appendByte(NEWLINE);
           }
           onMessage?.(session.name, frame.payload);
-          if (broadcast) counters.relayed += hub.relay(session, frame.payload);
+          if (broadcast) hub.queueRelay(session, frame.payload);
           break;
         case "hello":
           session.setName(frame.name);
@@ -373,6 +379,8 @@ async function drain(
       if (!next.ok) break;
       take(next.value);
     }
+    // The batch's messages go to the subscribers encoded in one buffer.
+    counters.relayed += hub.flushRelays();
     if (!stdout || stdoutBroken) {
       // No stdout write to wait for: still let the subscribers' writes run between batches.
       if (channel.size > 0) await delay(0);

@@ -63,6 +63,9 @@ Deno.test("startParrotServer() writes `<from>: <payload>` records in order, name
   const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
   const anonymous = await TextConn.connect(server.addr.port);
   try {
+    // Relays start with a client's first input: the anonymous client says PING first.
+    await anonymous.write("PING\n");
+    await anonymous.until("PONG\n");
     ann.send("one");
     ann.send("two");
     ann.send("three");
@@ -467,5 +470,23 @@ Deno.test("startParrotServer() reuses a read buffer only after its messages are 
     }
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() relays nothing to a client whose first line is UNSUB, however busy", async () => {
+  const server = start();
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  try {
+    for (let i = 0; i < 100; i++) ann.send(`flood-${i}`);
+    // Connects while ann's messages are being relayed, and says UNSUB first.
+    const quiet = await TextConn.connect(server.addr.port);
+    await quiet.write("UNSUB\nPING\n");
+    for (let i = 0; i < 100; i++) ann.send(`more-${i}`);
+    await ann.ping();
+    await quiet.write("PING\n");
+    assert.equal(await quiet.until("PONG\nPONG\n"), "PONG\nPONG\n");
+    quiet.close();
+  } finally {
+    await closeAll(server, ann);
   }
 });

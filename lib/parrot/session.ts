@@ -43,6 +43,8 @@ export class Session {
   readonly id: number;
   /** Whether relayed messages are sent to this client (`SUB`/`UNSUB`). */
   subscribed = true;
+  /** Whether the main task has taken any input from this client yet. */
+  started = false;
   /** When the client was last heard from (ms since the epoch): the idle deadline counts from it. */
   lastHeardAt: number = Date.now();
   /** When the frame the client has not finished began, or 0 when none is unfinished. */
@@ -55,6 +57,7 @@ export class Session {
   readonly outbound: WriteCoalescer;
   #name = "";
   #prefix: Uint8Array = new Uint8Array(0);
+  #relayHeader: Uint8Array | undefined;
   #conn: { close(): void };
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -84,6 +87,11 @@ export class Session {
     return this.#prefix;
   }
 
+  /** `"MSG <name> "` as bytes: the start of every message relayed from this client. */
+  get relayHeader(): Uint8Array {
+    return this.#relayHeader ??= encoder.encode(`MSG ${this.#name} `);
+  }
+
   /** Whether the connection has been closed (or is closing). */
   get closed(): boolean {
     return this.#closing !== undefined;
@@ -93,6 +101,7 @@ export class Session {
   setName(name: string): void {
     this.#name = name;
     this.#prefix = encoder.encode(`${name}: `);
+    this.#relayHeader = undefined;
   }
 
   /** Queues `bytes` for the client unless the connection is closing. */
