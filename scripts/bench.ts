@@ -16,9 +16,9 @@ import denoJson from "../deno.json" with { type: "json" };
 import { machineInfo } from "./bench/probes.ts";
 import { type BenchReport, type BenchResult, formatTable } from "./bench/report.ts";
 import { runBenchScenario, SCENARIOS, selectScenarios } from "./bench/scenarios.ts";
+import { progressLine } from "../lib/cli/progress.ts";
 
 const RESULTS_DIR = "bench-results";
-const encoder = new TextEncoder();
 
 const USAGE = `parrot bench ${denoJson.version}: throughput, latency and memory of a real server.
 
@@ -67,27 +67,6 @@ function parseOptions(args: string[]): Options | null {
     : values.only.split(",").map((name) => name.trim()).filter((name) => name !== "");
   if (only) selectScenarios(only); // Throws on an unknown name.
   return { quick: values.quick, only, jsonFile: values.json ?? null };
-}
-
-/** One live line on a terminal; occasional plain lines otherwise. */
-function progressLine(): { show(text: string): void; clear(): void } {
-  const terminal = Deno.stderr.isTerminal();
-  let lastShownAt = 0;
-  let shown = false;
-  return {
-    show(text: string) {
-      const now = Date.now();
-      if (now - lastShownAt < (terminal ? 100 : 2_000)) return;
-      lastShownAt = now;
-      shown = terminal;
-      Deno.stderr.writeSync(encoder.encode(terminal ? `\r\x1b[K${text}` : `${text}\n`));
-    },
-    clear() {
-      if (shown) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
-      shown = false;
-      lastShownAt = 0;
-    },
-  };
 }
 
 async function main(): Promise<number> {

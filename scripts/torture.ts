@@ -14,9 +14,9 @@ import { parseArgs } from "node:util";
 import denoJson from "../deno.json" with { type: "json" };
 import { formatTable, type ScenarioResult } from "./torture/harness.ts";
 import { runScenario, SCENARIOS } from "./torture/scenarios.ts";
+import { progressLine } from "../lib/cli/progress.ts";
 
 const RESULTS_DIR = "torture-results";
-const encoder = new TextEncoder();
 
 const USAGE = `parrot torture ${denoJson.version}: attacks a real server, one scenario at a time.
 
@@ -69,27 +69,6 @@ function parseOptions(args: string[]): Options | null {
     });
   }
   return { quick: values.quick, only, jsonFile: values.json ?? null };
-}
-
-/** One live line on a terminal; occasional plain lines otherwise. */
-function progressLine(): { show(text: string): void; clear(): void } {
-  const terminal = Deno.stderr.isTerminal();
-  let lastShownAt = 0;
-  let shown = false;
-  return {
-    show(text: string) {
-      const now = Date.now();
-      if (now - lastShownAt < (terminal ? 100 : 2_000)) return;
-      lastShownAt = now;
-      shown = terminal;
-      Deno.stderr.writeSync(encoder.encode(terminal ? `\r\x1b[K${text}` : `${text}\n`));
-    },
-    clear() {
-      if (shown) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
-      shown = false;
-      lastShownAt = 0;
-    },
-  };
 }
 
 async function main(): Promise<number> {

@@ -12,21 +12,11 @@
  * @module
  */
 
-export { probeProcess } from "../torture/harness.ts";
+import { shell } from "../torture/harness.ts";
+
+export { probeProcess, shell } from "../torture/harness.ts";
 
 const decoder = new TextDecoder();
-
-/** Runs `sh -c script sh ...args` and returns its stdout; a probe never throws on exit code. */
-export async function shell(script: string, ...args: string[]): Promise<string> {
-  const { stdout } = await new Deno.Command("sh", {
-    args: ["-c", script, "sh", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return decoder.decode(stdout);
-}
-
 let clockTicks: Promise<number> | null = null;
 
 /** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`, 100 when unknown). */

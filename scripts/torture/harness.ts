@@ -198,7 +198,7 @@ export class TortureServer implements AsyncDisposable {
 }
 
 /** Runs `sh -c script sh ...args` and returns its stdout (a probe never throws on exit code). */
-async function shell(script: string, ...args: string[]): Promise<string> {
+export async function shell(script: string, ...args: string[]): Promise<string> {
   const { stdout } = await new Deno.Command("sh", {
     args: ["-c", script, "sh", ...args],
     stdin: "null",
