@@ -124,6 +124,9 @@ export class Hub {
    * stay unchanged until then; the sender's name is taken now.
    */
   queueRelay(from: Session, payload: Uint8Array): void {
+    // Nobody to relay to (the common fan-in case): nothing to keep, per message.
+    const subscribers = this.#subscribers;
+    if (subscribers.size === 0 || (subscribers.size === 1 && subscribers.has(from))) return;
     this.#senders.push(from);
     this.#headers.push(from.relayHeader);
     this.#payloads.push(payload);
