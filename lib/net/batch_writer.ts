@@ -61,6 +61,19 @@ export class BatchWriter {
     this.#length = needed;
   }
 
+  /** Copies `bytes[start, end)` to the end of the batch, without making a view of short ranges. */
+  appendRange(bytes: Uint8Array, start: number, end: number): void {
+    const length = end - start;
+    if (length > 64 || this.#length + length > this.#buffer.length) {
+      this.append(bytes.subarray(start, end));
+      return;
+    }
+    const buffer = this.#buffer;
+    let at = this.#length;
+    for (let i = start; i < end; i++) buffer[at++] = bytes[i];
+    this.#length = at;
+  }
+
   /** Appends one byte. */
   appendByte(byte: number): void {
     if (this.#length === this.#buffer.length) this.append(new Uint8Array([byte]));

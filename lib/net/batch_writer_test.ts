@@ -41,3 +41,14 @@ Deno.test("BatchWriter.flush() throws the write error and drops the batch", asyn
   await assert.rejects(out.flush(), /disk full/);
   assert.equal(out.length, 0);
 });
+
+Deno.test("BatchWriter.appendRange() copies short and long ranges and grows the buffer", async () => {
+  const writer = new RecordingWriter();
+  const out = new BatchWriter(writer, 8);
+  const source = encoder.encode("0123456789".repeat(20));
+  out.appendRange(source, 2, 5);
+  out.appendRange(source, 0, 100); // longer than 64 bytes and than the buffer
+  out.appendRange(source, 7, 7);
+  await out.flush();
+  assert.equal(writer.writes.join(""), "234" + "0123456789".repeat(10));
+});

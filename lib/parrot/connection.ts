@@ -32,7 +32,7 @@ import type { ConnInfo, TcpHandler } from "../net/serve_tcp.ts";
 import { TokenBucket } from "../net/token_bucket.ts";
 import { type AdmissionPolicy, admit, needsAdmission } from "./admission.ts";
 import { type ClientFrame, REASON } from "./frame.ts";
-import { ClientFrameDecoder } from "./frame_decoder.ts";
+import { ClientFrameDecoder, type PayloadRange } from "./frame_decoder.ts";
 import { QUIT_LINE } from "./frame_encoder.ts";
 import type { Hub } from "./hub.ts";
 import { Session } from "./session.ts";
@@ -43,8 +43,16 @@ const log = getLogger(["parrot", "connection"]);
 export interface ReadBatch {
   /** The connection they came from. */
   session: Session;
-  /** The frames; `quit` also stands for the end of the peer's input. */
-  frames: ClientFrame[];
+  /**
+   * The frames; `quit` also stands for the end of the peer's input. A
+   * `PAYLOAD_RANGE` is a message whose payload is `chunk[ranges[2i],
+   * ranges[2i+1])`, for the i-th range in order.
+   */
+  frames: (ClientFrame | PayloadRange)[];
+  /** Start and end of each `PAYLOAD_RANGE` payload in `chunk`. */
+  ranges?: number[];
+  /** The bytes the ranges point into. */
+  chunk?: Uint8Array;
   /**
    * The read buffer the frames point into, if it came from the pool: the consumer gives
    * it back once it is done with the frames.
@@ -210,7 +218,8 @@ async function readLoop(
       return await session.done;
     }
     const wasPending = decoder.pending;
-    const { frames, error } = decoder.push(chunk);
+    const ranges: number[] = [];
+    const { frames, error } = decoder.pushRanges(chunk, ranges);
     const quitAt = frames.findIndex((frame) => frame.type === "quit");
     if (quitAt >= 0) frames.length = quitAt + 1;
     // Frames point into the buffer, so it goes with them (back to the pool once they
@@ -224,7 +233,13 @@ async function readLoop(
     // is the server's, not the peer's: no deadline runs meanwhile.
     session.held = true;
     if (frames.length > 0) {
-      await channel.send({ session, frames, buffer: handOff ? handedOff : undefined });
+      await channel.send({
+        session,
+        frames,
+        ranges,
+        chunk,
+        buffer: handOff ? handedOff : undefined,
+      });
     } else if (handOff) {
       context.readBuffers.give(handedOff);
     }
@@ -251,9 +266,11 @@ async function readLoop(
   }
 }
 
-function countMessages(frames: ClientFrame[]): number {
+function countMessages(frames: (ClientFrame | PayloadRange)[]): number {
   let messages = 0;
-  for (const frame of frames) if (frame.type === "msg" || frame.type === "text") messages++;
+  for (const frame of frames) {
+    if (frame.type === "range" || frame.type === "msg" || frame.type === "text") messages++;
+  }
   return messages;
 }
 

@@ -94,6 +94,27 @@ export interface DecodeResult<F> {
   error?: ProtocolError;
 }
 
+/**
+ * Stands, in the frames of {@linkcode ClientFrameDecoder.pushRanges}, for a `MSG`
+ * payload that lies wholly in the pushed chunk; its bounds are the next two numbers
+ * of the `ranges` array. One shared object: marking a payload allocates nothing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PAYLOAD_RANGE } from "./frame_decoder.ts";
+ *
+ * assert.equal(PAYLOAD_RANGE.type, "range");
+ * ```
+ */
+export const PAYLOAD_RANGE: PayloadRange = Object.freeze({ type: "range" as const });
+
+/** The type of {@linkcode PAYLOAD_RANGE}. */
+export interface PayloadRange {
+  /** Always `"range"`. */
+  readonly type: "range";
+}
+
 const LF = 0x0a;
 const CR = 0x0d;
 const SPACE = 0x20;
@@ -256,7 +277,12 @@ class FrameParser<F> {
     return this.#lineLength + this.#filled + (this.#state === STATE_PAYLOAD_CR ? 1 : 0);
   }
 
-  push(chunk: Uint8Array): DecodeResult<F> {
+  /**
+   * Decodes `chunk`. With `ranges`, a payload wholly in the chunk becomes
+   * {@linkcode PAYLOAD_RANGE} in the frames and its start and end in `ranges`,
+   * instead of a frame with a view.
+   */
+  push(chunk: Uint8Array, ranges?: number[]): DecodeResult<F> {
     if (this.#error !== undefined) return { frames: [], error: this.#error };
     const grammar = this.#grammar;
     const frames: F[] = [];
@@ -311,7 +337,12 @@ class FrameParser<F> {
             if (after < end) {
               const terminator = chunk[after];
               if (terminator === LF) {
-                frames.push(grammar.payload(chunk.subarray(pos, after)));
+                if (ranges) {
+                  frames.push(PAYLOAD_RANGE as F);
+                  ranges.push(pos, after);
+                } else {
+                  frames.push(grammar.payload(chunk.subarray(pos, after)));
+                }
                 pos = after + 1;
                 this.#state = STATE_LINE;
                 break;
@@ -322,7 +353,12 @@ class FrameParser<F> {
               if (after + 1 < end) {
                 const next = chunk[after + 1];
                 if (next !== LF) return this.#fail(frames, missingLineEnd(expected, next));
-                frames.push(grammar.payload(chunk.subarray(pos, after)));
+                if (ranges) {
+                  frames.push(PAYLOAD_RANGE as F);
+                  ranges.push(pos, after);
+                } else {
+                  frames.push(grammar.payload(chunk.subarray(pos, after)));
+                }
                 pos = after + 2;
                 this.#state = STATE_LINE;
                 break;
@@ -697,6 +733,28 @@ export class ClientFrameDecoder {
    */
   push(chunk: Uint8Array): DecodeResult<ClientFrame> {
     return this.#parser.push(chunk);
+  }
+
+  /**
+   * Like {@linkcode ClientFrameDecoder.push}, but a `MSG` payload that lies wholly in
+   * `chunk` comes out as {@linkcode PAYLOAD_RANGE}, its start and end appended to
+   * `ranges`: no object per message. The server's hot path uses it; a payload that
+   * spans pushes still comes out as a `msg` frame.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ClientFrameDecoder, PAYLOAD_RANGE } from "./frame_decoder.ts";
+   *
+   * const ranges: number[] = [];
+   * const chunk = new TextEncoder().encode("PING\nMSG 2\nhi\n");
+   * const { frames } = new ClientFrameDecoder().pushRanges(chunk, ranges);
+   * assert.deepEqual(frames, [{ type: "ping" }, PAYLOAD_RANGE]);
+   * assert.deepEqual(ranges, [11, 13]);
+   * ```
+   */
+  pushRanges(chunk: Uint8Array, ranges: number[]): DecodeResult<ClientFrame | PayloadRange> {
+    return (this.#parser as FrameParser<ClientFrame | PayloadRange>).push(chunk, ranges);
   }
 
   /**

@@ -540,3 +540,37 @@ Deno.test("ServerFrameDecoder.push() keeps a BOM at the start of an ERR reason",
   const { frames } = new ServerFrameDecoder().push(bytes("ERR ", [0xef, 0xbb, 0xbf], "x\n"));
   assert.deepEqual(frames, [{ type: "err", reason: "\uFEFFx" }]);
 });
+
+Deno.test("ClientFrameDecoder.pushRanges() gives the frames of push(), a payload in the chunk as a range", () => {
+  const stream = bytes(
+    "HELLO ann\nMSG 3\nabc\nPING\nMSG 0\n\ntext line\nMSG 5\r\nx\ny\nz\r\n",
+    "MSG 2\n",
+    [0, 10],
+    "\nQUIT\n",
+  );
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const plain = new ClientFrameDecoder();
+    const ranged = new ClientFrameDecoder();
+    const seen: ClientFrame[] = [];
+    const wanted: ClientFrame[] = [];
+    for (const part of [stream.subarray(0, cut), stream.subarray(cut)]) {
+      const copy = part.slice(); // the chunk each decoder gets is its own
+      wanted.push(...structuredClone(plain.push(copy.slice()).frames));
+      const ranges: number[] = [];
+      const { frames, error } = ranged.pushRanges(copy, ranges);
+      assert.equal(error, undefined);
+      let r = 0;
+      for (const frame of frames) {
+        if (frame.type === "range") {
+          seen.push({ type: "msg", payload: copy.slice(ranges[r], ranges[r + 1]) });
+          r += 2;
+        } else {
+          seen.push(structuredClone(frame));
+        }
+      }
+      assert.equal(r, ranges.length, "one range per PAYLOAD_RANGE");
+    }
+    assert.deepEqual(seen, wanted, `cut at ${cut}`);
+    assert.equal(wanted.length, 8, "every frame of the stream, wherever it was cut");
+  }
+});

@@ -119,14 +119,18 @@ export class Hub {
     return this.flushRelays();
   }
 
+  /** Whether a message from `from` would reach anyone now (a subscriber other than it). */
+  relaysFrom(from: Session): boolean {
+    const subscribers = this.#subscribers;
+    return subscribers.size > 1 || (subscribers.size === 1 && !subscribers.has(from));
+  }
+
   /**
    * Adds a message to the batch that {@linkcode Hub.flushRelays} relays. `payload` must
    * stay unchanged until then; the sender's name is taken now.
    */
   queueRelay(from: Session, payload: Uint8Array): void {
-    // Nobody to relay to (the common fan-in case): nothing to keep, per message.
-    const subscribers = this.#subscribers;
-    if (subscribers.size === 0 || (subscribers.size === 1 && subscribers.has(from))) return;
+    if (!this.relaysFrom(from)) return;
     this.#senders.push(from);
     this.#headers.push(from.relayHeader);
     this.#payloads.push(payload);

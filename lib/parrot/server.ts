@@ -319,6 +319,20 @@ async function drain(
   const consumed: Uint8Array[] = [];
   let stdoutBroken = false;
 
+  /** One message: `bytes[start, end)` is its payload. Copied once, into the stdout batch. */
+  function message(session: Session, bytes: Uint8Array, start: number, end: number): void {
+    counters.messages++;
+    counters.bytes += end - start;
+    if (stdout) {
+      stdout.append(session.prefix);
+      stdout.appendRange(bytes, start, end);
+      stdout.appendByte(NEWLINE);
+    }
+    // A view only for whoever needs one.
+    if (onMessage) onMessage(session.name, bytes.subarray(start, end));
+    if (broadcast && hub.relaysFrom(session)) hub.queueRelay(session, bytes.subarray(start, end));
+  }
+
   function take(batch: ReadBatch): void {
     const session = batch.session;
     // A client becomes a subscriber with its first input: its UNSUB, if that comes
@@ -328,19 +342,17 @@ async function drain(
       hub.subscribe(session, session.subscribed);
     }
     if (batch.buffer) consumed.push(batch.buffer);
+    const { ranges, chunk } = batch;
+    let range = 0;
     for (const frame of batch.frames) {
       switch (frame.type) {
+        case "range":
+          message(session, chunk!, ranges![range], ranges![range + 1]);
+          range += 2;
+          break;
         case "msg":
         case "text":
-          counters.messages++;
-          counters.bytes += frame.payload.length;
-          if (stdout) {
-            stdout.append(session.prefix);
-            stdout.append(frame.payload);
-            stdout.appendByte(NEWLINE);
-          }
-          onMessage?.(session.name, frame.payload);
-          if (broadcast) hub.queueRelay(session, frame.payload);
+          message(session, frame.payload, 0, frame.payload.length);
           break;
         case "hello":
           session.setName(frame.name);
