@@ -25,6 +25,8 @@ export interface WriteCoalescerOptions {
 }
 
 const DEFAULT_MAX_BATCH_BYTES = 256 * 1024;
+/** Shared by every coalescer until it needs a scratch buffer of its own. */
+const NO_BYTES = new Uint8Array(0);
 
 /**
  * Queues byte chunks for one writer and writes them in batches, one write in flight.
@@ -68,7 +70,8 @@ export class WriteCoalescer {
   #enqueuedTotal = 0;
   #writtenTotal = 0;
   #flushWaiters: { target: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
-  #scratch: Uint8Array = new Uint8Array(0);
+  /** Where a batch of several chunks is joined; allocated at the first such batch. */
+  #scratch: Uint8Array = NO_BYTES;
 
   /** Creates a coalescer that writes to `writer`. */
   constructor(writer: ByteWriter, options: WriteCoalescerOptions = {}) {

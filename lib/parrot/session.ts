@@ -56,7 +56,7 @@ export class Session {
   /** The client's outbound queue. */
   readonly outbound: WriteCoalescer;
   #name = "";
-  #prefix: Uint8Array = new Uint8Array(0);
+  #prefix: Uint8Array | undefined;
   #relayHeader: Uint8Array | undefined;
   #conn: { close(): void };
   #closed = false;
@@ -84,7 +84,8 @@ export class Session {
 
   /** `"<name>: "` as bytes, ready to be copied in front of each message on stdout. */
   get prefix(): Uint8Array {
-    return this.#prefix;
+    // Made at the first message: an idle client never needs it.
+    return this.#prefix ??= encoder.encode(`${this.#name}: `);
   }
 
   /** `"MSG <name> "` as bytes: the start of every message relayed from this client. */
@@ -100,7 +101,7 @@ export class Session {
   /** Renames the client (its `HELLO`). */
   setName(name: string): void {
     this.#name = name;
-    this.#prefix = encoder.encode(`${name}: `);
+    this.#prefix = undefined;
     this.#relayHeader = undefined;
   }
 
