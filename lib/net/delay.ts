@@ -46,9 +46,13 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
  * ```
  */
 export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const timeUp = new AbortController();
-  const settled = promise.then(() => true, () => true);
-  const result = await Promise.race([settled, delay(ms, timeUp.signal).then(() => false)]);
-  timeUp.abort();
-  return result;
+  // A plain timer, cleared at the end: no AbortController, whose abort() would build a
+  // DOMException (and its stack) on every call.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeUp = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeUp]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -116,6 +116,7 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
 
   function serve(conn: Deno.Conn): void {
     if (noDelay && "setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+    closeOnlyOnce(conn);
     const info: ConnInfo = {
       id: nextId++,
       remoteAddr: conn.remoteAddr as Deno.NetAddr,
@@ -211,6 +212,21 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
       shutdown();
       return finished;
     },
+  };
+}
+
+/**
+ * Makes `conn.close()` idempotent. A handler usually closes its connection and the
+ * server closes it again when the handler returns; a second `close` would throw
+ * `BadResource`, and building that error (with its stack) costs more than the close.
+ */
+function closeOnlyOnce(conn: Deno.Conn): void {
+  const close = conn.close.bind(conn);
+  let open = true;
+  conn.close = () => {
+    if (!open) return;
+    open = false;
+    close();
   };
 }
 

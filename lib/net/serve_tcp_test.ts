@@ -474,3 +474,20 @@ Deno.test("serveTcp() sets TCP_NODELAY on each connection unless told not to", a
     assert.deepEqual(calls, noDelay === false ? [] : [true]);
   }
 });
+
+Deno.test("serveTcp() makes closing a connection twice harmless", async () => {
+  const errors: unknown[] = [];
+  let closedTwice = false;
+  const server = serveTcp({ port: 0, onHandlerError: (error) => errors.push(error) }, (conn) => {
+    conn.close();
+    conn.close(); // a handler and the server may both close it
+    closedTwice = true;
+    return Promise.resolve();
+  });
+  await withConnection(server.addr.port, async (conn) => {
+    assert.equal(await readToEnd(conn), "");
+  });
+  await server.shutdown();
+  assert.equal(closedTwice, true);
+  assert.deepEqual(errors, []);
+});
