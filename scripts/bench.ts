@@ -17,6 +17,7 @@ import { machineInfo } from "./bench/probes.ts";
 import { type BenchReport, type BenchResult, formatTable } from "./bench/report.ts";
 import { runBenchScenario, SCENARIOS, selectScenarios } from "./bench/scenarios.ts";
 import { progressLine } from "../lib/cli/progress.ts";
+import { writeReport } from "./torture/harness.ts";
 
 const RESULTS_DIR = "bench-results";
 
@@ -113,9 +114,6 @@ async function main(): Promise<number> {
     }s (${options.quick ? "quick" : "full"} sizes; ${machine.cores} cores, ${machine.cpuModel}, ` +
       `deno ${machine.deno}, commit ${machine.commit})`,
   );
-  const stamp = new Date().toISOString().replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
-  const jsonFile = options.jsonFile ?? `${RESULTS_DIR}/bench-${stamp}.json`;
-  if (!options.jsonFile) await Deno.mkdir(RESULTS_DIR, { recursive: true });
   const report: BenchReport = {
     version: denoJson.version,
     date: new Date().toISOString(),
@@ -125,8 +123,7 @@ async function main(): Promise<number> {
     passed: failed.length === 0,
     results,
   };
-  await Deno.writeTextFile(jsonFile, JSON.stringify(report, null, 2) + "\n");
-  console.log(`wrote ${jsonFile}`);
+  await writeReport(report, RESULTS_DIR, "bench", options.jsonFile);
   return failed.length === 0 ? 0 : 1;
 }
 

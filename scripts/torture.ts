@@ -12,7 +12,7 @@
 
 import { parseArgs } from "node:util";
 import denoJson from "../deno.json" with { type: "json" };
-import { formatTable, type ScenarioResult } from "./torture/harness.ts";
+import { formatTable, type ScenarioResult, writeReport } from "./torture/harness.ts";
 import { runScenario, SCENARIOS } from "./torture/scenarios.ts";
 import { progressLine } from "../lib/cli/progress.ts";
 
@@ -111,9 +111,6 @@ async function main(): Promise<number> {
       (totalMs / 1000).toFixed(1)
     }s (${options.quick ? "quick" : "full"} sizes)`,
   );
-  const stamp = new Date().toISOString().replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
-  const jsonFile = options.jsonFile ?? `${RESULTS_DIR}/torture-${stamp}.json`;
-  if (!options.jsonFile) await Deno.mkdir(RESULTS_DIR, { recursive: true });
   const report = {
     version: denoJson.version,
     deno: Deno.version.deno,
@@ -123,8 +120,7 @@ async function main(): Promise<number> {
     passed: failed.length === 0,
     results,
   };
-  await Deno.writeTextFile(jsonFile, JSON.stringify(report, null, 2) + "\n");
-  console.log(`wrote ${jsonFile}`);
+  await writeReport(report, RESULTS_DIR, "torture", options.jsonFile);
   return failed.length === 0 ? 0 : 1;
 }
 

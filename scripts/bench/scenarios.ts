@@ -9,7 +9,7 @@
  * @module
  */
 
-import { type Sizes, TortureServer, within } from "../torture/harness.ts";
+import { runWithinLimit, type Sizes, TortureServer } from "../torture/harness.ts";
 import type { BenchContext, BenchOutcome } from "./drive.ts";
 import type { BenchResult } from "./report.ts";
 import { runChurn, runIdleConnections } from "./scenario_connections.ts";
@@ -146,11 +146,7 @@ export async function runBenchScenario(
   };
   let outcome: BenchOutcome;
   try {
-    const running = scenario.run(context, sizes);
-    running.catch(() => {}); // If it times out, its later failure has no one to tell.
-    const result = await within(running, limitMs, "timeout" as const);
-    if (result === "timeout") throw new Error(`did not finish within ${limitMs / 1000}s`);
-    outcome = result;
+    outcome = await runWithinLimit(scenario.run(context, sizes), limitMs);
   } catch (error) {
     outcome = {
       load: "-",

@@ -281,6 +281,36 @@ export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F)
   }
 }
 
+/**
+ * Runs a scenario with a time limit: its result, or an error saying it did not finish.
+ * A scenario that times out keeps running unobserved, so its later failure is muted.
+ */
+export async function runWithinLimit<T>(running: Promise<T>, limitMs: number): Promise<T> {
+  running.catch(() => {});
+  const result = await within(running, limitMs, TIMED_OUT);
+  if (result === TIMED_OUT) throw new Error(`did not finish within ${limitMs / 1000}s`);
+  return result as T;
+}
+
+const TIMED_OUT = Symbol("timed out");
+
+/**
+ * Writes a script's JSON report to `file`, or to `<dir>/<prefix>-<timestamp>.json`
+ * (creating `dir`), and says where.
+ */
+export async function writeReport(
+  report: unknown,
+  dir: string,
+  prefix: string,
+  file: string | null,
+): Promise<void> {
+  const stamp = new Date().toISOString().replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
+  const path = file ?? `${dir}/${prefix}-${stamp}.json`;
+  if (!file) await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(path, JSON.stringify(report, null, 2) + "\n");
+  console.log(`wrote ${path}`);
+}
+
 /** Throws when `deadline` (a `Date.now()` value) has passed: the time bound of a loop. */
 export function checkDeadline(deadline: number, what: string): void {
   if (Date.now() > deadline) throw new Error(`${what} ran out of time`);

@@ -13,12 +13,12 @@ import { runAuthAndTls } from "./auth_tls.ts";
 import { runConnectionFlood, runKilledClients } from "./churn.ts";
 import { runDecoderFuzzScenario } from "./decoder.ts";
 import {
+  runWithinLimit,
   type ScenarioContext,
   type ScenarioOutcome,
   type ScenarioResult,
   type Sizes,
   TortureServer,
-  within,
 } from "./harness.ts";
 import { runMalformedInputs } from "./malformed.ts";
 import { runMemoryBound } from "./memory.ts";
@@ -128,11 +128,7 @@ export async function runScenario(
   const limitMs = options.quick ? scenario.timeLimitMs.quick : scenario.timeLimitMs.full;
   let outcome: ScenarioOutcome;
   try {
-    const running = scenario.run(context, sizes);
-    running.catch(() => {}); // If it times out, its later failure has no one to tell.
-    const result = await within(running, limitMs, "timeout" as const);
-    if (result === "timeout") throw new Error(`did not finish within ${limitMs / 1000}s`);
-    outcome = result;
+    outcome = await runWithinLimit(scenario.run(context, sizes), limitMs);
   } catch (error) {
     outcome = {
       sent: "-",
