@@ -11,13 +11,12 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import denoJson from "../deno.json" with { type: "json" };
 import { machineInfo } from "./bench/probes.ts";
 import { type BenchReport, type BenchResult, formatTable } from "./bench/report.ts";
 import { runBenchScenario, SCENARIOS, selectScenarios } from "./bench/scenarios.ts";
 import { progressLine } from "../lib/cli/progress.ts";
-import { writeReport } from "./torture/harness.ts";
+import { parseRunOptions, writeReport } from "./torture/harness.ts";
 
 const RESULTS_DIR = "bench-results";
 
@@ -43,35 +42,15 @@ ${SCENARIOS.map((s) => `  ${s.name}`).join("\n")}
 
 Exits 0 when every message of every scenario arrived, 1 otherwise.`;
 
-interface Options {
-  quick: boolean;
-  only: string[] | null;
-  jsonFile: string | null;
-}
-
-function parseOptions(args: string[]): Options | null {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      quick: { type: "boolean", default: false },
-      only: { type: "string" },
-      json: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
+function parseOptions(args: string[]) {
+  return parseRunOptions(args, (name) => {
+    selectScenarios([name]); // Throws on an unknown name.
+    return name;
   });
-  if (values.help) return null;
-  if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
-  const only = values.only === undefined
-    ? null
-    : values.only.split(",").map((name) => name.trim()).filter((name) => name !== "");
-  if (only) selectScenarios(only); // Throws on an unknown name.
-  return { quick: values.quick, only, jsonFile: values.json ?? null };
 }
 
 async function main(): Promise<number> {
-  let options: Options | null;
+  let options: ReturnType<typeof parseOptions>;
   try {
     options = parseOptions(Deno.args);
   } catch (error) {

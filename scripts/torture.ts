@@ -10,9 +10,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import denoJson from "../deno.json" with { type: "json" };
-import { formatTable, type ScenarioResult, writeReport } from "./torture/harness.ts";
+import {
+  formatTable,
+  parseRunOptions,
+  type ScenarioResult,
+  writeReport,
+} from "./torture/harness.ts";
 import { runScenario, SCENARIOS } from "./torture/scenarios.ts";
 import { progressLine } from "../lib/cli/progress.ts";
 
@@ -38,41 +42,18 @@ ${SCENARIOS.map((s) => `  ${s.id}. ${s.name}`).join("\n")}
 
 Exits 0 when every scenario passed, 1 otherwise.`;
 
-interface Options {
-  quick: boolean;
-  only: number[] | null;
-  jsonFile: string | null;
-}
-
-function parseOptions(args: string[]): Options | null {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      quick: { type: "boolean", default: false },
-      only: { type: "string" },
-      json: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
+function parseOptions(args: string[]) {
+  return parseRunOptions(args, (text) => {
+    const id = Number(text);
+    if (!SCENARIOS.some((s) => s.id === id)) {
+      throw new Error(`Cannot use --only: no scenario "${text}"`);
+    }
+    return id;
   });
-  if (values.help) return null;
-  if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
-  let only: number[] | null = null;
-  if (values.only !== undefined) {
-    only = values.only.split(",").map((text) => {
-      const id = Number(text.trim());
-      if (!SCENARIOS.some((s) => s.id === id)) {
-        throw new Error(`Cannot use --only "${values.only}": no scenario "${text}"`);
-      }
-      return id;
-    });
-  }
-  return { quick: values.quick, only, jsonFile: values.json ?? null };
 }
 
 async function main(): Promise<number> {
-  let options: Options | null;
+  let options: ReturnType<typeof parseOptions>;
   try {
     options = parseOptions(Deno.args);
   } catch (error) {

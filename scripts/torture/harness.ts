@@ -11,6 +11,7 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import { type ServerProcess, startServer, waitFor } from "../../tests/helpers.ts";
 
 const decoder = new TextDecoder();
@@ -279,6 +280,42 @@ export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F)
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The options `deno task torture` and `deno task bench` share. */
+export interface RunOptions<Only> {
+  /** Small sizes. */
+  quick: boolean;
+  /** The scenarios asked for with `--only`, or `null` for all. */
+  only: Only[] | null;
+  /** Where the JSON report goes, or `null` for the results folder. */
+  jsonFile: string | null;
+}
+
+/**
+ * Parses `--quick`, `--only a,b`, `--json <file>` and `-h`; returns `null` for help.
+ * `select` turns one `--only` item into a scenario key, throwing on an unknown one.
+ */
+export function parseRunOptions<Only>(
+  args: string[],
+  select: (item: string) => Only,
+): RunOptions<Only> | null {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+      json: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) return null;
+  if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
+  const only = values.only === undefined ? null : values.only.split(",")
+    .map((item) => item.trim()).filter((item) => item !== "").map(select);
+  return { quick: values.quick, only, jsonFile: values.json ?? null };
 }
 
 /**
