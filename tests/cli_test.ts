@@ -4,7 +4,15 @@
  */
 
 import assert from "node:assert/strict";
-import { DENO, RawClient, runDeno, SERVER_RUN_ARGS, spawn, startServer } from "./helpers.ts";
+import {
+  DENO,
+  RawClient,
+  runDeno,
+  SERVER_ENV,
+  SERVER_RUN_ARGS,
+  spawn,
+  startServer,
+} from "./helpers.ts";
 
 const CLIENT_RUN_ARGS = ["run", "--allow-net=127.0.0.1", "client.ts"];
 
@@ -174,4 +182,12 @@ Deno.test("client says the server is gone and exits 1 when the server dies", asy
   assert.equal(status.code, 1);
   assert.match(client.stderr.text(), /the server closed the connection/);
   assert.doesNotMatch(client.stderr.text(), /^\s+at /m);
+});
+
+Deno.test("the server task runs with the flags and environment the tests start it with", async () => {
+  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const task: string = denoJson.tasks.server;
+  const [, ...runArgs] = SERVER_RUN_ARGS;
+  const environment = Object.entries(SERVER_ENV).map(([name, value]) => `${name}=${value}`);
+  assert.equal(task, [...environment, "deno", "run", ...runArgs].join(" "));
 });

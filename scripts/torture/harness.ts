@@ -32,6 +32,12 @@ export interface ScenarioContext {
 /** Memory and descriptors of the server process, measured from outside. */
 export interface ProcessProbe {
   rssBytes: number;
+  /**
+   * The anonymous part of RSS: memory the process allocated, without the pages of the
+   * deno executable and other files it has mapped (clean, shared, and paged in as
+   * code paths are first used).
+   */
+  anonymousBytes: number;
   fds: number;
 }
 
@@ -211,11 +217,21 @@ export async function shell(script: string, ...args: string[]): Promise<string> 
 
 /** RSS and open fds of process `pid`, read from /proc by a `sh` subprocess. */
 export async function probeProcess(pid: number): Promise<ProcessProbe> {
-  const text = await shell('grep VmRSS /proc/"$1"/status; ls /proc/"$1"/fd | wc -l', String(pid));
+  const text = await shell(
+    'grep -E "^(VmRSS|RssAnon):" /proc/"$1"/status; ls /proc/"$1"/fd | wc -l',
+    String(pid),
+  );
   const rss = text.match(/VmRSS:\s+(\d+)\s+kB/);
+  const anonymous = text.match(/RssAnon:\s+(\d+)\s+kB/);
   const lines = text.trim().split("\n");
-  if (!rss) throw new Error(`Cannot probe process ${pid}: ${text.trim() || "it is gone"}`);
-  return { rssBytes: Number(rss[1]) * 1024, fds: Number(lines.at(-1)) };
+  if (!rss || !anonymous) {
+    throw new Error(`Cannot probe process ${pid}: ${text.trim() || "it is gone"}`);
+  }
+  return {
+    rssBytes: Number(rss[1]) * 1024,
+    anonymousBytes: Number(anonymous[1]) * 1024,
+    fds: Number(lines.at(-1)),
+  };
 }
 
 /** One IPv4 socket of the kernel's TCP table (/proc/net/tcp). */
