@@ -45,6 +45,13 @@ export const MAX_ACCEPT_BACKOFF_MS = 1_000;
 export const MIN_READ_BUFFER_BYTES = 256;
 /** Largest read buffer, used while a connection is busy. */
 export const MAX_READ_BUFFER_BYTES = 64 * 1024;
+/**
+ * Read buffer bytes the busy connections share: with more clients than this fills at
+ * {@linkcode MAX_READ_BUFFER_BYTES} each, every one's buffer stops growing sooner.
+ */
+export const READ_BUFFER_BUDGET_BYTES = 8 * 1024 * 1024;
+/** The read buffer a busy connection may always grow to, whatever the number of clients. */
+export const MIN_BUSY_READ_BUFFER_BYTES = 4 * 1024;
 /** Default client message interval in milliseconds. */
 export const DEFAULT_CLIENT_INTERVAL_MS = 1_000;
 /** Default number of client processes the launcher starts. */

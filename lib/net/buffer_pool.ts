@@ -1,62 +1,84 @@
 /**
- * A bounded pool of equally sized byte buffers, so that a busy server reuses its large
- * read buffers instead of allocating one per read.
+ * A bounded pool of byte buffers in power-of-two sizes, so that a busy server reuses
+ * its read buffers instead of allocating one per read.
  *
  * A read buffer that frames point into cannot be reused until whoever consumes those
- * frames is done with them; that consumer gives it back here. Only buffers of the
- * pooled size are kept, and at most `maxBuffers` of them: idle connections keep small
- * buffers of their own and hold nothing from the pool.
+ * frames is done with them; that consumer gives it back here. Only whole buffers of a
+ * pooled size (a power of two from `minBytes` to `maxBytes`) are kept, and only while
+ * the free ones add up to at most `maxFreeBytes`: idle connections keep their small
+ * buffers of their own, and a burst leaves at most `maxFreeBytes` behind.
  *
  * @module
  */
 
+/** Options of {@linkcode BufferPool}. */
+export interface BufferPoolOptions {
+  /** Smallest pooled size, a power of two. */
+  minBytes: number;
+  /** Largest pooled size, a power of two. */
+  maxBytes: number;
+  /** Most bytes kept in free buffers, all sizes together. */
+  maxFreeBytes: number;
+}
+
 /**
- * Hands out buffers of any size, reusing returned buffers of `bufferSize` bytes.
+ * Hands out buffers of any size, reusing returned buffers of the pooled sizes.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { BufferPool } from "./buffer_pool.ts";
  *
- * const pool = new BufferPool(1024, 4);
- * const buffer = pool.take(1024);
+ * const pool = new BufferPool({ minBytes: 1024, maxBytes: 4096, maxFreeBytes: 16384 });
+ * const buffer = pool.take(2048);
  * pool.give(buffer);
- * assert.equal(pool.take(1024), buffer);
+ * assert.equal(pool.take(2048), buffer);
  * assert.equal(pool.take(16).length, 16); // other sizes are simply allocated
  * ```
  */
 export class BufferPool {
-  readonly #bufferSize: number;
-  readonly #maxBuffers: number;
-  #free: Uint8Array[] = [];
+  readonly #options: BufferPoolOptions;
+  /** Free buffers by size. */
+  readonly #free = new Map<number, Uint8Array[]>();
+  #freeBytes = 0;
 
-  /** Pools buffers of `bufferSize` bytes, keeping at most `maxBuffers` free ones. */
-  constructor(bufferSize: number, maxBuffers: number) {
-    this.#bufferSize = bufferSize;
-    this.#maxBuffers = maxBuffers;
-  }
-
-  /** Free buffers held now. */
-  get size(): number {
-    return this.#free.length;
-  }
-
-  /** A buffer of `size` bytes: a pooled one when `size` is the pooled size and one is free. */
-  take(size: number): Uint8Array {
-    if (size === this.#bufferSize) {
-      const pooled = this.#free.pop();
-      if (pooled) return pooled;
+  /** Pools the power-of-two sizes from `minBytes` to `maxBytes`. */
+  constructor(options: BufferPoolOptions) {
+    this.#options = options;
+    for (let size = options.minBytes; size <= options.maxBytes; size *= 2) {
+      this.#free.set(size, []);
     }
-    return new Uint8Array(size);
   }
 
-  /** Returns `buffer`, which nothing may use any more; kept if it is of the pooled size and there is room. */
+  /** Free buffers held now, all sizes together. */
+  get size(): number {
+    let count = 0;
+    for (const buffers of this.#free.values()) count += buffers.length;
+    return count;
+  }
+
+  /** Bytes held in free buffers now. */
+  get freeBytes(): number {
+    return this.#freeBytes;
+  }
+
+  /** A buffer of `size` bytes: a pooled one when `size` is a pooled size and one is free. */
+  take(size: number): Uint8Array {
+    const pooled = this.#free.get(size)?.pop();
+    if (!pooled) return new Uint8Array(size);
+    this.#freeBytes -= size;
+    return pooled;
+  }
+
+  /** Returns `buffer`, which nothing may use any more; kept if it is whole, of a pooled size, and there is room. */
   give(buffer: Uint8Array): void {
+    const free = this.#free.get(buffer.length);
     if (
-      buffer.length === this.#bufferSize && buffer.byteOffset === 0 &&
-      buffer.buffer.byteLength === this.#bufferSize && this.#free.length < this.#maxBuffers
+      free && buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.length &&
+      this.#freeBytes + buffer.length <= this.#options.maxFreeBytes
     ) {
-      this.#free.push(buffer);
+      free.push(buffer);
+      this.#freeBytes += buffer.length;
     }
   }
 }

@@ -24,7 +24,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { MAX_READ_BUFFER_BYTES, MIN_READ_BUFFER_BYTES } from "../defaults.ts";
+import { MIN_READ_BUFFER_BYTES } from "../defaults.ts";
+import { nextReadBufferSize } from "./read_buffer_size.ts";
 import type { BufferPool } from "../net/buffer_pool.ts";
 import type { Channel } from "../net/channel.ts";
 import { delay } from "../net/delay.ts";
@@ -115,7 +116,7 @@ const IMPLICIT_QUIT: ClientFrame[] = [{ type: "quit" }];
  *   hub: new Hub(),
  *   channel: new Channel<ReadBatch>(16),
  *   maxFrameBytes: 1024,
- *   readBuffers: new BufferPool(65536, 8),
+ *   readBuffers: new BufferPool({ minBytes: 4096, maxBytes: 65536, maxFreeBytes: 1 << 20 }),
  *   admission: { authTimeoutMs: 2000 },
  *   admitting: new Set(),
  *   counters: {
@@ -223,12 +224,12 @@ async function readLoop(
     const quitAt = frames.findIndex((frame) => frame.type === "quit");
     if (quitAt >= 0) frames.length = quitAt + 1;
     // Frames point into the buffer, so it goes with them (back to the pool once they
-    // are consumed) and the next read gets another; a full read grows the next one.
-    // (The bytes that came with AUTH are not in the read buffer.)
+    // are consumed) and the next read gets another, sized by nextReadBufferSize(). It
+    // is taken once the batch is in the channel: a reader waiting for room holds one
+    // buffer, not two. (The bytes that came with AUTH are not in the read buffer.)
     const handOff = chunk.buffer === buffer.buffer &&
       (frames.length > 0 || chunk.length === buffer.length);
     const handedOff = buffer;
-    if (handOff) buffer = context.readBuffers.take(nextBufferSize(buffer.length, chunk.length));
     // Time spent waiting for room in the channel (backpressure) or for the rate limit
     // is the server's, not the peer's: no deadline runs meanwhile.
     session.held = true;
@@ -242,6 +243,11 @@ async function readLoop(
       });
     } else if (handOff) {
       context.readBuffers.give(handedOff);
+    }
+    if (handOff) {
+      buffer = context.readBuffers.take(
+        nextReadBufferSize(handedOff.length, chunk.length, context.hub.size),
+      );
     }
     if (bucket && !shutdown.aborted) {
       const pauseMs = bucket.take(countMessages(frames));
@@ -272,10 +278,4 @@ function countMessages(frames: (ClientFrame | PayloadRange)[]): number {
     if (frame.type === "range" || frame.type === "msg" || frame.type === "text") messages++;
   }
   return messages;
-}
-
-function nextBufferSize(current: number, used: number): number {
-  if (used === current) return Math.min(current * 2, MAX_READ_BUFFER_BYTES);
-  if (used < current / 4) return Math.max(current / 2, MIN_READ_BUFFER_BYTES);
-  return current;
 }

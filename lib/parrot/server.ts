@@ -34,6 +34,7 @@ import {
   DEFAULT_WRITE_TIMEOUT_MS,
   MAX_DRAIN_BATCH,
   MAX_READ_BUFFER_BYTES,
+  MIN_BUSY_READ_BUFFER_BYTES,
 } from "../defaults.ts";
 import { BufferPool } from "../net/buffer_pool.ts";
 import { Channel } from "../net/channel.ts";
@@ -55,8 +56,8 @@ import type { Session } from "./session.ts";
 const log = getLogger(["parrot", "server"]);
 const NEWLINE = 0x0a;
 const STDOUT_BATCH_BYTES = 1024 * 1024;
-/** Free 64 KiB read buffers kept for reuse (4 MiB at most). */
-const READ_BUFFER_POOL_SIZE = 64;
+/** Bytes of free read buffers (4 KiB to 64 KiB each) kept for reuse. */
+const READ_BUFFER_POOL_BYTES = 4 * 1024 * 1024;
 
 /** Options of {@linkcode startParrotServer}; every one has a default. */
 export interface ParrotServerOptions {
@@ -203,7 +204,11 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
       }),
   });
   const rate = options.rateLimit;
-  const readBuffers = new BufferPool(MAX_READ_BUFFER_BYTES, READ_BUFFER_POOL_SIZE);
+  const readBuffers = new BufferPool({
+    minBytes: MIN_BUSY_READ_BUFFER_BYTES,
+    maxBytes: MAX_READ_BUFFER_BYTES,
+    maxFreeBytes: READ_BUFFER_POOL_BYTES,
+  });
   const admitting = new Set<Session>();
   const handler = createConnectionHandler({
     hub,

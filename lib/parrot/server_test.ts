@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { MAX_READ_BUFFER_BYTES, READ_BUFFER_BUDGET_BYTES } from "../defaults.ts";
 import { delay } from "../net/delay.ts";
 import { concatBytes, nextTurn, RecordingWriter, TextConn } from "../testing.ts";
 import { type ClientEvent, ParrotClient } from "./client.ts";
@@ -469,6 +470,37 @@ Deno.test("startParrotServer() reuses a read buffer only after its messages are 
       );
     }
   } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("startParrotServer() keeps messages whole while new clients shrink the read buffers", async () => {
+  // A busy client's buffer grows to 64 KiB; then enough clients arrive that the
+  // shared read budget gives each less, and its next buffers are smaller mid-stream.
+  const output = new RecordingWriter();
+  const server = start({ output, broadcast: false });
+  const crowd = READ_BUFFER_BUDGET_BYTES / MAX_READ_BUFFER_BYTES + 10;
+  const payload = (i: number) => `ann-${i}-`.padEnd(700, "a");
+  const frames = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, k) => `MSG 700\n${payload(from + k)}\n`).join("");
+  const ann = await TextConn.connect(server.addr.port);
+  const others: TextConn[] = [];
+  try {
+    await ann.write(`HELLO ann\n${frames(0, 1000)}PING\n`);
+    await ann.until("PONG\n");
+    for (let i = 0; i < crowd; i++) {
+      const other = await TextConn.connect(server.addr.port);
+      others.push(other);
+      await other.write(`HELLO other-${i}\n`);
+    }
+    await waitFor(() => server.stats().clients === crowd + 1, "the crowd to be clients");
+    await ann.write(`${frames(1000, 2000)}PING\n`);
+    await ann.until("PONG\n");
+    const lines = output.text().split("\n").filter((line) => line.startsWith("ann: "));
+    assert.deepEqual(lines, Array.from({ length: 2000 }, (_, i) => `ann: ${payload(i)}`));
+  } finally {
+    ann.close();
+    for (const other of others) other.close();
     await server.shutdown();
   }
 });

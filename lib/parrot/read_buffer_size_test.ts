@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import {
+  MAX_READ_BUFFER_BYTES,
+  MIN_BUSY_READ_BUFFER_BYTES,
+  MIN_READ_BUFFER_BYTES,
+  READ_BUFFER_BUDGET_BYTES,
+} from "../defaults.ts";
+import { nextReadBufferSize } from "./read_buffer_size.ts";
+
+/** The size a connection's buffer settles at when every read fills it. */
+function grownSize(clients: number): number {
+  let size = MIN_READ_BUFFER_BYTES;
+  for (let reads = 0; reads < 100; reads++) size = nextReadBufferSize(size, size, clients);
+  return size;
+}
+
+Deno.test("nextReadBufferSize() grows a busy connection's buffer to the largest size", () => {
+  assert.equal(grownSize(1), MAX_READ_BUFFER_BYTES);
+  assert.equal(grownSize(3), MAX_READ_BUFFER_BYTES);
+});
+
+Deno.test("nextReadBufferSize() keeps many busy connections within the shared budget", () => {
+  const fullSized = READ_BUFFER_BUDGET_BYTES / MAX_READ_BUFFER_BYTES;
+  assert.equal(grownSize(fullSized), MAX_READ_BUFFER_BYTES, "as many as fit at 64 KiB");
+  for (const clients of [fullSized + 1, 1_000, 1_500]) {
+    const size = grownSize(clients);
+    assert.ok(size * clients <= READ_BUFFER_BUDGET_BYTES, `${clients} clients x ${size} bytes`);
+    assert.ok(size * 2 * clients > READ_BUFFER_BUDGET_BYTES, `${clients} clients could have more`);
+  }
+  assert.equal(grownSize(10_000), MIN_BUSY_READ_BUFFER_BYTES, "never under the busy floor");
+});
+
+Deno.test("nextReadBufferSize() shrinks a big buffer when clients arrive", () => {
+  const busy = grownSize(1);
+  const shared = nextReadBufferSize(busy, 100, 2_000);
+  assert.ok(shared < busy);
+  assert.ok(shared * 2_000 <= READ_BUFFER_BUDGET_BYTES);
+});
+
+Deno.test("nextReadBufferSize() shrinks an idle connection's buffer back to the smallest", () => {
+  let size = MAX_READ_BUFFER_BYTES;
+  for (let reads = 0; reads < 100; reads++) size = nextReadBufferSize(size, 10, 3);
+  assert.equal(size, MIN_READ_BUFFER_BYTES);
+  assert.equal(nextReadBufferSize(8192, 4096, 3), 8192, "half used: stays");
+});
