@@ -80,6 +80,11 @@ export class BatchWriter {
     else this.#buffer[this.#length++] = byte;
   }
 
+  /** Empties the batch without writing it. */
+  clear(): void {
+    this.#length = 0;
+  }
+
   /**
    * Writes the batch, all of it, and empties it. On a write error the batch is dropped
    * and the error is thrown.

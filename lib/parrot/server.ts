@@ -40,7 +40,7 @@ import { BufferPool } from "../net/buffer_pool.ts";
 import { Channel } from "../net/channel.ts";
 import { delay, settlesWithin } from "../net/delay.ts";
 import { serveTcp } from "../net/serve_tcp.ts";
-import { BatchWriter } from "../net/batch_writer.ts";
+import { PipelinedWriter } from "../net/pipelined_writer.ts";
 import type { ByteWriter } from "../net/write_coalescer.ts";
 import { sweepDeadlines, sweepInterval } from "./deadline_sweep.ts";
 import {
@@ -316,13 +316,20 @@ async function drain(
   batchBudget: number,
   readBuffers: BufferPool,
 ): Promise<void> {
-  const stdout = output ? new BatchWriter(output, STDOUT_BATCH_BYTES) : null;
+  // stdout is written behind the drain: relays and the next messages need not wait for
+  // a file write. PONG and QUIT wait for the bytes before them (afterWritten).
+  const stdout = output
+    ? new PipelinedWriter(output, {
+      initialBytes: STDOUT_BATCH_BYTES,
+      onError: (error) =>
+        log.error("Cannot write messages to stdout: {error}", { error: String(error) }),
+    })
+    : null;
   const broadcast = options.broadcast ?? true;
   const onMessage = options.onMessage;
   const pongs: Session[] = [];
   const quits: Session[] = [];
   const consumed: Uint8Array[] = [];
-  let stdoutBroken = false;
 
   /** One message: `bytes[start, end)` is its payload. Copied once, into the stdout batch. */
   function message(session: Session, bytes: Uint8Array, start: number, end: number): void {
@@ -396,27 +403,27 @@ async function drain(
       if (!next.ok) break;
       take(next.value);
     }
-    // The batch's messages go to the subscribers encoded in one buffer.
+    // The batch's messages go to the subscribers encoded in one buffer. Both stdout and
+    // the relays have copied every payload now: the read buffers can be used again.
     counters.relayed += hub.flushRelays();
-    if (!stdout || stdoutBroken) {
+    for (const buffer of consumed) readBuffers.give(buffer);
+    consumed.length = 0;
+    if (stdout) {
+      for (const session of pongs) stdout.afterWritten(() => session.send(PONG_LINE));
+      for (const session of quits) stdout.afterWritten(() => session.finish());
+      stdout.commit();
+      // Ahead of the writer by a whole batch: wait for it, so memory stays bounded.
+      await stdout.room(batchBudget);
+    } else {
+      for (const session of pongs) session.send(PONG_LINE);
+      for (const session of quits) session.finish();
       // No stdout write to wait for: still let the subscribers' writes run between batches.
       if (channel.size > 0) await delay(0);
-    } else {
-      try {
-        await stdout.flush();
-      } catch (error) {
-        stdoutBroken = true;
-        log.error("Cannot write messages to stdout: {error}", { error: String(error) });
-      }
     }
-    // Written out (or copied into the relays): the read buffers can be used again.
-    for (const buffer of consumed) readBuffers.give(buffer);
-    for (const session of pongs) session.send(PONG_LINE);
-    for (const session of quits) session.finish();
-    consumed.length = 0;
     pongs.length = 0;
     quits.length = 0;
   }
+  await stdout?.idle();
 }
 
 function isOutOfFiles(error: unknown): boolean {

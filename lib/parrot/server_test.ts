@@ -345,7 +345,9 @@ Deno.test("startParrotServer() puts together a frame that arrives one byte at a 
 
 Deno.test("startParrotServer() holds further messages while the output is blocked and loses none", async () => {
   const output = new BlockedOutput();
-  const server = start({ output, queueCapacity: 1, broadcast: false });
+  // Behind the write in flight, the drain takes one more batch of at most 4 payload
+  // bytes (half of maxOutboundBytes), here m2 and perhaps m3, and then waits too.
+  const server = start({ output, queueCapacity: 1, broadcast: false, maxOutboundBytes: 8 });
   const port = server.addr.port;
   const clients = await Promise.all(
     ["c1", "c2", "c3", "c4"].map((name) => ParrotClient.connect({ port, name })),
@@ -367,7 +369,7 @@ Deno.test("startParrotServer() holds further messages while the output is blocke
     const until = Date.now() + 50;
     await waitFor(() => (sample(), Date.now() >= until), "50 ms of sampling");
     assert.ok(maxDepth <= 1, `queue depth ${maxDepth} above the capacity`);
-    assert.equal(server.stats().messages, 1, "only the first message was taken");
+    assert.ok(server.stats().messages <= 3, "one message written, one batch behind it");
     assert.equal(output.writes.length, 1);
     assert.equal(ponged, false, "the PING waits behind the messages");
 
