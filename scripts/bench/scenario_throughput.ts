@@ -12,7 +12,12 @@
  * @module
  */
 
-import { formatMegabytes, type Sizes, TortureServer } from "../torture/harness.ts";
+import {
+  formatMegabytes,
+  type ProcessProbe,
+  type Sizes,
+  TortureServer,
+} from "../torture/harness.ts";
 import { type BenchContext, type BenchOutcome, drive, type Driven, formatCount } from "./drive.ts";
 import type { SendRole } from "./plan.ts";
 import { RssSampler } from "./probes.ts";
@@ -144,21 +149,21 @@ export async function runMemoryUnderLoad(
   await using server = await TortureServer.start(context, "memory", []);
   const sampler = new RssSampler(server.pid, 50);
   try {
-    let idleBytes = 0;
+    let idle = { rssBytes: 0, anonymousBytes: 0 };
     const driven = await drive(context, server, [sendRole("c", sizes)], {
       timeLimitMs: sizes.timeLimitMs,
       sampler,
       beforeGo: async () => {
-        idleBytes = (await server.probe()).rssBytes;
+        idle = await server.probe();
       },
     });
     const doneAt = Date.now();
-    const after: number[] = [];
+    const after: ProcessProbe[] = [];
     for (const seconds of [3, 10]) {
       context.progress(`waiting for RSS at +${seconds}s`);
       // A point in time by nature: the server's idle collection and V8's page release.
       await new Promise((resolve) => setTimeout(resolve, doneAt + seconds * 1000 - Date.now()));
-      after.push((await server.probe()).rssBytes);
+      after.push(await server.probe());
     }
     const failures = [...driven.failures, ...await stopServer(server)];
     const printed = await checkPrinted(server, "c", connections, messages);
@@ -166,18 +171,24 @@ export async function runMemoryUnderLoad(
     const peak = driven.peakRssBytes;
     return {
       load: `fan-in ${connections} x ${formatCount(messages)} x ${size} B, RSS every 50 ms`,
-      figure: `peak ${formatMegabytes(peak)}, +3s ${formatMegabytes(after[0])}, +10s ${
-        formatMegabytes(after[1])
-      } (idle ${formatMegabytes(idleBytes)})`,
+      // The anonymous part is what the server allocated; the rest is deno's code, paged
+      // in the first time the load runs it (docs/LIMITS.md, "Connection churn").
+      figure: `peak ${formatMegabytes(peak)}, +3s ${formatMegabytes(after[0].rssBytes)}, +10s ${
+        formatMegabytes(after[1].rssBytes)
+      } (idle ${formatMegabytes(idle.rssBytes)}); allocated: idle ${
+        formatMegabytes(idle.anonymousBytes)
+      }, +10s ${formatMegabytes(after[1].anonymousBytes)}`,
       cpu: driven.cpu,
       serverPeakRssBytes: peak,
       metrics: {
         ...sizes,
         ...throughputFigures(driven, connections * messages, size),
-        idleRssBytes: idleBytes,
+        idleRssBytes: idle.rssBytes,
+        idleAnonymousBytes: idle.anonymousBytes,
         peakRssBytes: peak,
-        rssAfter3sBytes: after[0],
-        rssAfter10sBytes: after[1],
+        rssAfter3sBytes: after[0].rssBytes,
+        rssAfter10sBytes: after[1].rssBytes,
+        anonymousAfter10sBytes: after[1].anonymousBytes,
         peakRssWholeRunBytes: Math.max(peak, sampler.peakBytes),
         rssSamples: sampler.samples,
         printed: printed.printed,
