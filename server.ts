@@ -194,6 +194,7 @@ async function main(): Promise<number> {
       const { messages, connections, rejected } = server.stats();
       return messages + connections + rejected;
     },
+    beforeCollect: () => server.trimMemory(),
   });
   await server.finished;
   stopCollector();

@@ -18,6 +18,8 @@
 export interface IdleCollectorOptions {
   /** A number that changes whenever work happens (messages, connections). */
   activity: () => number;
+  /** Called just before each collection, to let go of what is kept for reuse. */
+  beforeCollect?: () => void;
   /** Milliseconds without a change of `activity` that count as quiet. Default 1000. */
   quietMs?: number;
   /**
@@ -54,6 +56,7 @@ export function collectWhenIdle(options: IdleCollectorOptions): () => void {
       dirty = true;
     } else if (dirty) {
       dirty = false;
+      options.beforeCollect?.();
       collect();
     }
   }, options.quietMs ?? 1_000);

@@ -9,7 +9,13 @@ Deno.test("collectWhenIdle() collects once after activity stops, and never while
   let collections = 0;
   // While busy, every check sees new activity, as on a server taking messages.
   const activity = () => (checks++, busy ? ++counter : counter);
-  const stop = collectWhenIdle({ activity, quietMs: 5, collect: () => collections++ });
+  const trims: number[] = [];
+  const stop = collectWhenIdle({
+    activity,
+    quietMs: 5,
+    beforeCollect: () => trims.push(collections),
+    collect: () => collections++,
+  });
   try {
     while (checks < 5) await delay(5);
     assert.equal(collections, 0, "no activity yet: nothing to give back");
@@ -21,6 +27,7 @@ Deno.test("collectWhenIdle() collects once after activity stops, and never while
     const quietFrom = checks;
     while (checks < quietFrom + 5) await delay(5);
     assert.equal(collections, 1, "one collection per quiet period");
+    assert.deepEqual(trims, [0], "beforeCollect runs once, before the collection");
   } finally {
     stop();
   }

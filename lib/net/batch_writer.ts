@@ -13,6 +13,8 @@
 
 import type { ByteWriter } from "./write_coalescer.ts";
 
+const EMPTY = new Uint8Array(0);
+
 /**
  * Collects bytes in one growing buffer and writes them with {@linkcode BatchWriter.flush}.
  *
@@ -34,11 +36,13 @@ import type { ByteWriter } from "./write_coalescer.ts";
 export class BatchWriter {
   #writer: ByteWriter;
   #buffer: Uint8Array;
+  readonly #initialBytes: number;
   #length = 0;
 
   /** Writes to `writer`; the buffer starts at `initialBytes` and doubles as needed. */
   constructor(writer: ByteWriter, initialBytes = 64 * 1024) {
     this.#writer = writer;
+    this.#initialBytes = initialBytes;
     this.#buffer = new Uint8Array(initialBytes);
   }
 
@@ -51,7 +55,7 @@ export class BatchWriter {
   append(bytes: Uint8Array): void {
     const needed = this.#length + bytes.length;
     if (needed > this.#buffer.length) {
-      let capacity = this.#buffer.length * 2;
+      let capacity = Math.max(this.#buffer.length * 2, this.#initialBytes);
       while (capacity < needed) capacity *= 2;
       const grown = new Uint8Array(capacity);
       grown.set(this.#buffer.subarray(0, this.#length));
@@ -78,6 +82,16 @@ export class BatchWriter {
   appendByte(byte: number): void {
     if (this.#length === this.#buffer.length) this.append(new Uint8Array([byte]));
     else this.#buffer[this.#length++] = byte;
+  }
+
+  /**
+   * Lets go of the buffer while the batch is empty, for a producer that has gone
+   * quiet; the next append allocates `initialBytes` again. Returns whether it did.
+   */
+  release(): boolean {
+    if (this.#length > 0) return false;
+    this.#buffer = EMPTY;
+    return true;
   }
 
   /** Empties the batch without writing it. */

@@ -52,3 +52,17 @@ Deno.test("BatchWriter.appendRange() copies short and long ranges and grows the 
   await out.flush();
   assert.equal(writer.writes.join(""), "234" + "0123456789".repeat(10));
 });
+
+Deno.test("BatchWriter.release() lets go of an empty batch's buffer, and appends still work", async () => {
+  const writer = new RecordingWriter();
+  const out = new BatchWriter(writer, 4);
+  out.append(encoder.encode("held"));
+  assert.equal(out.release(), false, "not while bytes wait");
+  await out.flush();
+  assert.equal(out.release(), true);
+  out.appendByte(0x61);
+  out.appendRange(encoder.encode("xbcx"), 1, 3);
+  out.append(encoder.encode("d\n"));
+  await out.flush();
+  assert.deepEqual(writer.writes, ["held", "abcd\n"]);
+});

@@ -62,6 +62,12 @@ export class BufferPool {
     return this.#freeBytes;
   }
 
+  /** Lets go of every free buffer (for a server that has gone quiet). */
+  clear(): void {
+    for (const buffers of this.#free.values()) buffers.length = 0;
+    this.#freeBytes = 0;
+  }
+
   /** A buffer of `size` bytes: a pooled one when `size` is a pooled size and one is free. */
   take(size: number): Uint8Array {
     const pooled = this.#free.get(size)?.pop();

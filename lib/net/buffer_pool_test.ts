@@ -28,3 +28,14 @@ Deno.test("BufferPool.give() keeps only whole buffers of the pooled sizes, up to
   assert.equal(pool.size, 3, "bounded by bytes");
   assert.equal(pool.freeBytes, 384);
 });
+
+Deno.test("BufferPool.clear() lets go of every free buffer", () => {
+  const pool = new BufferPool({ minBytes: 64, maxBytes: 256, maxFreeBytes: 1024 });
+  const kept = new Uint8Array(128);
+  pool.give(kept);
+  pool.give(new Uint8Array(64));
+  pool.clear();
+  assert.equal(pool.size, 0);
+  assert.equal(pool.freeBytes, 0);
+  assert.notEqual(pool.take(128), kept);
+});

@@ -116,6 +116,17 @@ export class PipelinedWriter {
     while (this.#front.length >= maxBytes && this.#flushing !== null) await this.#flushing;
   }
 
+  /**
+   * Lets go of both buffers if nothing is pending or being written (for a producer
+   * that has gone quiet); the next append allocates again. Returns whether it did.
+   */
+  release(): boolean {
+    if (this.#writing !== null || this.#front.length > 0) return false;
+    this.#front.release();
+    this.#back.release();
+    return true;
+  }
+
   /** Commits, and resolves once everything appended is written and every action has run. */
   async idle(): Promise<void> {
     this.commit();

@@ -121,3 +121,22 @@ Deno.test("PipelinedWriter reports a failed write once, then drops bytes and sti
   assert.equal(writer.waiting, 0, "no write after the failure");
   assert.deepEqual(done, ["one", "two"]);
 });
+
+Deno.test("PipelinedWriter.release() lets go of its buffers only when nothing is pending", async () => {
+  const writer = new GatedWriter();
+  const out = new PipelinedWriter(writer, { initialBytes: 4 });
+  out.append(encoder.encode("one\n"));
+  assert.equal(out.release(), false, "bytes wait");
+  out.commit();
+  await until(() => writer.waiting === 1);
+  assert.equal(out.release(), false, "a write is in flight");
+  writer.release();
+  await out.idle();
+  assert.equal(out.release(), true);
+  out.append(encoder.encode("two\n"));
+  const written = out.idle();
+  await until(() => writer.waiting === 1);
+  writer.release();
+  await written;
+  assert.deepEqual(writer.writes, ["one\n", "two\n"]);
+});

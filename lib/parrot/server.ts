@@ -147,6 +147,12 @@ export interface ParrotServer {
   stats(): ServerStats;
   /** Starts the graceful shutdown and returns `finished`. */
   shutdown(): Promise<void>;
+  /**
+   * Lets go of the buffers kept for reuse (free read buffers, the stdout batches) if
+   * nothing is being written; for a server that has gone quiet. They are allocated
+   * again when traffic returns.
+   */
+  trimMemory(): void;
 }
 
 /**
@@ -267,7 +273,16 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
   // A batch relays at most half of what a subscriber may have queued, so a subscriber
   // that keeps up is never taken for a slow one because of one big batch.
   const batchBudget = Math.min(STDOUT_BATCH_BYTES, Math.floor(maxOutboundBytes / 2));
-  const draining = drain(channel, hub, counters, options, output, batchBudget, readBuffers);
+  // stdout is written behind the drain: relays and the next messages need not wait for
+  // a file write. PONG and QUIT wait for the bytes before them (afterWritten).
+  const stdout = output
+    ? new PipelinedWriter(output, {
+      initialBytes: STDOUT_BATCH_BYTES,
+      onError: (error) =>
+        log.error("Cannot write messages to stdout: {error}", { error: String(error) }),
+    })
+    : null;
+  const draining = drain(channel, hub, counters, options, stdout, batchBudget, readBuffers);
   // One sweep enforces the read and idle deadlines of every client and cuts off
   // subscribers whose socket stopped taking bytes, a few times per shortest deadline.
   const deadlines = {
@@ -296,6 +311,10 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
       slowConsumers: hub.slowConsumers,
       slowConsumerDrops: hub.slowConsumerDrops,
     }),
+    trimMemory() {
+      readBuffers.clear();
+      stdout?.release();
+    },
     shutdown() {
       tcp.shutdown();
       return finished;
@@ -312,19 +331,10 @@ async function drain(
   hub: Hub,
   counters: { messages: number; bytes: number; relayed: number },
   options: ParrotServerOptions,
-  output: ByteWriter | null,
+  stdout: PipelinedWriter | null,
   batchBudget: number,
   readBuffers: BufferPool,
 ): Promise<void> {
-  // stdout is written behind the drain: relays and the next messages need not wait for
-  // a file write. PONG and QUIT wait for the bytes before them (afterWritten).
-  const stdout = output
-    ? new PipelinedWriter(output, {
-      initialBytes: STDOUT_BATCH_BYTES,
-      onError: (error) =>
-        log.error("Cannot write messages to stdout: {error}", { error: String(error) }),
-    })
-    : null;
   const broadcast = options.broadcast ?? true;
   const onMessage = options.onMessage;
   const pongs: Session[] = [];

@@ -283,6 +283,30 @@ Deno.test("startParrotServer() shutdown() says QUIT and still takes what clients
   );
 });
 
+Deno.test("startParrotServer() trimMemory() lets go of its buffers and serves on", async () => {
+  const output = new RecordingWriter();
+  const server = start({ output, broadcast: false });
+  const ann = await TextConn.connect(server.addr.port);
+  const big = "x".repeat(70_000); // fills a read buffer: a pooled one comes next
+  try {
+    await ann.write(`HELLO ann\nMSG ${big.length}\n${big}\nMSG 5\nfirst\nPING\n`);
+    await ann.until("PONG\n");
+    server.trimMemory();
+    await ann.write(`MSG 6\nsecond\nMSG ${big.length}\n${big}\nPING\n`);
+    await ann.until("PONG\n");
+    assert.deepEqual(output.text().split("\n"), [
+      `ann: ${big}`,
+      "ann: first",
+      "ann: second",
+      `ann: ${big}`,
+      "",
+    ]);
+  } finally {
+    ann.close();
+    await server.shutdown();
+  }
+});
+
 Deno.test("startParrotServer() stats() counts clients, messages, bytes and rejections", async () => {
   const server = start({ maxClients: 2 });
   const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
