@@ -91,10 +91,13 @@ export function encodeRelay(from: string, payload: Uint8Array): Uint8Array {
 
 /**
  * Encodes many relayed messages into one buffer: for each, `header` (`MSG <from> `, see
- * `Session.relayHeader`), the payload length in decimal, LF, the payload and LF.
+ * `Session.relayHeader`), the payload length in decimal, LF, the payload and LF. The
+ * i-th payload is `sources[i][bounds[2i], bounds[2i+1])`, so that a batch of messages
+ * read into one buffer needs no view per message.
  *
  * @param headers The `MSG <from> ` bytes of each message.
- * @param payloads The payload of each message.
+ * @param sources The bytes each payload lies in (often the same buffer for many).
+ * @param bounds Start and end of each payload in its source, two numbers a message.
  * @returns The buffer, and where each frame ends in it.
  *
  * @example
@@ -103,38 +106,52 @@ export function encodeRelay(from: string, payload: Uint8Array): Uint8Array {
  * import { encodeRelays } from "./frame_encoder.ts";
  *
  * const text = new TextEncoder();
+ * const read = text.encode("MSG 2\nhi\nMSG 0\n\n");
  * const { bytes, ends } = encodeRelays(
  *   [text.encode("MSG ann "), text.encode("MSG bob ")],
- *   [text.encode("hi"), text.encode("")],
+ *   [read, read],
+ *   [6, 8, 15, 15],
  * );
  * assert.equal(new TextDecoder().decode(bytes), "MSG ann 2\nhi\nMSG bob 0\n\n");
  * assert.deepEqual(ends, [13, 24]);
  * ```
  */
 export function encodeRelays(
-  headers: Uint8Array[],
-  payloads: Uint8Array[],
+  headers: readonly Uint8Array[],
+  sources: readonly Uint8Array[],
+  bounds: readonly number[],
 ): { bytes: Uint8Array; ends: number[] } {
+  const count = headers.length;
   let total = 0;
-  for (let i = 0; i < payloads.length; i++) {
-    total += headers[i].length + decimalLength(payloads[i].length) + payloads[i].length + 2;
+  for (let i = 0; i < count; i++) {
+    const length = bounds[2 * i + 1] - bounds[2 * i];
+    total += headers[i].length + decimalLength(length) + length + 2;
   }
   const bytes = new Uint8Array(total);
-  const ends: number[] = new Array(payloads.length);
+  const ends: number[] = new Array(count);
   let at = 0;
-  for (let i = 0; i < payloads.length; i++) {
-    const payload = payloads[i];
-    bytes.set(headers[i], at);
-    at += headers[i].length;
-    at = writeDecimal(bytes, at, payload.length);
+  for (let i = 0; i < count; i++) {
+    const header = headers[i];
+    for (let k = 0; k < header.length; k++) bytes[at++] = header[k];
+    const source = sources[i];
+    const start = bounds[2 * i];
+    const end = bounds[2 * i + 1];
+    at = writeDecimal(bytes, at, end - start);
     bytes[at++] = 0x0a;
-    bytes.set(payload, at);
-    at += payload.length;
+    if (end - start > SHORT_COPY_BYTES) {
+      bytes.set(source.subarray(start, end), at);
+      at += end - start;
+    } else {
+      for (let k = start; k < end; k++) bytes[at++] = source[k];
+    }
     bytes[at++] = 0x0a;
     ends[i] = at;
   }
   return { bytes, ends };
 }
+
+/** Payloads up to this long are copied byte by byte rather than through a view. */
+const SHORT_COPY_BYTES = 64;
 
 function decimalLength(n: number): number {
   let digits = 1;

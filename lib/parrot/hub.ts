@@ -71,9 +71,12 @@ export class Hub {
   slowConsumers = 0;
   /** Messages queued for slow consumers that they did not receive. */
   slowConsumerDrops = 0;
+  // The batch that flushRelays() sends: sender, header, and the payload as a range of
+  // its source (two numbers), so that queueing a message makes no object.
   #senders: Session[] = [];
   #headers: Uint8Array[] = [];
-  #payloads: Uint8Array[] = [];
+  #sources: Uint8Array[] = [];
+  #bounds: number[] = [];
 
   /** Creates an empty hub. */
   constructor(options: HubOptions = {}) {
@@ -126,14 +129,16 @@ export class Hub {
   }
 
   /**
-   * Adds a message to the batch that {@linkcode Hub.flushRelays} relays. `payload` must
-   * stay unchanged until then; the sender's name is taken now.
+   * Adds a message to the batch that {@linkcode Hub.flushRelays} relays: the payload
+   * `bytes[start, end)` (all of `bytes` by default), which must stay unchanged until
+   * then. The sender's name is taken now.
    */
-  queueRelay(from: Session, payload: Uint8Array): void {
+  queueRelay(from: Session, bytes: Uint8Array, start = 0, end = bytes.length): void {
     if (!this.relaysFrom(from)) return;
     this.#senders.push(from);
     this.#headers.push(from.relayHeader);
-    this.#payloads.push(payload);
+    this.#sources.push(bytes);
+    this.#bounds.push(start, end);
   }
 
   /**
@@ -149,7 +154,7 @@ export class Hub {
       this.#subscribers.size > 1 ||
       (this.#subscribers.size === 1 && !senders.every((s) => this.#subscribers.has(s)))
     ) {
-      const { bytes, ends } = encodeRelays(this.#headers, this.#payloads);
+      const { bytes, ends } = encodeRelays(this.#headers, this.#sources, this.#bounds);
       const inBatch = new Set(senders);
       for (const subscriber of this.#subscribers) {
         if (subscriber.closed) continue;
@@ -158,9 +163,11 @@ export class Hub {
           : this.#deliver(subscriber, [bytes], bytes.length, count);
       }
     }
-    this.#senders = [];
-    this.#headers = [];
-    this.#payloads = [];
+    // Emptied for the next batch, not replaced: nothing holds on to them.
+    senders.length = 0;
+    this.#headers.length = 0;
+    this.#sources.length = 0;
+    this.#bounds.length = 0;
     return delivered;
   }
 

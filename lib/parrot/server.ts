@@ -352,7 +352,7 @@ async function drain(
     }
     // A view only for whoever needs one.
     if (onMessage) onMessage(session.name, bytes.subarray(start, end));
-    if (broadcast && hub.relaysFrom(session)) hub.queueRelay(session, bytes.subarray(start, end));
+    if (broadcast) hub.queueRelay(session, bytes, start, end);
   }
 
   function take(batch: ReadBatch): void {
