@@ -35,6 +35,7 @@ import {
   MAX_DRAIN_BATCH,
   MAX_READ_BUFFER_BYTES,
   MIN_BUSY_READ_BUFFER_BYTES,
+  READ_BUFFER_BUDGET_BYTES,
 } from "../defaults.ts";
 import { BufferPool } from "../net/buffer_pool.ts";
 import { Channel } from "../net/channel.ts";
@@ -56,8 +57,12 @@ import type { Session } from "./session.ts";
 const log = getLogger(["parrot", "server"]);
 const NEWLINE = 0x0a;
 const STDOUT_BATCH_BYTES = 1024 * 1024;
-/** Bytes of free read buffers (4 KiB to 64 KiB each) kept for reuse. */
-const READ_BUFFER_POOL_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes of free read buffers (4 KiB to 64 KiB each) kept for reuse: as much as the busy
+ * connections share, so a steady load takes them from the pool, not the allocator. A
+ * quiet server lets go of them (trimMemory).
+ */
+const READ_BUFFER_POOL_BYTES = READ_BUFFER_BUDGET_BYTES;
 
 /** Options of {@linkcode startParrotServer}; every one has a default. */
 export interface ParrotServerOptions {
