@@ -45,6 +45,7 @@ export { type ByteReader, TimedReader } from "./lib/net/timed_reader.ts";
 export { Channel, ChannelClosedError, type ChannelTryReceiveResult } from "./lib/net/channel.ts";
 export {
   type ByteWriter,
+  type ChunkDone,
   WriteCoalescer,
   type WriteCoalescerOptions,
 } from "./lib/net/write_coalescer.ts";

@@ -182,14 +182,17 @@ export class FakeConn {
     this.#blocked = options.blocked ?? false;
   }
 
-  /** The text of each chunk passed to `write()`, decoded now. */
-  get texts(): string[] {
-    return this.chunks.map((chunk) => decoder.decode(chunk));
-  }
+  /**
+   * The text of each chunk passed to `write()`, decoded when it was passed: like a
+   * socket, the fake is done with the bytes once the write completes, and their owner
+   * may reuse them.
+   */
+  texts: string[] = [];
 
   /** Records `p`; resolves with its length at once, or on `release()` while blocked. */
   write(p: Uint8Array): Promise<number> {
     this.chunks.push(p);
+    this.texts.push(decoder.decode(p));
     this.log.push(`write ${JSON.stringify(decoder.decode(p))}`);
     for (const waiter of this.#writeWaiters.splice(0)) waiter();
     const complete = (): number => {

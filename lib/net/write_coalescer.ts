@@ -25,6 +25,9 @@ export interface WriteCoalescerOptions {
 }
 
 const DEFAULT_MAX_BATCH_BYTES = 256 * 1024;
+
+/** Told once that the coalescer no longer needs a chunk (written, copied or dropped). */
+export type ChunkDone = () => void;
 /** Shared by every coalescer until it needs a scratch buffer of its own. */
 const NO_BYTES = new Uint8Array(0);
 
@@ -60,6 +63,10 @@ export class WriteCoalescer {
   #writer: ByteWriter;
   #maxBatchBytes: number;
   #queue: Uint8Array[] = [];
+  /** The `done` callback of each queued chunk, at the same index. */
+  #dones: (ChunkDone | undefined)[] = [];
+  /** The `done` callback of the chunk being written as it is, if any. */
+  #inFlightDone: ChunkDone | undefined = undefined;
   #queueHead = 0;
   #queuedBytes = 0;
   #inFlightBytes = 0;
@@ -101,10 +108,17 @@ export class WriteCoalescer {
   /**
    * Queues `bytes` and returns at once; the write starts on the next microtask so that
    * writes made in the same turn share one batch. Dropped after a write error.
+   * `done`, if given, is called exactly once when the coalescer no longer needs
+   * `bytes`: written, copied into a joined batch, or dropped. Its owner may reuse the
+   * memory from then on.
    */
-  write(bytes: Uint8Array): void {
-    if (this.#failed || bytes.length === 0) return;
+  write(bytes: Uint8Array, done?: ChunkDone): void {
+    if (this.#failed || bytes.length === 0) {
+      done?.();
+      return;
+    }
     this.#queue.push(bytes);
+    this.#dones.push(done);
     this.#queuedBytes += bytes.length;
     this.#enqueuedTotal += bytes.length;
     if (!this.#writing) {
@@ -121,7 +135,9 @@ export class WriteCoalescer {
   discardQueued(): number {
     const dropped = this.#queue.length - this.#queueHead;
     this.#enqueuedTotal -= this.#queuedBytes;
+    this.#releaseQueued();
     this.#queue = [];
+    this.#dones = [];
     this.#queueHead = 0;
     this.#queuedBytes = 0;
     for (const waiter of this.#flushWaiters) {
@@ -154,6 +170,7 @@ export class WriteCoalescer {
         }
         this.#inFlightBytes = 0;
         this.#writtenTotal += batch.length;
+        this.#releaseInFlight();
         this.#settleWaiters();
       }
     } catch (error) {
@@ -176,6 +193,7 @@ export class WriteCoalescer {
     let batch: Uint8Array;
     if (end === this.#queueHead + 1) {
       batch = first;
+      this.#inFlightDone = this.#dones[this.#queueHead];
     } else {
       if (this.#scratch.length < size) this.#scratch = new Uint8Array(Math.max(size, 4096));
       batch = this.#scratch.subarray(0, size);
@@ -184,10 +202,13 @@ export class WriteCoalescer {
         batch.set(this.#queue[i], offset);
         offset += this.#queue[i].length;
       }
+      // Copied: the chunks themselves are no longer needed.
+      for (let i = this.#queueHead; i < end; i++) this.#dones[i]?.();
     }
     this.#queuedBytes -= size;
     if (end === this.#queue.length) {
       this.#queue = [];
+      this.#dones = [];
       this.#queueHead = 0;
     } else {
       this.#queueHead = end;
@@ -206,10 +227,25 @@ export class WriteCoalescer {
     }
   }
 
+  /** Calls the `done` of every chunk still queued (they will never be written). */
+  #releaseQueued(): void {
+    for (let i = this.#queueHead; i < this.#dones.length; i++) this.#dones[i]?.();
+  }
+
+  /** Calls the `done` of the chunk that was being written as it is, once. */
+  #releaseInFlight(): void {
+    const done = this.#inFlightDone;
+    this.#inFlightDone = undefined;
+    done?.();
+  }
+
   #fail(error: unknown): void {
     this.#failed = true;
     this.#error = error;
+    this.#releaseInFlight();
+    this.#releaseQueued();
     this.#queue = [];
+    this.#dones = [];
     this.#queueHead = 0;
     this.#queuedBytes = 0;
     const waiting = this.#flushWaiters;

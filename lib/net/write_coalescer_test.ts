@@ -334,3 +334,53 @@ Deno.test("WriteCoalescer.writeStartedAt tells when the write in flight started"
   await out.flush();
   assert.equal(out.writeStartedAt, 0, "nothing in flight after the flush");
 });
+
+Deno.test("WriteCoalescer.write() calls done once a lone chunk's write has completed", async () => {
+  const { writer, out, first } = await writing("first");
+  const done: string[] = [];
+  const big = encoder.encode("x".repeat(300 * 1024)); // over maxBatchBytes: written as it is
+  out.write(big, () => done.push("big"));
+  first.resolve(5);
+  const second = await writer.call(1);
+  assert.equal(second.chunk.buffer, big.buffer);
+  second.resolve(1000); // a partial write: the rest is still needed
+  const third = await writer.call(2);
+  assert.deepEqual(done, []);
+  third.resolve(big.length - 1000);
+  await out.flush();
+  assert.deepEqual(done, ["big"]);
+});
+
+Deno.test("WriteCoalescer.write() calls done as soon as chunks are copied into a joined batch", async () => {
+  const { writer, out, first } = await writing("first");
+  const done: string[] = [];
+  out.write(encoder.encode("a"), () => done.push("a"));
+  out.write(encoder.encode("b"), () => done.push("b"));
+  first.resolve(5);
+  const joined = await writer.call(1);
+  assert.equal(text(joined.chunk), "ab");
+  assert.deepEqual(done, ["a", "b"], "copied before the write: no longer needed");
+  joined.resolve(2);
+  await out.flush();
+  assert.deepEqual(done, ["a", "b"], "once each");
+});
+
+Deno.test("WriteCoalescer.write() calls done for chunks dropped by discardQueued() or a failure", async () => {
+  const { writer, out, first } = await writing("first");
+  const done: string[] = [];
+  out.write(encoder.encode("dropped"), () => done.push("dropped"));
+  assert.equal(out.discardQueued(), 1);
+  assert.deepEqual(done, ["dropped"]);
+  const big = encoder.encode("y".repeat(300 * 1024));
+  out.write(big, () => done.push("in flight"));
+  out.write(encoder.encode("queued"), () => done.push("queued"));
+  first.resolve(5);
+  const second = await writer.call(1);
+  const flushed = out.flush();
+  second.reject(new Error("connection reset"));
+  await assert.rejects(flushed, /connection reset/);
+  assert.deepEqual(done.sort(), ["dropped", "in flight", "queued"]);
+  out.write(encoder.encode("after"), () => done.push("after"));
+  out.write(new Uint8Array(0), () => done.push("empty"));
+  assert.deepEqual(done.slice(3), ["after", "empty"], "not queued: done at once");
+});

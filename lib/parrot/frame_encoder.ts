@@ -98,7 +98,9 @@ export function encodeRelay(from: string, payload: Uint8Array): Uint8Array {
  * @param headers The `MSG <from> ` bytes of each message.
  * @param sources The bytes each payload lies in (often the same buffer for many).
  * @param bounds Start and end of each payload in its source, two numbers a message.
- * @returns The buffer, and where each frame ends in it.
+ * @param allocate Gives the buffer to encode into, of at least the size asked for
+ * (a new one by default); the frames are written from its start.
+ * @returns The frames (a view of the buffer), and where each frame ends in it.
  *
  * @example
  * ```ts
@@ -120,6 +122,7 @@ export function encodeRelays(
   headers: readonly Uint8Array[],
   sources: readonly Uint8Array[],
   bounds: readonly number[],
+  allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size),
 ): { bytes: Uint8Array; ends: number[] } {
   const count = headers.length;
   let total = 0;
@@ -127,7 +130,7 @@ export function encodeRelays(
     const length = bounds[2 * i + 1] - bounds[2 * i];
     total += headers[i].length + decimalLength(length) + length + 2;
   }
-  const bytes = new Uint8Array(total);
+  const bytes = allocate(total).subarray(0, total);
   const ends: number[] = new Array(count);
   let at = 0;
   for (let i = 0; i < count; i++) {

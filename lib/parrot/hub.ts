@@ -17,6 +17,7 @@
  */
 
 import { DEFAULT_MAX_OUTBOUND_BYTES } from "../defaults.ts";
+import { BufferPool } from "../net/buffer_pool.ts";
 import { encodeRelays } from "./frame_encoder.ts";
 import type { Session } from "./session.ts";
 
@@ -73,6 +74,16 @@ export class Hub {
   slowConsumerDrops = 0;
   // The batch that flushRelays() sends: sender, header, and the payload as a range of
   // its source (two numbers), so that queueing a message makes no object.
+  /**
+   * Buffers the batches are encoded into. One goes back once every subscriber's queue
+   * is done with it (written or copied), counted by {@linkcode Hub.flushRelays}; a
+   * fresh one per batch would be a new mapping, with its page faults, each time.
+   */
+  #relayBuffers = new BufferPool({
+    minBytes: MIN_RELAY_BUFFER_BYTES,
+    maxBytes: MAX_POOLED_RELAY_BUFFER_BYTES,
+    maxFreeBytes: MAX_POOLED_RELAY_BUFFER_BYTES,
+  });
   #senders: Session[] = [];
   #headers: Uint8Array[] = [];
   #sources: Uint8Array[] = [];
@@ -154,14 +165,28 @@ export class Hub {
       this.#subscribers.size > 1 ||
       (this.#subscribers.size === 1 && !senders.every((s) => this.#subscribers.has(s)))
     ) {
-      const { bytes, ends } = encodeRelays(this.#headers, this.#sources, this.#bounds);
+      let buffer: Uint8Array = EMPTY;
+      const { bytes, ends } = encodeRelays(
+        this.#headers,
+        this.#sources,
+        this.#bounds,
+        (size) => buffer = this.#relayBuffers.take(relayBufferSize(size)),
+      );
+      // One reference for each queue the bytes go to, and one for this loop.
+      const pool = this.#relayBuffers;
+      let references = 1;
+      const release = () => {
+        if (--references === 0) pool.give(buffer);
+      };
+      const hold = () => (references++, release);
       const inBatch = new Set(senders);
       for (const subscriber of this.#subscribers) {
         if (subscriber.closed) continue;
         delivered += inBatch.has(subscriber)
-          ? this.#deliverRuns(subscriber, bytes, ends, senders)
-          : this.#deliver(subscriber, [bytes], bytes.length, count);
+          ? this.#deliverRuns(subscriber, bytes, ends, senders, hold)
+          : this.#deliver(subscriber, [bytes], bytes.length, count, hold);
       }
+      release();
     }
     // Emptied for the next batch, not replaced: nothing holds on to them.
     senders.length = 0;
@@ -177,6 +202,7 @@ export class Hub {
     bytes: Uint8Array,
     ends: number[],
     senders: Session[],
+    hold: () => () => void,
   ): number {
     const runs: Uint8Array[] = [];
     let size = 0;
@@ -193,17 +219,26 @@ export class Hub {
       }
       if (!own) messages++;
     }
-    return messages === 0 ? 0 : this.#deliver(subscriber, runs, size, messages);
+    return messages === 0 ? 0 : this.#deliver(subscriber, runs, size, messages, hold);
   }
 
-  /** Queues `chunks` (`size` bytes, `messages` messages) for `subscriber`, unless it is slow. */
-  #deliver(subscriber: Session, chunks: Uint8Array[], size: number, messages: number): number {
+  /**
+   * Queues `chunks` (`size` bytes, `messages` messages) for `subscriber`, unless it is
+   * slow; `hold()` takes a reference to their buffer for each chunk queued.
+   */
+  #deliver(
+    subscriber: Session,
+    chunks: Uint8Array[],
+    size: number,
+    messages: number,
+    hold: () => () => void,
+  ): number {
     const backlog = subscriber.outbound.buffered;
     if (backlog > 0 && backlog + size > this.#maxOutboundBytes) {
       this.#cutOff(subscriber, "max outbound", messages);
       return 0;
     }
-    for (const chunk of chunks) subscriber.send(chunk);
+    for (const chunk of chunks) subscriber.send(chunk, hold());
     return messages;
   }
 
@@ -231,4 +266,16 @@ export class Hub {
     this.#onSlowConsumer?.({ session, cause, dropped });
     session.fail("slow consumer");
   }
+}
+
+const EMPTY = new Uint8Array(0);
+/** Smallest relay buffer: a batch of a few messages. */
+const MIN_RELAY_BUFFER_BYTES = 4 * 1024;
+/** Largest relay buffer kept for reuse; a batch is at most about 2 MiB with the defaults. */
+const MAX_POOLED_RELAY_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** The pooled size for a batch of `size` bytes: the next power of two, at least 4 KiB. */
+function relayBufferSize(size: number): number {
+  if (size <= MIN_RELAY_BUFFER_BYTES) return MIN_RELAY_BUFFER_BYTES;
+  return 2 ** Math.ceil(Math.log2(size));
 }

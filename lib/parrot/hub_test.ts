@@ -239,3 +239,30 @@ Deno.test("Hub.flushRelays() cuts off a subscriber that the whole batch would ta
   assert.equal(hub.flushRelays(), 0);
   assert.deepEqual(cutOff.map((c) => [c.session, c.cause, c.dropped]), [[slow, "max outbound", 2]]);
 });
+
+Deno.test("Hub reuses a relay buffer only after every subscriber's queue is done with it", async () => {
+  const hub = new Hub();
+  const [ann] = session(1, "ann");
+  const [bob, bobConn] = session(2, "bob");
+  const [slow, slowConn] = session(3, "slow", new FakeConn({ blocked: true }));
+  hub.add(ann);
+  hub.add(bob);
+  hub.add(slow);
+  hub.relay(ann, encoder.encode("one"));
+  await bob.outbound.flush();
+  await slowConn.wrote(); // slow's write of "one" is in flight and stays so
+  // bob is done with the first buffer, slow is not: the next batch gets another.
+  hub.relay(ann, encoder.encode("two"));
+  await bob.outbound.flush();
+  const [first, second] = bobConn.chunks;
+  assert.notEqual(second.buffer, first.buffer, "still being written to slow");
+  slowConn.release();
+  await slow.outbound.flush();
+  assert.deepEqual(slowConn.writes, ["MSG ann 3\none\n", "MSG ann 3\ntwo\n"]);
+  // Both queues are done with both buffers now: the next batch reuses one of them.
+  hub.relay(ann, encoder.encode("six"));
+  await flushAll(bob, slow);
+  const third = bobConn.chunks[2];
+  assert.ok(third.buffer === first.buffer || third.buffer === second.buffer, "reused");
+  assert.deepEqual(bobConn.texts, ["MSG ann 3\none\n", "MSG ann 3\ntwo\n", "MSG ann 3\nsix\n"]);
+});

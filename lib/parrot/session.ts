@@ -105,9 +105,14 @@ export class Session {
     this.#relayHeader = undefined;
   }
 
-  /** Queues `bytes` for the client unless the connection is closing. */
-  send(bytes: Uint8Array): void {
-    if (this.#closing === undefined) this.outbound.write(bytes);
+  /**
+   * Queues `bytes` for the client unless the connection is closing. `done`, if given,
+   * is called once the bytes are no longer needed (see `WriteCoalescer.write`), at once
+   * when they are not queued.
+   */
+  send(bytes: Uint8Array, done?: () => void): void {
+    if (this.#closing === undefined) this.outbound.write(bytes, done);
+    else done?.();
   }
 
   /**
