@@ -243,6 +243,22 @@ export class Hub {
   }
 
   /**
+   * Lets go of the free relay buffers kept for reuse (for a server that has gone
+   * quiet); buffers still queued for a subscriber go back to the pool as before.
+   *
+   * @example
+   * ```ts
+   * import { Hub } from "./hub.ts";
+   *
+   * const hub = new Hub();
+   * hub.trim(); // nothing relayed yet: nothing to let go of
+   * ```
+   */
+  trim(): void {
+    this.#relayBuffers.clear();
+  }
+
+  /**
    * Cuts off every client with a write in flight since before `stalledSince`
    * (milliseconds since the epoch); returns how many.
    */

@@ -265,4 +265,14 @@ Deno.test("Hub reuses a relay buffer only after every subscriber's queue is done
   const third = bobConn.chunks[2];
   assert.ok(third.buffer === first.buffer || third.buffer === second.buffer, "reused");
   assert.deepEqual(bobConn.texts, ["MSG ann 3\none\n", "MSG ann 3\ntwo\n", "MSG ann 3\nsix\n"]);
+  // trim() lets go of the free ones: the next batch gets a new buffer.
+  await flushAll(bob, slow);
+  hub.trim();
+  hub.relay(ann, encoder.encode("ten"));
+  await flushAll(bob, slow);
+  const fourth = bobConn.chunks[3];
+  assert.ok(
+    ![first, second, third].some((chunk) => chunk.buffer === fourth.buffer),
+    "new after trim",
+  );
 });

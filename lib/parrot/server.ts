@@ -153,9 +153,9 @@ export interface ParrotServer {
   /** Starts the graceful shutdown and returns `finished`. */
   shutdown(): Promise<void>;
   /**
-   * Lets go of the buffers kept for reuse (free read buffers, the stdout batches) if
-   * nothing is being written; for a server that has gone quiet. They are allocated
-   * again when traffic returns.
+   * Lets go of the buffers kept for reuse: the free read and relay buffers, and the
+   * stdout batches if nothing is being written. For a server that has gone quiet;
+   * they are allocated again when traffic returns.
    */
   trimMemory(): void;
 }
@@ -318,6 +318,7 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     }),
     trimMemory() {
       readBuffers.clear();
+      hub.trim();
       stdout?.release();
     },
     shutdown() {
