@@ -13,10 +13,9 @@
 
 import denoJson from "../deno.json" with { type: "json" };
 import { machineInfo } from "./bench/probes.ts";
-import { type BenchReport, type BenchResult, formatTable } from "./bench/report.ts";
+import { type BenchReport, formatTable } from "./bench/report.ts";
 import { runBenchScenario, SCENARIOS, selectScenarios } from "./bench/scenarios.ts";
-import { progressLine } from "../lib/cli/progress.ts";
-import { parseRunOptions, writeReport } from "./torture/harness.ts";
+import { parseCliOptions, runInSequence, writeReport } from "./torture/harness.ts";
 
 const RESULTS_DIR = "bench-results";
 
@@ -42,49 +41,21 @@ ${SCENARIOS.map((s) => `  ${s.name}`).join("\n")}
 
 Exits 0 when every message of every scenario arrived, 1 otherwise.`;
 
-function parseOptions(args: string[]) {
-  return parseRunOptions(args, (name) => {
+async function main(): Promise<number> {
+  const options = parseCliOptions(Deno.args, "bench", USAGE, (name) => {
     selectScenarios([name]); // Throws on an unknown name.
     return name;
   });
-}
-
-async function main(): Promise<number> {
-  let options: ReturnType<typeof parseOptions>;
-  try {
-    options = parseOptions(Deno.args);
-  } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).split(". ")[0];
-    console.error(`error: ${message}\nRun \`deno task bench --help\` for usage.`);
-    return 2;
-  }
-  if (!options) {
-    console.log(USAGE);
-    return 0;
-  }
+  if (typeof options === "number") return options;
   const selected = selectScenarios(options.only);
   const machine = await machineInfo();
-  const progress = progressLine();
-  const results: BenchResult[] = [];
-  const startedAt = performance.now();
-  for (const [index, scenario] of selected.entries()) {
-    const label = `[${index + 1}/${selected.length}] ${scenario.name}`;
-    const scenarioStart = performance.now();
-    const elapsed = () => `${((performance.now() - scenarioStart) / 1000).toFixed(0)}s`;
-    progress.show(`${label} ...`);
-    const result = await runBenchScenario(scenario, {
-      quick: options.quick,
-      cores: machine.cores,
-      progress: (text) => progress.show(`${label}: ${text} (${elapsed()})`),
-    });
-    progress.clear();
-    console.error(
-      `${label}: ${result.passed ? "PASS" : "FAIL"} in ${(result.elapsedMs / 1000).toFixed(1)}s` +
-        (result.passed ? `: ${result.figure}` : `: ${result.failures.join("; ")}`),
-    );
-    results.push(result);
-  }
-  const totalMs = Math.round(performance.now() - startedAt);
+  const { results, totalMs } = await runInSequence(
+    selected,
+    (scenario) => scenario.name,
+    (scenario, progress) =>
+      runBenchScenario(scenario, { quick: options.quick, cores: machine.cores, progress }),
+    (result) => result.passed ? `: ${result.figure}` : `: ${result.failures.join("; ")}`,
+  );
   console.log(`\n${formatTable(results)}\n`);
   const failed = results.filter((r) => !r.passed);
   console.log(

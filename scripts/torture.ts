@@ -11,14 +11,8 @@
  */
 
 import denoJson from "../deno.json" with { type: "json" };
-import {
-  formatTable,
-  parseRunOptions,
-  type ScenarioResult,
-  writeReport,
-} from "./torture/harness.ts";
+import { formatTable, parseCliOptions, runInSequence, writeReport } from "./torture/harness.ts";
 import { runScenario, SCENARIOS } from "./torture/scenarios.ts";
-import { progressLine } from "../lib/cli/progress.ts";
 
 const RESULTS_DIR = "torture-results";
 
@@ -42,49 +36,21 @@ ${SCENARIOS.map((s) => `  ${s.id}. ${s.name}`).join("\n")}
 
 Exits 0 when every scenario passed, 1 otherwise.`;
 
-function parseOptions(args: string[]) {
-  return parseRunOptions(args, (text) => {
+async function main(): Promise<number> {
+  const options = parseCliOptions(Deno.args, "torture", USAGE, (text) => {
     const id = Number(text);
     if (!SCENARIOS.some((s) => s.id === id)) {
       throw new Error(`Cannot use --only: no scenario "${text}"`);
     }
     return id;
   });
-}
-
-async function main(): Promise<number> {
-  let options: ReturnType<typeof parseOptions>;
-  try {
-    options = parseOptions(Deno.args);
-  } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).split(". ")[0];
-    console.error(`error: ${message}\nRun \`deno task torture --help\` for usage.`);
-    return 2;
-  }
-  if (!options) {
-    console.log(USAGE);
-    return 0;
-  }
+  if (typeof options === "number") return options;
   const selected = SCENARIOS.filter((s) => !options.only || options.only.includes(s.id));
-  const progress = progressLine();
-  const results: ScenarioResult[] = [];
-  const startedAt = performance.now();
-  for (const [index, scenario] of selected.entries()) {
-    const label = `[${index + 1}/${selected.length}] ${scenario.id}. ${scenario.name}`;
-    const scenarioStart = performance.now();
-    const elapsed = () => `${((performance.now() - scenarioStart) / 1000).toFixed(0)}s`;
-    progress.show(`${label} ...`);
-    const result = await runScenario(scenario, {
-      quick: options.quick,
-      progress: (text) => progress.show(`${label}: ${text} (${elapsed()})`),
-    });
-    progress.clear();
-    console.error(
-      `${label}: ${result.passed ? "PASS" : "FAIL"} in ${(result.elapsedMs / 1000).toFixed(1)}s`,
-    );
-    results.push(result);
-  }
-  const totalMs = Math.round(performance.now() - startedAt);
+  const { results, totalMs } = await runInSequence(
+    selected,
+    (scenario) => `${scenario.id}. ${scenario.name}`,
+    (scenario, progress) => runScenario(scenario, { quick: options.quick, progress }),
+  );
   console.log(`\n${formatTable(results)}\n`);
   const failed = results.filter((r) => !r.passed);
   console.log(

@@ -12,6 +12,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { progressLine } from "../../lib/cli/progress.ts";
 import { type ServerProcess, startServer, waitFor } from "../../tests/helpers.ts";
 
 const decoder = new TextDecoder();
@@ -332,6 +333,58 @@ export function parseRunOptions<Only>(
   const only = values.only === undefined ? null : values.only.split(",")
     .map((item) => item.trim()).filter((item) => item !== "").map(select);
   return { quick: values.quick, only, jsonFile: values.json ?? null };
+}
+
+/**
+ * {@linkcode parseRunOptions} for a CLI: the options, or the exit code once it has
+ * printed `usage` (0, for `--help`) or the mistake (2).
+ */
+export function parseCliOptions<Only>(
+  args: string[],
+  task: string,
+  usage: string,
+  select: (item: string) => Only,
+): RunOptions<Only> | number {
+  try {
+    const options = parseRunOptions(args, select);
+    if (options) return options;
+    console.log(usage);
+    return 0;
+  } catch (error) {
+    const message = (error instanceof Error ? error.message : String(error)).split(". ")[0];
+    console.error(`error: ${message}\nRun \`deno task ${task} --help\` for usage.`);
+    return 2;
+  }
+}
+
+/**
+ * Runs `scenarios` one after another under a live progress line (stderr), and says
+ * on stderr how each ended, with `detail` of its result. Returns the results and the
+ * total time.
+ */
+export async function runInSequence<S, R extends { passed: boolean; elapsedMs: number }>(
+  scenarios: readonly S[],
+  label: (scenario: S) => string,
+  run: (scenario: S, progress: (text: string) => void) => Promise<R>,
+  detail: (result: R) => string = () => "",
+): Promise<{ results: R[]; totalMs: number }> {
+  const progress = progressLine();
+  const results: R[] = [];
+  const startedAt = performance.now();
+  for (const [index, scenario] of scenarios.entries()) {
+    const name = `[${index + 1}/${scenarios.length}] ${label(scenario)}`;
+    const scenarioStart = performance.now();
+    const elapsed = () => `${((performance.now() - scenarioStart) / 1000).toFixed(0)}s`;
+    progress.show(`${name} ...`);
+    const result = await run(scenario, (text) => progress.show(`${name}: ${text} (${elapsed()})`));
+    progress.clear();
+    const verdict = `${result.passed ? "PASS" : "FAIL"} in ${
+      (result.elapsedMs / 1000).toFixed(1)
+    }s`;
+    console.error(`${name}: ${verdict}${detail(result)}`);
+    results.push(result);
+  }
+  return { results, totalMs: Math.round(performance.now() - startedAt) };
 }
 
 /**
