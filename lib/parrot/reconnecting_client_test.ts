@@ -77,6 +77,26 @@ const FAST: Partial<ReconnectingClientOptions> = {
   random: () => 0.5,
 };
 
+/**
+ * Runs `body` with a {@linkcode Flaky} server, a {@linkcode ReconnectingClient} on its
+ * port (with `options` and the {@linkcode FAST} backoff) and the client's events;
+ * then closes the client and stops the server, whatever happened.
+ */
+async function withClient(
+  options: Partial<ReconnectingClientOptions>,
+  body: (setup: { server: Flaky; client: ReconnectingClient; events: Events }) => Promise<void>,
+): Promise<void> {
+  const server = new Flaky();
+  const client = new ReconnectingClient({ port: server.port, ...options, ...FAST });
+  const events = new Events(client);
+  try {
+    await body({ server, client, events });
+  } finally {
+    await client.close();
+    server.stop();
+  }
+}
+
 /** Reads the opening lines and the PING of one connection and answers PONG. */
 async function confirm(peer: TextConn): Promise<string> {
   const opening = await peer.until("PING\n");
@@ -85,10 +105,7 @@ async function confirm(peer: TextConn): Promise<string> {
 }
 
 Deno.test("ReconnectingClient says AUTH and HELLO again on every connection", async () => {
-  const server = new Flaky();
-  const client = new ReconnectingClient({ port: server.port, name: "ann", token: "s3", ...FAST });
-  const events = new Events(client);
-  try {
+  await withClient({ name: "ann", token: "s3" }, async ({ server, client, events }) => {
     const first = await server.accept();
     assert.equal(await confirm(first), "AUTH s3\nHELLO ann\nPING\n");
     assert.deepEqual(await events.next(), { type: "connected" });
@@ -111,22 +128,11 @@ Deno.test("ReconnectingClient says AUTH and HELLO again on every connection", as
     second.close();
     await closing;
     assert.deepEqual(await events.rest(), []);
-  } finally {
-    await client.close();
-    server.stop();
-  }
+  });
 });
 
 Deno.test("ReconnectingClient re-sends the messages sent while disconnected, in order", async () => {
-  const server = new Flaky();
-  const client = new ReconnectingClient({
-    port: server.port,
-    name: "ann",
-    maxAttempts: 1_000,
-    ...FAST,
-  });
-  const events = new Events(client);
-  try {
+  await withClient({ name: "ann", maxAttempts: 1_000 }, async ({ server, client, events }) => {
     const first = await server.accept();
     await confirm(first);
     await events.until("connected");
@@ -149,10 +155,7 @@ Deno.test("ReconnectingClient re-sends the messages sent while disconnected, in 
     });
     assert.equal(client.unsent, 0, "written messages are forgotten");
     second.close();
-  } finally {
-    await client.close();
-    server.stop();
-  }
+  });
 });
 
 Deno.test("ReconnectingClient keeps at most maxUnsent messages, dropping the oldest", async () => {
@@ -187,15 +190,7 @@ Deno.test("ReconnectingClient keeps at most maxUnsent messages, dropping the old
 });
 
 Deno.test("ReconnectingClient reports the messages dropped during an outage on reconnect", async () => {
-  const server = new Flaky();
-  const client = new ReconnectingClient({
-    port: server.port,
-    maxUnsent: 1,
-    maxAttempts: 1_000,
-    ...FAST,
-  });
-  const events = new Events(client);
-  try {
+  await withClient({ maxUnsent: 1, maxAttempts: 1_000 }, async ({ server, client, events }) => {
     const first = await server.accept();
     await confirm(first);
     await events.until("connected");
@@ -212,17 +207,11 @@ Deno.test("ReconnectingClient reports the messages dropped during an outage on r
       dropped: 2,
     });
     second.close();
-  } finally {
-    await client.close();
-    server.stop();
-  }
+  });
 });
 
 Deno.test("ReconnectingClient forwards relayed messages and reconnects after an ERR", async () => {
-  const server = new Flaky();
-  const client = new ReconnectingClient({ port: server.port, ...FAST });
-  const events = new Events(client);
-  try {
+  await withClient({}, async ({ server, events }) => {
     const first = await server.accept();
     await confirm(first);
     await first.write("MSG bob 2\nhi\nERR slow consumer\n");
@@ -235,17 +224,11 @@ Deno.test("ReconnectingClient forwards relayed messages and reconnects after an 
     await confirm(second);
     await events.until("reconnected");
     second.close();
-  } finally {
-    await client.close();
-    server.stop();
-  }
+  });
 });
 
 Deno.test("ReconnectingClient stops for good on ERR unauthorized", async () => {
-  const server = new Flaky();
-  const client = new ReconnectingClient({ port: server.port, token: "wrong", ...FAST });
-  const events = new Events(client);
-  try {
+  await withClient({ token: "wrong" }, async ({ server, client, events }) => {
     const peer = await server.accept();
     assert.equal(await peer.until("\n"), "AUTH wrong\n");
     await peer.write("ERR unauthorized\n");
@@ -253,17 +236,11 @@ Deno.test("ReconnectingClient stops for good on ERR unauthorized", async () => {
     assert.deepEqual(await events.rest(), [{ type: "error", reason: "unauthorized" }]);
     await client.finished;
     assert.equal(client.connected, false);
-  } finally {
-    await client.close();
-    server.stop();
-  }
+  });
 });
 
 Deno.test("ReconnectingClient does not reconnect after the server's QUIT", async () => {
-  const server = new Flaky();
-  const client = new ReconnectingClient({ port: server.port, ...FAST });
-  const events = new Events(client);
-  try {
+  await withClient({}, async ({ server, client, events }) => {
     const peer = await server.accept();
     await confirm(peer);
     await events.until("connected");
@@ -272,10 +249,7 @@ Deno.test("ReconnectingClient does not reconnect after the server's QUIT", async
     peer.close(); // the server finishes and closes
     assert.deepEqual(await events.rest(), []);
     await client.finished;
-  } finally {
-    await client.close();
-    server.stop();
-  }
+  });
 });
 
 Deno.test("ReconnectingClient gives up after maxAttempts with the last reason", async () => {
@@ -296,9 +270,7 @@ Deno.test("ReconnectingClient gives up after maxAttempts with the last reason", 
 });
 
 Deno.test("ReconnectingClient resets its attempts only once the server answered PING", async () => {
-  const server = new Flaky();
-  const client = new ReconnectingClient({ port: server.port, maxAttempts: 2, ...FAST });
-  try {
+  await withClient({ maxAttempts: 2 }, async ({ server, client }) => {
     // Accept every connection and drop it before answering: each one is a failed attempt.
     const dropping = (async () => {
       for (let i = 0; i < 3; i++) (await server.accept()).close();
@@ -311,10 +283,7 @@ Deno.test("ReconnectingClient resets its attempts only once the server answered 
       reason: "the server closed the connection",
     });
     assert.equal(events.filter((e) => e.type === "retrying").length, 2);
-  } finally {
-    await client.close();
-    server.stop();
-  }
+  });
 });
 
 Deno.test("ReconnectingClient.close() between attempts stops at once and keeps the unsent", async () => {
