@@ -72,8 +72,6 @@ export class Hub {
   slowConsumers = 0;
   /** Messages queued for slow consumers that they did not receive. */
   slowConsumerDrops = 0;
-  // The batch that flushRelays() sends: sender, header, and the payload as a range of
-  // its source (two numbers), so that queueing a message makes no object.
   /**
    * Buffers the batches are encoded into. One goes back once every subscriber's queue
    * is done with it (written or copied), counted by {@linkcode Hub.flushRelays}; a
@@ -84,6 +82,8 @@ export class Hub {
     maxBytes: MAX_POOLED_RELAY_BUFFER_BYTES,
     maxFreeBytes: MAX_POOLED_RELAY_BUFFER_BYTES,
   });
+  // The batch that flushRelays() sends: sender, header, and the payload as a range of
+  // its source (two numbers), so that queueing a message makes no object.
   #senders: Session[] = [];
   #headers: Uint8Array[] = [];
   #sources: Uint8Array[] = [];

@@ -161,11 +161,6 @@ export class TortureServer implements AsyncDisposable {
     return (await this.waitForProbe((probe) => probe.fds <= limit, timeoutMs)).fds;
   }
 
-  /** Waits until the server's RSS is at most `limit` bytes; returns the last probe. */
-  waitForRssAtMost(limit: number, timeoutMs: number): Promise<ProcessProbe> {
-    return this.waitForProbe((probe) => probe.rssBytes <= limit, timeoutMs);
-  }
-
   /** Probes every 100 ms until `done(probe)` or `timeoutMs`; returns the last probe. */
   async waitForProbe(done: (probe: ProcessProbe) => boolean, timeoutMs: number) {
     const deadline = Date.now() + timeoutMs;
