@@ -1,5 +1,6 @@
 /**
- * Fakes and helpers shared by the unit tests under `lib/`: waiting a turn, spying on
+ * Fakes and helpers shared by the unit tests under `lib/`: waiting a turn or for a
+ * condition, spying on
  * abort listeners, building byte arrays, a connected TCP pair, a text view of one end
  * of a connection, and fake connections and writers that record what they are given.
  *
@@ -10,6 +11,22 @@
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/** Waits until `condition()` is true, checking after every `poll` ms; throws after `timeoutMs`. */
+export async function waitFor(
+  condition: () => boolean,
+  what: string,
+  timeoutMs = 10_000,
+  poll = 10,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs}ms waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, poll));
+  }
+}
 
 /** Lets every pending microtask and the timers due now run. */
 export function nextTurn(): Promise<void> {

@@ -11,21 +11,8 @@ export const DENO = "deno";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Waits until `condition()` is true, checking after every `poll` ms; throws after `timeoutMs`. */
-export async function waitFor(
-  condition: () => boolean,
-  what: string,
-  timeoutMs = 10_000,
-  poll = 10,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs}ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, poll));
-  }
-}
+import { waitFor } from "../lib/testing.ts";
+export { waitFor };
 
 /** Collects a byte stream into memory as it arrives. */
 export class Collected {

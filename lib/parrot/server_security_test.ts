@@ -6,19 +6,10 @@
 import assert from "node:assert/strict";
 import { generateTestCert } from "../../tests/certs.ts";
 import { delay } from "../net/delay.ts";
-import { RecordingWriter, TextConn } from "../testing.ts";
+import { RecordingWriter, TextConn, waitFor } from "../testing.ts";
 import { type ParrotServerOptions, startParrotServer } from "./server.ts";
 
 const TOKEN = "s3cret-token";
-
-/** Waits until `condition()` holds, checking every 5 ms; throws after 5 s. */
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await delay(5);
-  }
-}
 
 function start(options: ParrotServerOptions = {}) {
   return startParrotServer({ port: 0, output: null, ...options });

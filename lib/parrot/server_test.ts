@@ -1,22 +1,13 @@
 import assert from "node:assert/strict";
 import { MAX_READ_BUFFER_BYTES, READ_BUFFER_BUDGET_BYTES } from "../defaults.ts";
 import { delay } from "../net/delay.ts";
-import { concatBytes, nextTurn, RecordingWriter, TextConn } from "../testing.ts";
+import { concatBytes, nextTurn, RecordingWriter, TextConn, waitFor } from "../testing.ts";
 import { type ClientEvent, ParrotClient } from "./client.ts";
 import { type ParrotServer, type ParrotServerOptions, startParrotServer } from "./server.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const HOST = "127.0.0.1";
-
-/** Waits until `condition()` holds, checking every 5 ms; throws after `timeoutMs`. */
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await delay(5);
-  }
-}
 
 /** A recording writer whose writes wait until `unblock()`. */
 class BlockedOutput extends RecordingWriter {
@@ -389,9 +380,14 @@ Deno.test("startParrotServer() holds further messages while the output is blocke
 
     let maxDepth = 0;
     const sample = () => (maxDepth = Math.max(maxDepth, server.stats().queueDepth));
-    await waitFor(() => (sample(), server.stats().queueDepth === 1), "a read batch to wait");
+    await waitFor(
+      () => (sample(), server.stats().queueDepth === 1),
+      "a read batch to wait",
+      5_000,
+      5,
+    );
     const until = Date.now() + 50;
-    await waitFor(() => (sample(), Date.now() >= until), "50 ms of sampling");
+    await waitFor(() => (sample(), Date.now() >= until), "50 ms of sampling", 5_000, 5);
     assert.ok(maxDepth <= 1, `queue depth ${maxDepth} above the capacity`);
     assert.ok(server.stats().messages <= 3, "one message written, one batch behind it");
     assert.equal(output.writes.length, 1);
