@@ -65,7 +65,11 @@ export function countingController(): { controller: AbortController; listeners: 
 /** The bytes of `parts` one after another: strings as UTF-8, number arrays as bytes. */
 export function concatBytes(...parts: (string | Uint8Array | number[])[]): Uint8Array {
   const arrays = parts.map((part) =>
-    typeof part === "string" ? encoder.encode(part) : Uint8Array.from(part)
+    typeof part === "string"
+      ? encoder.encode(part)
+      : part instanceof Uint8Array
+      ? part
+      : Uint8Array.from(part)
   );
   const out = new Uint8Array(arrays.reduce((sum, array) => sum + array.length, 0));
   let offset = 0;

@@ -12,6 +12,7 @@
 
 import { ServerFrameDecoder } from "../../lib/parrot/frame_decoder.ts";
 import { msg, RawClient } from "../../tests/helpers.ts";
+import { concatBytes } from "../../lib/testing.ts";
 import { within } from "./harness.ts";
 
 const encoder = new TextEncoder();
@@ -64,7 +65,7 @@ export class HealthyClient {
       const count = Math.min(HEALTHY_BATCH, maxMessages - sent);
       const frames = [];
       for (let i = 0; i < count; i++) frames.push(msg(`${this.name}-${sent + i}`));
-      await this.#client.write(concat(frames));
+      await this.#client.write(concatBytes(...frames));
       sent += count;
       await this.#client.ping(30_000);
       this.#confirmed = sent;
@@ -239,15 +240,4 @@ export class RelayCounter {
 /** Writes all of `bytes` to `conn`. */
 export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
-}
-
-/** The byte arrays one after the other, in one array. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    all.set(part, offset);
-    offset += part.length;
-  }
-  return all;
 }

@@ -24,6 +24,7 @@
  */
 
 import fc from "fast-check";
+import { concatBytes } from "../../lib/testing.ts";
 import { parseArgs } from "node:util";
 import {
   DEFAULT_MAX_FRAME_BYTES,
@@ -157,15 +158,9 @@ function latin1(text: string): Uint8Array {
   return Uint8Array.from(text, (char) => char.charCodeAt(0));
 }
 
+/** {@linkcode concatBytes} with strings taken as Latin-1 (one byte a character). */
 function concat(parts: readonly (Uint8Array | string)[]): Uint8Array {
-  const arrays = parts.map((part) => typeof part === "string" ? latin1(part) : part);
-  const out = new Uint8Array(arrays.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of arrays) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(...parts.map((part) => typeof part === "string" ? latin1(part) : part));
 }
 
 /** `line` (which ends with LF, as every encoder writes it) with the given line end instead. */

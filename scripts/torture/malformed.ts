@@ -11,6 +11,7 @@
  * @module
  */
 
+import { concatBytes } from "../../lib/testing.ts";
 import { countPrinted, type Ending, HealthyClient, offend } from "./clients.ts";
 import {
   Checks,
@@ -21,7 +22,6 @@ import {
   TortureServer,
 } from "./harness.ts";
 
-const encoder = new TextEncoder();
 const LF = 0x0a;
 const CR = 0x0d;
 /** The longest line the server accepts (docs/PROTOCOL.md). */
@@ -65,17 +65,6 @@ function randomBytes(random: Random, length: number, excluded: number[] = []): U
   return bytes;
 }
 
-function join(...parts: (string | Uint8Array)[]): Uint8Array {
-  const arrays = parts.map((part) => typeof part === "string" ? encoder.encode(part) : part);
-  const all = new Uint8Array(arrays.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of arrays) {
-    all.set(part, offset);
-    offset += part.length;
-  }
-  return all;
-}
-
 function pick<T>(random: Random, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)];
 }
@@ -91,7 +80,7 @@ const KINDS: Record<string, (random: Random, maxFrame: number) => Omit<Malformed
     expected: "control line too long",
   }),
   "NUL then megabytes without LF": (random) => ({
-    bytes: join("\0", junkPool().subarray(0, between(random, 1, 2) * 1024 * 1024)),
+    bytes: concatBytes("\0", junkPool().subarray(0, between(random, 1, 2) * 1024 * 1024)),
     ending: "keep-open",
     expected: "control line too long",
   }),
@@ -99,27 +88,39 @@ const KINDS: Record<string, (random: Random, maxFrame: number) => Omit<Malformed
     let length = "";
     for (let i = between(random, 1, 8); i > 0; i--) length += pick(random, [...NOT_DIGITS]);
     if (random() < 0.5) length = `${between(random, 0, 99)}${length}`;
-    return { bytes: join(`MSG ${length}\n`), ending: "keep-open", expected: "malformed frame" };
+    return {
+      bytes: concatBytes(`MSG ${length}\n`),
+      ending: "keep-open",
+      expected: "malformed frame",
+    };
   },
   "MSG with a negative length": (random) => ({
-    bytes: join(`MSG -${between(random, 1, 1_000_000)}\n`),
+    bytes: concatBytes(`MSG -${between(random, 1, 1_000_000)}\n`),
     ending: "keep-open",
     expected: "malformed frame",
   }),
   "MSG with a 20 to 60 digit length": (random) => {
     let digits = String(between(random, 1, 9));
     for (let i = between(random, 19, 59); i > 0; i--) digits += between(random, 0, 9);
-    return { bytes: join(`MSG ${digits}\n`), ending: "keep-open", expected: "frame too large" };
+    return {
+      bytes: concatBytes(`MSG ${digits}\n`),
+      ending: "keep-open",
+      expected: "frame too large",
+    };
   },
   "MSG over --max-frame": (random, maxFrame) => ({
-    bytes: join(`MSG ${maxFrame + between(random, 1, 1_000_000)}\n`),
+    bytes: concatBytes(`MSG ${maxFrame + between(random, 1, 1_000_000)}\n`),
     ending: "keep-open",
     expected: "frame too large",
   }),
   "payload not followed by LF": (random) => {
     const length = between(random, 0, 2048);
     return {
-      bytes: join(`MSG ${length}\n`, randomBytes(random, length), randomBytes(random, 1, [LF, CR])),
+      bytes: concatBytes(
+        `MSG ${length}\n`,
+        randomBytes(random, length),
+        randomBytes(random, 1, [LF, CR]),
+      ),
       ending: "keep-open",
       expected: "malformed frame",
     };
@@ -127,7 +128,7 @@ const KINDS: Record<string, (random: Random, maxFrame: number) => Omit<Malformed
   "lone CR in a MSG header": (random) => {
     const length = between(random, 1, 64);
     return {
-      bytes: join(`MSG ${length}\r`, randomBytes(random, length, [LF]), "\n"),
+      bytes: concatBytes(`MSG ${length}\r`, randomBytes(random, length, [LF]), "\n"),
       ending: "keep-open",
       expected: "malformed frame",
     };
@@ -135,18 +136,18 @@ const KINDS: Record<string, (random: Random, maxFrame: number) => Omit<Malformed
   "HELLO with an invalid name": (random) => {
     const bad = pick(random, CONTROL_OR_WIDE);
     const name = random() < 0.2 ? "n".repeat(between(random, 65, 200)) : `a${bad}b`;
-    return { bytes: join(`HELLO ${name}\n`), ending: "keep-open", expected: "invalid name" };
+    return { bytes: concatBytes(`HELLO ${name}\n`), ending: "keep-open", expected: "invalid name" };
   },
   // TextDecoder drops a leading byte-order mark by default: the name must be checked as bytes.
   "HELLO with a byte-order mark before the name": (random) => ({
-    bytes: join("HELLO \ufeff", pick(random, ["b", "bob", "x1"]), "\n"),
+    bytes: concatBytes("HELLO \ufeff", pick(random, ["b", "bob", "x1"]), "\n"),
     ending: "keep-open",
     expected: "invalid name",
   }),
   "frame cut short, write side closed": (random) => {
     const length = between(random, 2, 4096);
     return {
-      bytes: join(`MSG ${length}\n`, randomBytes(random, between(random, 0, length - 1))),
+      bytes: concatBytes(`MSG ${length}\n`, randomBytes(random, between(random, 0, length - 1))),
       ending: "close-write",
       expected: "truncated frame",
     };
@@ -154,13 +155,13 @@ const KINDS: Record<string, (random: Random, maxFrame: number) => Omit<Malformed
   "frame cut short, then silence": (random) => {
     const length = between(random, 2, 4096);
     return {
-      bytes: join(`MSG ${length}\n`, randomBytes(random, between(random, 0, length - 1))),
+      bytes: concatBytes(`MSG ${length}\n`, randomBytes(random, between(random, 0, length - 1))),
       ending: "keep-open",
       expected: "read timeout",
     };
   },
   "line cut short, then silence": (random) => ({
-    bytes: join(pick(random, ["HELLO bo", "MSG 12", "PIN", "some text"])),
+    bytes: concatBytes(pick(random, ["HELLO bo", "MSG 12", "PIN", "some text"])),
     ending: "keep-open",
     expected: "read timeout",
   }),
