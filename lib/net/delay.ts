@@ -33,6 +33,32 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
+ * Waits for `promise` at most `ms` milliseconds: its value if it fulfils in time,
+ * `fallback` if it has not settled by then. Rejects if `promise` rejects in time.
+ * Leaves no timer behind.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { within } from "./delay.ts";
+ *
+ * assert.equal(await within(Promise.resolve(1), 100, "late"), 1);
+ * assert.equal(await within(new Promise(() => {}), 10, "late"), "late");
+ * ```
+ */
+export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  // A plain timer, cleared at the end: no AbortController, whose abort() would build a
+  // DOMException (and its stack) on every call.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeUp = new Promise<F>((resolve) => timer = setTimeout(() => resolve(fallback), ms));
+  try {
+    return await Promise.race([promise, timeUp]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Waits for `promise` at most `ms` milliseconds; resolves true if it settled in time
  * (fulfilled or rejected), false otherwise. Never rejects.
  *
@@ -45,14 +71,6 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
  * assert.equal(await settlesWithin(new Promise(() => {}), 10), false);
  * ```
  */
-export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  // A plain timer, cleared at the end: no AbortController, whose abort() would build a
-  // DOMException (and its stack) on every call.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeUp = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeUp]);
-  } finally {
-    clearTimeout(timer);
-  }
+export function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return within(promise.then(() => true, () => true), ms, false);
 }

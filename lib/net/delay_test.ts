@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { countingController } from "../testing.ts";
-import { delay, settlesWithin } from "./delay.ts";
+import { delay, settlesWithin, within } from "./delay.ts";
 
 Deno.test("delay() resolves after the given milliseconds", async () => {
   const started = performance.now();
@@ -58,4 +58,10 @@ Deno.test("settlesWithin() is false for a promise that settles only after the ti
   assert.equal(await settlesWithin(promise, 20), false);
   resolve();
   assert.equal(await settlesWithin(promise, 20), true);
+});
+
+Deno.test("within() gives the value in time, the fallback when late, and a rejection in time", async () => {
+  assert.equal(await within(Promise.resolve("on time"), 60_000, "late"), "on time");
+  assert.equal(await within(new Promise(() => {}), 5, "late"), "late");
+  await assert.rejects(within(Promise.reject(new Error("broken")), 60_000, "late"), /broken/);
 });

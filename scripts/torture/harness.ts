@@ -13,6 +13,7 @@
 
 import { parseArgs } from "node:util";
 import { progressLine } from "../../lib/cli/progress.ts";
+import { within } from "../../lib/net/delay.ts";
 import { type ServerProcess, startServer, waitFor } from "../../tests/helpers.ts";
 
 const decoder = new TextDecoder();
@@ -283,16 +284,8 @@ export async function mapConcurrent<T, R>(
   return results;
 }
 
-/** Resolves with `promise`'s value, or with `fallback` once `ms` have passed. */
-export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<F>((resolve) => timer = setTimeout(() => resolve(fallback), ms));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** Re-exported for the scenarios: a promise's value, or a fallback once time is up. */
+export { within };
 
 /** The options `deno task torture` and `deno task bench` share. */
 export interface RunOptions<Only> {
