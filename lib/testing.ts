@@ -14,13 +14,13 @@ const decoder = new TextDecoder();
 
 /** Waits until `condition()` is true, checking after every `poll` ms; throws after `timeoutMs`. */
 export async function waitFor(
-  condition: () => boolean,
+  condition: () => boolean | Promise<boolean>,
   what: string,
   timeoutMs = 10_000,
   poll = 10,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) {
       throw new Error(`Timed out after ${timeoutMs}ms waiting for ${what}`);
     }

@@ -228,19 +228,27 @@ export async function runConnectionFlood(
   };
 }
 
-/** Waits until each of the local `ports` has unread bytes in its kernel receive queue. */
+/**
+ * Waits until each of the local `ports` has unread bytes in its kernel receive queue;
+ * returns how many bytes they hold in all.
+ */
 async function waitForUnreadBytes(ports: number[], serverPort: number, timeoutMs: number) {
   const wanted = new Set(ports);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const unread = (await readTcpTable()).filter((s) =>
-      wanted.has(s.localPort) && s.remotePort === serverPort && s.state === TCP_ESTABLISHED &&
-      s.receiveQueue > 0
-    );
-    if (unread.length === wanted.size) return unread.reduce((sum, s) => sum + s.receiveQueue, 0);
-    checkDeadline(deadline, "waiting for unread bytes");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  let unreadBytes = 0;
+  await waitFor(
+    async () => {
+      const unread = (await readTcpTable()).filter((s) =>
+        wanted.has(s.localPort) && s.remotePort === serverPort && s.state === TCP_ESTABLISHED &&
+        s.receiveQueue > 0
+      );
+      unreadBytes = unread.reduce((sum, s) => sum + s.receiveQueue, 0);
+      return unread.length === wanted.size;
+    },
+    "unread bytes",
+    timeoutMs,
+    50,
+  );
+  return unreadBytes;
 }
 
 /** Sizes: `processes` (client.ts processes killed with SIGKILL), `resets` (RST connections). */

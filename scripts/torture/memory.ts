@@ -10,9 +10,8 @@
  * @module
  */
 
-import { RawClient } from "../../tests/helpers.ts";
+import { RawClient, waitFor } from "../../tests/helpers.ts";
 import {
-  checkDeadline,
   Checks,
   mapConcurrent,
   type ProcessProbe,
@@ -129,20 +128,19 @@ async function measureUnauthenticated(
     },
   );
   // Held for certain: the server has accepted them all (one fd each) and read every byte.
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const probe = await server.probe();
-    const unread = (await readTcpTable()).filter((s) =>
-      s.localPort === server.port && s.state === TCP_ESTABLISHED && s.receiveQueue > 0
-    ).length;
-    if (probe.fds >= before.fds + sizes.connections && unread === 0) {
-      break;
-    }
-    checkDeadline(deadline, "waiting for the server to read every connection's junk");
-    await new Promise((resolve) =>
-      setTimeout(resolve, 100)
-    );
-  }
+  await waitFor(
+    async () => {
+      const probe = await server.probe();
+      const unread =
+        (await readTcpTable()).filter((s) =>
+          s.localPort === server.port && s.state === TCP_ESTABLISHED && s.receiveQueue > 0
+        ).length;
+      return probe.fds >= before.fds + sizes.connections && unread === 0;
+    },
+    "the server to read every connection's junk",
+    60_000,
+    100,
+  );
   const held = await server.probe();
   const refused = conns.filter((c) => c.received.length > 0).length;
   if (refused > 0) throw new Error(`${refused} unauthenticated connections got an answer early`);
