@@ -24,32 +24,19 @@ import {
 } from "./harness.ts";
 import { seededRandom } from "./malformed.ts";
 
-/**
- * PLACEHOLDER until docs/LIMITS.md states the bound: the most server RSS one held
- * connection may cost, in bytes. When docs/LIMITS.md exists, the bound is read from
- * its line that mentions bytes per connection (see {@linkcode documentedBytesPerConnection}).
- */
-export const DOCUMENTED_BYTES_PER_CONNECTION = 64 * 1024;
 const LIMITS_DOC = new URL("../../docs/LIMITS.md", import.meta.url);
 const TOKEN = "torture-secret";
 
-/** The per-connection bound from docs/LIMITS.md, or the placeholder and where it came from. */
-export async function documentedBytesPerConnection(): Promise<{ bytes: number; source: string }> {
-  try {
-    const text = await Deno.readTextFile(LIMITS_DOC);
-    for (const line of text.split("\n")) {
-      if (!/per (idle |held )?connection/i.test(line)) continue;
-      const kib = line.match(/(\d[\d,_]*(?:\.\d+)?)\s*KiB/);
-      if (kib) {
-        return { bytes: Number(kib[1].replace(/[,_]/g, "")) * 1024, source: "docs/LIMITS.md" };
-      }
-      const bytes = line.match(/(\d[\d,_]*)\s*bytes/);
-      if (bytes) return { bytes: Number(bytes[1].replace(/[,_]/g, "")), source: "docs/LIMITS.md" };
-    }
-  } catch {
-    // Not written yet: the placeholder below.
-  }
-  return { bytes: DOCUMENTED_BYTES_PER_CONNECTION, source: "placeholder constant" };
+/**
+ * The most server RSS one held connection may cost, in bytes, as docs/LIMITS.md states
+ * it ("Bound per connection: 32 KiB"). Throws when the document no longer says so: the
+ * scenario checks the documented bound, not a number of its own.
+ */
+export async function documentedBytesPerConnection(): Promise<number> {
+  const text = await Deno.readTextFile(LIMITS_DOC);
+  const match = text.match(/^Bound per connection: (\d+(?:\.\d+)?) KiB/m);
+  if (!match) throw new Error('Cannot find "Bound per connection: <n> KiB" in docs/LIMITS.md');
+  return Number(match[1]) * 1024;
 }
 
 /** One measurement: RSS before, with the connections held, and the cost per connection. */
@@ -169,14 +156,14 @@ export async function runMemoryBound(
   }
   const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
   checks.expect(
-    idle.bytesPerConnection <= bound.bytes,
-    `idle: ${kib(idle.bytesPerConnection)} per connection, over ${kib(bound.bytes)}`,
+    idle.bytesPerConnection <= bound,
+    `idle: ${kib(idle.bytesPerConnection)} per connection, over ${kib(bound)}`,
   );
   if (unauthenticated) {
     checks.expect(
-      unauthenticated.bytesPerConnection <= bound.bytes,
+      unauthenticated.bytesPerConnection <= bound,
       `unauthenticated: ${kib(unauthenticated.bytesPerConnection)} per connection, over ${
-        kib(bound.bytes)
+        kib(bound)
       }`,
     );
   }
@@ -185,7 +172,7 @@ export async function runMemoryBound(
       `${sizes.connections} idle conns (HELLO, PONG); ${sizes.connections} unauthenticated conns with ${sizes.junkBytes} bytes of junk, no line end (--token)`,
     serverDid: `held them: idle ${kib(idle.bytesPerConnection)}/conn, unauthenticated ${
       unauthenticated ? kib(unauthenticated.bytesPerConnection) : "-"
-    }/conn (bound ${kib(bound.bytes)}, ${bound.source}); RSS/fds: before -> with the idle ones`,
+    }/conn (bound ${kib(bound)}, docs/LIMITS.md); RSS/fds: before -> with the idle ones`,
     lost: null,
     before: idle.before,
     after: idle.held,
@@ -196,8 +183,7 @@ export async function runMemoryBound(
       unauthenticatedBytesPerConnection: unauthenticated?.bytesPerConnection ?? -1,
       unauthenticatedRssBefore: unauthenticated?.before.rssBytes ?? -1,
       unauthenticatedRssHeld: unauthenticated?.held.rssBytes ?? -1,
-      boundBytesPerConnection: bound.bytes,
-      boundSource: bound.source,
+      boundBytesPerConnection: bound,
     },
   };
 }
