@@ -246,12 +246,28 @@ export class Hub {
    * Lets go of the free relay buffers kept for reuse (for a server that has gone
    * quiet); buffers still queued for a subscriber go back to the pool as before.
    *
-   * @example
+   * @example Relaying goes on after a trim, with a new buffer
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Hub } from "./hub.ts";
+   * import { Session } from "./session.ts";
    *
+   * const received: string[] = [];
+   * const conn = (log: string[]) => ({
+   *   write: (p: Uint8Array) => (log.push(new TextDecoder().decode(p)), Promise.resolve(p.length)),
+   *   close: () => {},
+   * });
    * const hub = new Hub();
-   * hub.trim(); // nothing relayed yet: nothing to let go of
+   * const alice = new Session(conn([]), 1, "alice");
+   * const bob = new Session(conn(received), 2, "bob");
+   * hub.add(alice);
+   * hub.add(bob);
+   * hub.relay(alice, new TextEncoder().encode("hi"));
+   * await bob.outbound.flush();
+   * hub.trim();
+   * hub.relay(alice, new TextEncoder().encode("yo"));
+   * await bob.outbound.flush();
+   * assert.deepEqual(received, ["MSG alice 2\nhi\n", "MSG alice 2\nyo\n"]);
    * ```
    */
   trim(): void {
