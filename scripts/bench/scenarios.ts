@@ -9,7 +9,7 @@
  * @module
  */
 
-import { runWithinLimit, type Sizes, TortureServer } from "../torture/harness.ts";
+import { runIsolated, type Sizes } from "../torture/harness.ts";
 import type { BenchContext, BenchOutcome } from "./drive.ts";
 import type { BenchResult } from "./report.ts";
 import { runChurn, runIdleConnections } from "./scenario_connections.ts";
@@ -130,39 +130,32 @@ export async function runBenchScenario(
   scenario: BenchScenario,
   options: RunOptions,
 ): Promise<BenchResult> {
-  const startedAt = performance.now();
-  const workDir = await Deno.makeTempDir({ prefix: "parrot-bench-" });
-  const context: BenchContext = {
-    workDir,
-    quick: options.quick,
-    cores: options.cores,
-    progress: options.progress ?? (() => {}),
-  };
   const limitMs = options.quick ? scenario.timeLimitMs.quick : scenario.timeLimitMs.full;
   // The generator gets most of the time; the rest is for starting and checking.
   const sizes = {
     ...(options.sizes ?? (options.quick ? scenario.quick : scenario.full)),
     timeLimitMs: Math.round(limitMs * 0.8),
   };
-  let outcome: BenchOutcome;
-  try {
-    outcome = await runWithinLimit(scenario.run(context, sizes), limitMs);
-  } catch (error) {
-    outcome = {
+  const result = await runIsolated(
+    "parrot-bench-",
+    limitMs,
+    (workDir) => {
+      const context: BenchContext = {
+        workDir,
+        quick: options.quick,
+        cores: options.cores,
+        progress: options.progress ?? (() => {}),
+      };
+      return scenario.run(context, sizes);
+    },
+    (reason): BenchOutcome => ({
       load: "-",
       figure: "-",
       cpu: null,
       serverPeakRssBytes: null,
       metrics: {},
-      failures: [`scenario error: ${error instanceof Error ? error.message : String(error)}`],
-    };
-  }
-  for (const server of TortureServer.live) server.kill("SIGKILL");
-  await Deno.remove(workDir, { recursive: true }).catch(() => {});
-  return {
-    name: scenario.name,
-    ...outcome,
-    passed: outcome.failures.length === 0,
-    elapsedMs: Math.round(performance.now() - startedAt),
-  };
+      failures: [reason],
+    }),
+  );
+  return { name: scenario.name, ...result };
 }

@@ -376,10 +376,38 @@ export async function runInSequence<S, R extends { passed: boolean; elapsedMs: n
 }
 
 /**
+ * Runs one scenario in a fresh work directory within `limitMs`, and never throws: an
+ * error or a timeout becomes `failed(reason)`. Afterwards it kills any server the
+ * scenario left running and removes the directory. Adds `passed` and `elapsedMs`.
+ */
+export async function runIsolated<O extends { failures: string[] }>(
+  prefix: string,
+  limitMs: number,
+  run: (workDir: string) => Promise<O>,
+  failed: (reason: string) => O,
+): Promise<O & { passed: boolean; elapsedMs: number }> {
+  const startedAt = performance.now();
+  const workDir = await Deno.makeTempDir({ prefix });
+  let outcome: O;
+  try {
+    outcome = await runWithinLimit(run(workDir), limitMs);
+  } catch (error) {
+    outcome = failed(`scenario error: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  for (const server of TortureServer.live) server.kill("SIGKILL");
+  await Deno.remove(workDir, { recursive: true }).catch(() => {});
+  return {
+    ...outcome,
+    passed: outcome.failures.length === 0,
+    elapsedMs: Math.round(performance.now() - startedAt),
+  };
+}
+
+/**
  * Runs a scenario with a time limit: its result, or an error saying it did not finish.
  * A scenario that times out keeps running unobserved, so its later failure is muted.
  */
-export async function runWithinLimit<T>(running: Promise<T>, limitMs: number): Promise<T> {
+async function runWithinLimit<T>(running: Promise<T>, limitMs: number): Promise<T> {
   running.catch(() => {});
   const result = await within(running, limitMs, TIMED_OUT);
   if (result === TIMED_OUT) throw new Error(`did not finish within ${limitMs / 1000}s`);

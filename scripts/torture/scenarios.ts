@@ -13,12 +13,11 @@ import { runAuthAndTls } from "./auth_tls.ts";
 import { runConnectionFlood, runKilledClients } from "./churn.ts";
 import { runDecoderFuzzScenario } from "./decoder.ts";
 import {
-  runWithinLimit,
+  runIsolated,
   type ScenarioContext,
   type ScenarioOutcome,
   type ScenarioResult,
   type Sizes,
-  TortureServer,
 } from "./harness.ts";
 import { runMalformedInputs } from "./malformed.ts";
 import { runMemoryBound } from "./memory.ts";
@@ -117,36 +116,25 @@ export async function runScenario(
   scenario: ScenarioDefinition,
   options: { quick: boolean; progress?: (text: string) => void },
 ): Promise<ScenarioResult> {
-  const startedAt = performance.now();
-  const workDir = await Deno.makeTempDir({ prefix: "parrot-torture-" });
-  const context: ScenarioContext = {
-    workDir,
-    quick: options.quick,
-    progress: options.progress ?? (() => {}),
-  };
   const sizes = options.quick ? scenario.quick : scenario.full;
   const limitMs = options.quick ? scenario.timeLimitMs.quick : scenario.timeLimitMs.full;
-  let outcome: ScenarioOutcome;
-  try {
-    outcome = await runWithinLimit(scenario.run(context, sizes), limitMs);
-  } catch (error) {
-    outcome = {
+  const result = await runIsolated(
+    "parrot-torture-",
+    limitMs,
+    (workDir) =>
+      scenario.run(
+        { workDir, quick: options.quick, progress: options.progress ?? (() => {}) },
+        sizes,
+      ),
+    (reason): ScenarioOutcome => ({
       sent: "-",
       serverDid: "-",
       lost: null,
       before: null,
       after: null,
-      failures: [`scenario error: ${error instanceof Error ? error.message : String(error)}`],
+      failures: [reason],
       metrics: {},
-    };
-  }
-  for (const server of TortureServer.live) server.kill("SIGKILL");
-  await Deno.remove(workDir, { recursive: true }).catch(() => {});
-  return {
-    id: scenario.id,
-    name: scenario.name,
-    ...outcome,
-    passed: outcome.failures.length === 0,
-    elapsedMs: Math.round(performance.now() - startedAt),
-  };
+    }),
+  );
+  return { id: scenario.id, name: scenario.name, ...result };
 }
