@@ -51,6 +51,9 @@ Deno.test("bench latency: every paced message reached the subscriber and was tim
   assert.equal(metrics.printed, metrics.sent);
   assert.ok(Number(metrics.timed) > 0);
   assert.ok(Number(metrics.pings) > 0);
+  // The publishers and the subscriber are in two Workers: their clocks must agree, so
+  // no message can be seen arriving before it was sent.
+  assert.ok(Number(metrics.minMs) > 0, `a message arrived ${metrics.minMs} ms after it was sent`);
 });
 
 Deno.test("bench idle and churn: every connection got its PONG", async () => {

@@ -100,7 +100,14 @@ async function main(): Promise<void> {
   );
   await Promise.all(
     workers.map((w, i) =>
-      w.ask({ type: "start", port: plan.port, role: plan.roles[i], shared, deadline }, "ready")
+      w.ask({
+        type: "start",
+        port: plan.port,
+        role: plan.roles[i],
+        shared,
+        deadline,
+        clockOrigin: performance.timeOrigin,
+      }, "ready")
     ),
   );
   emit({ event: "ready" });

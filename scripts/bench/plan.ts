@@ -56,21 +56,36 @@ export interface ChurnRole {
   timeMs: number;
 }
 
-/** Paced messages from many publishers to one subscriber, timestamped, and PING/PONG times. */
-export interface LatencyRole {
-  kind: "latency";
-  publishers: number;
+/** The pace of the latency scenario, which both of its halves must agree on. */
+export interface LatencyPace {
   /** Messages per second, all publishers together. */
   rate: number;
   durationMs: number;
   warmupMs: number;
   size: number;
+}
+
+/** Paced, timestamped messages from many publishers, and PING/PONG times. */
+export interface LatencyPublishRole extends LatencyPace {
+  kind: "latency-publish";
+  publishers: number;
   /** PINGs per second, all publishers together. */
   pingRate: number;
 }
 
+/** The one subscriber that times the paced messages, in a Worker of its own. */
+export interface LatencyListenRole extends LatencyPace {
+  kind: "latency-listen";
+}
+
 /** What one Worker of the generator does. */
-export type Role = SendRole | SubscribeRole | IdleRole | ChurnRole | LatencyRole;
+export type Role =
+  | SendRole
+  | SubscribeRole
+  | IdleRole
+  | ChurnRole
+  | LatencyPublishRole
+  | LatencyListenRole;
 
 /** Everything a generator process is asked to do. */
 export interface GeneratorPlan {
@@ -104,7 +119,15 @@ export type GeneratorEvent =
 
 /** Messages between the generator's main thread and a worker. */
 export type ToWorker =
-  | { type: "start"; port: number; role: Role; shared: SharedArrayBuffer; deadline: number }
+  | {
+    type: "start";
+    port: number;
+    role: Role;
+    shared: SharedArrayBuffer;
+    deadline: number;
+    /** The generator main thread's `performance.timeOrigin`: the zero of the shared clock. */
+    clockOrigin: number;
+  }
   | { type: "go" }
   | { type: "exit" };
 

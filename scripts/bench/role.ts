@@ -19,6 +19,20 @@ export interface RoleContext {
   shared: Int32Array;
   /** Reports a short progress text (throttled by the worker). */
   progress(text: string): void;
+  /** Milliseconds on a clock that every Worker of the generator shares (see {@linkcode sharedClock}). */
+  clock(): number;
+}
+
+/**
+ * A clock in milliseconds whose zero is `origin`, a `performance.timeOrigin` of another
+ * thread. Every Worker has its own `performance.timeOrigin`, taken from the wall clock
+ * when it started, so `performance.timeOrigin + performance.now()` reads the same on
+ * every thread of a process (to a few microseconds here), and a time taken in one Worker
+ * can be compared with a time taken in another.
+ */
+export function sharedClock(origin: number): () => number {
+  const offset = performance.timeOrigin - origin;
+  return () => offset + performance.now();
 }
 
 /** A role that has set up its connections and waits for `go`. */

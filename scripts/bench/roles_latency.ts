@@ -1,14 +1,17 @@
 /**
- * The latency role of the load generator: many publishers at a fixed, paced rate, one
- * subscriber that timestamps what it reads, and PING/PONG round trips meanwhile.
+ * The two halves of the latency scenario, each in a Worker of its own: many publishers
+ * at a fixed, paced rate with PING/PONG round trips meanwhile, and one subscriber that
+ * timestamps what it reads.
  *
- * Everything runs in one Worker so that the send time written into a payload and the
- * read time of the subscriber come from the same clock (`performance.now()`). Each
- * payload carries its sequence number and its send time, in ASCII (the server prints
- * payloads, one record a line, so they hold no LF); the
- * subscriber takes one `performance.now()` per read, so the figure is the time from a
- * publisher's write call to the subscriber's read returning, including the server's
- * stdout write and relay. The pacing is a timer by nature: every tick sends the
+ * They run apart so that neither waits for the other's work: with both on one thread, a
+ * read that returned while the publishers were being flushed was timed late, and that
+ * alone added half a millisecond to the p99. Their times come from the generator's
+ * shared clock (`sharedClock()` in
+ * scripts/bench/role.ts). Each payload carries its sequence number and
+ * its send time, in ASCII (the server prints payloads, one record a line, so they hold
+ * no LF); the subscriber takes one clock reading per read, so the figure is the time
+ * from a publisher's write call to the subscriber's read returning, including the
+ * server's stdout write and relay. The pacing is a timer by nature: every tick sends the
  * messages (and PINGs) that are due by then, round-robin over the publishers, one write
  * per publisher per tick. Messages of the warm-up are sent and checked, not timed.
  *
@@ -17,7 +20,7 @@
 
 import { mapConcurrent } from "../torture/harness.ts";
 import { checkDeadline, Peer } from "./peer.ts";
-import type { LatencyRole } from "./plan.ts";
+import type { LatencyListenRole, LatencyPace, LatencyPublishRole } from "./plan.ts";
 import { type PreparedRole, quantile, type RoleContext, round } from "./role.ts";
 
 const encoder = new TextEncoder();
@@ -41,6 +44,89 @@ function readAscii(bytes: Uint8Array, start: number, end: number): number {
 /** The subscriber gives up when nothing has arrived for this long. */
 const STALL_MS = 10_000;
 
+/** How many messages a pace sends in all, and how many of them are the warm-up. */
+export function latencyCounts(pace: LatencyPace): { total: number; warmup: number } {
+  return {
+    total: Math.round((pace.rate * (pace.warmupMs + pace.durationMs)) / 1000),
+    warmup: Math.round((pace.rate * pace.warmupMs) / 1000),
+  };
+}
+
+/** Subscribes; its `go` counts and times what arrives until it has every paced message. */
+export async function prepareLatencyListener(
+  context: RoleContext,
+  role: LatencyListenRole,
+): Promise<PreparedRole> {
+  const { port, deadline } = context;
+  if (role.size < STAMP_BYTES) throw new Error(`A latency payload needs ${STAMP_BYTES} bytes`);
+  const listener = await Peer.connect(port, 256 * 1024);
+  await listener.write("HELLO latency\nPING\n");
+  await listener.untilPong(deadline);
+  const { total, warmup } = latencyCounts(role);
+  const latencies = new Float64Array(total - warmup);
+  let timedLatencies = 0;
+  let received = 0;
+  const failures: string[] = [];
+
+  return {
+    async go() {
+      let lastHeard = Date.now();
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastHeard > STALL_MS || Date.now() > deadline) listener.close();
+      }, 500);
+      try {
+        while (received < total) {
+          const frames = await listener.read();
+          const now = context.clock();
+          if (frames === null) throw new Error(`the subscriber's connection closed`);
+          lastHeard = Date.now();
+          for (const frame of frames) {
+            if (frame.type === "err") throw new Error(`the subscriber got ERR ${frame.reason}`);
+            if (frame.type !== "msg") continue;
+            received++;
+            const payload = frame.payload;
+            if (
+              readAscii(payload, 0, SEQUENCE_DIGITS) >= warmup && timedLatencies < latencies.length
+            ) {
+              latencies[timedLatencies++] = now -
+                readAscii(payload, SEQUENCE_DIGITS + 1, STAMP_BYTES);
+            }
+          }
+          if (received % 1000 < frames.length) {
+            context.progress(`${received.toLocaleString("en-US")} of ${total} msgs received`);
+          }
+        }
+      } catch (error) {
+        failures.push(
+          `subscriber at ${received} of ${total}: ${
+            error instanceof Error ? error.message : error
+          }`,
+        );
+      } finally {
+        clearInterval(watchdog);
+      }
+      const timed = latencies.subarray(0, timedLatencies).sort();
+      if (received !== total) failures.push(`the subscriber got ${received} of ${total} messages`);
+      return {
+        kind: "latency-listen",
+        metrics: {
+          received,
+          timed: timedLatencies,
+          minMs: round(timed.length > 0 ? timed[0] : NaN),
+          p50Ms: round(quantile(timed, 0.5)),
+          p99Ms: round(quantile(timed, 0.99)),
+          p999Ms: round(quantile(timed, 0.999)),
+          maxMs: round(timed.length > 0 ? timed[timed.length - 1] : NaN),
+        },
+        failures,
+      };
+    },
+    close() {
+      listener.close();
+    },
+  };
+}
+
 interface Publisher {
   peer: Peer;
   /** Messages due on the next tick. */
@@ -54,16 +140,13 @@ interface Publisher {
   drained: PromiseWithResolvers<void> | null;
 }
 
-/** Connects the publishers (UNSUB) and the timing subscriber; each got its PONG. */
-export async function prepareLatency(
+/** Connects the publishers (UNSUB); its `go` sends the paced messages and PINGs. */
+export async function prepareLatencyPublishers(
   context: RoleContext,
-  role: LatencyRole,
+  role: LatencyPublishRole,
 ): Promise<PreparedRole> {
   const { port, deadline } = context;
   if (role.size < STAMP_BYTES) throw new Error(`A latency payload needs ${STAMP_BYTES} bytes`);
-  const listener = await Peer.connect(port, 256 * 1024);
-  await listener.write("HELLO latency\nPING\n");
-  await listener.untilPong(deadline);
   const publishers: Publisher[] = await mapConcurrent(
     Array.from({ length: role.publishers }),
     32,
@@ -80,56 +163,18 @@ export async function prepareLatency(
   template.set(header);
   template.fill(0x78, header.length, header.length + role.size); // "x"
   template[frameBytes - 1] = 0x0a;
-  const total = Math.round((role.rate * (role.warmupMs + role.durationMs)) / 1000);
-  const warmup = Math.round((role.rate * role.warmupMs) / 1000);
-  const latencies = new Float64Array(total - warmup);
+  const { total } = latencyCounts(role);
   const rtts: number[] = [];
-  let timedLatencies = 0;
-  let received = 0;
   let sequence = 0;
   let closing = false;
   const failures: string[] = [];
-
-  /** Counts and times what the subscriber reads until it has all `total` messages. */
-  async function listen(): Promise<void> {
-    let lastHeard = Date.now();
-    const watchdog = setInterval(() => {
-      if (Date.now() - lastHeard > STALL_MS || Date.now() > deadline) listener.close();
-    }, 500);
-    try {
-      while (received < total) {
-        const frames = await listener.read();
-        const now = performance.now();
-        if (frames === null) throw new Error(`the subscriber's connection closed`);
-        lastHeard = Date.now();
-        for (const frame of frames) {
-          if (frame.type === "err") throw new Error(`the subscriber got ERR ${frame.reason}`);
-          if (frame.type !== "msg") continue;
-          received++;
-          const payload = frame.payload;
-          if (
-            readAscii(payload, 0, SEQUENCE_DIGITS) >= warmup && timedLatencies < latencies.length
-          ) {
-            latencies[timedLatencies++] = now -
-              readAscii(payload, SEQUENCE_DIGITS + 1, STAMP_BYTES);
-          }
-        }
-      }
-    } catch (error) {
-      failures.push(
-        `subscriber at ${received} of ${total}: ${error instanceof Error ? error.message : error}`,
-      );
-    } finally {
-      clearInterval(watchdog);
-    }
-  }
 
   /** Reads a publisher's PONGs and times its PINGs, until its connection closes. */
   async function hearPongs(publisher: Publisher): Promise<void> {
     try {
       for (;;) {
         const frames = await publisher.peer.read();
-        const now = performance.now();
+        const now = context.clock();
         if (frames === null) return;
         for (const frame of frames) {
           if (frame.type === "err") throw new Error(`a publisher got ERR ${frame.reason}`);
@@ -157,7 +202,7 @@ export async function prepareLatency(
     }
     for (let i = 0; i < pings; i++) bytes.set(PING_LINE, count * frameBytes + i * PING_LINE.length);
     publisher.writing = publisher.writing.then(async () => {
-      const now = performance.now();
+      const now = context.clock();
       const stamp = now.toFixed(4);
       for (let i = 0; i < count; i++) {
         writeAscii(bytes, i * frameBytes + header.length + SEQUENCE_DIGITS + 1, TIME_CHARS, stamp);
@@ -169,7 +214,6 @@ export async function prepareLatency(
 
   return {
     async go() {
-      const listening = listen();
       const hearing = publishers.map(hearPongs);
       const startedAt = performance.now();
       let scheduled = 0;
@@ -195,7 +239,8 @@ export async function prepareLatency(
         await new Promise((resolve) => setTimeout(resolve, 1));
       }
       const sendMs = performance.now() - startedAt;
-      // The barrier: a PING after each publisher's last message, answered once it is relayed.
+      // The barrier: a PING after each publisher's last message, answered once the
+      // server has taken everything before it.
       await Promise.all(publishers.map(async (publisher) => {
         publisher.pingsDue++;
         flush(publisher, false);
@@ -204,25 +249,16 @@ export async function prepareLatency(
         if (publisher.pings.length === 0) publisher.drained.resolve();
         await publisher.drained.promise;
       }));
-      await listening;
       closing = true;
       for (const publisher of publishers) publisher.peer.close();
       await Promise.all(hearing);
-      const timed = latencies.subarray(0, timedLatencies).sort();
       rtts.sort((a, b) => a - b);
-      if (received !== total) failures.push(`the subscriber got ${received} of ${total} messages`);
       return {
-        kind: "latency",
+        kind: "latency-publish",
         metrics: {
           publishers: publishers.length,
           sent: scheduled,
-          received,
-          timed: timedLatencies,
           offeredPerSecond: Math.round(scheduled / (sendMs / 1000)),
-          p50Ms: round(quantile(timed, 0.5)),
-          p99Ms: round(quantile(timed, 0.99)),
-          p999Ms: round(quantile(timed, 0.999)),
-          maxMs: round(timed.length > 0 ? timed[timed.length - 1] : NaN),
           pings: rtts.length,
           pingP50Ms: round(quantile(rtts, 0.5)),
           pingP99Ms: round(quantile(rtts, 0.99)),
@@ -233,7 +269,6 @@ export async function prepareLatency(
     },
     close() {
       closing = true;
-      listener.close();
       for (const publisher of publishers) publisher.peer.close();
     },
   };

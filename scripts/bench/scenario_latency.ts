@@ -3,8 +3,8 @@
  * all, paced) to one subscriber, with PINGs meanwhile; reports p50/p99/p999 of the time
  * from a publisher's write to the subscriber's read, and of PING to PONG.
  *
- * The timing itself is in the generator (scripts/bench/roles_latency.ts), one Worker, one
- * clock. This file owns the server, the row and the check: the subscriber must get every
+ * The timing itself is in the generator (scripts/bench/roles_latency.ts): the publishers in
+ * one Worker, the subscriber in another, on one shared clock. This file owns the server, the row and the check: the subscriber must get every
  * message, and the server must print every one.
  *
  * @module
@@ -19,12 +19,13 @@ export async function runLatency(context: BenchContext, sizes: Sizes): Promise<B
   const { publishers, rate, durationMs, warmupMs, size, pingRate } = sizes;
   await using server = await TortureServer.start(context, "latency", []);
   const driven = await drive(context, server, [
-    { kind: "latency", publishers, rate, durationMs, warmupMs, size, pingRate },
+    { kind: "latency-listen", rate, durationMs, warmupMs, size },
+    { kind: "latency-publish", publishers, rate, durationMs, warmupMs, size, pingRate },
   ], { timeLimitMs: sizes.timeLimitMs });
   const failures = [...driven.failures];
   const code = await server.stop();
   if (code !== 0) failures.push(`the server exited ${code}`);
-  const latency = driven.metrics.latency ?? {};
+  const latency = { ...driven.metrics["latency-publish"], ...driven.metrics["latency-listen"] };
   const counts = await countRecords(server.stdoutFile, "p", publishers);
   const printed = counts.perSender.reduce((a, b) => a + b, 0);
   if (latency.sent !== undefined && printed !== latency.sent) {

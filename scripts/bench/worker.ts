@@ -13,10 +13,10 @@
 /// <reference lib="deno.worker" />
 
 import type { FromWorker, Role, ToWorker } from "./plan.ts";
-import type { PreparedRole, RoleContext } from "./role.ts";
+import { type PreparedRole, type RoleContext, sharedClock } from "./role.ts";
 import { prepareChurn, prepareIdle } from "./roles_conn.ts";
 import { prepareSenders, prepareSubscribers } from "./roles_fan.ts";
-import { prepareLatency } from "./roles_latency.ts";
+import { prepareLatencyListener, prepareLatencyPublishers } from "./roles_latency.ts";
 
 const PROGRESS_EVERY_MS = 500;
 
@@ -34,8 +34,10 @@ function prepare(context: RoleContext, role: Role): Promise<PreparedRole> {
       return prepareIdle(context, role);
     case "churn":
       return prepareChurn(context, role);
-    case "latency":
-      return prepareLatency(context, role);
+    case "latency-publish":
+      return prepareLatencyPublishers(context, role);
+    case "latency-listen":
+      return prepareLatencyListener(context, role);
   }
 }
 
@@ -55,6 +57,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
           port: message.port,
           deadline: message.deadline,
           shared: new Int32Array(message.shared),
+          clock: sharedClock(message.clockOrigin),
           progress(text) {
             const now = Date.now();
             if (now - lastProgressAt < PROGRESS_EVERY_MS) return;
