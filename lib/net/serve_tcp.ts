@@ -123,18 +123,20 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
       signal: shutdownController.signal,
     };
     // Registered before the handler runs: a handler that throws at once still frees its slot.
-    const entry = { conn, done: Promise.resolve() };
+    const entry = { conn, done: HANDLED };
     registry.set(info.id, entry);
-    entry.done = (async () => {
+    const finish = () => {
+      registry.delete(info.id);
+      closeQuietly(conn);
+    };
+    // Callbacks, not an async wrapper: a wrapper's frame would stay alive per connection.
+    entry.done = runHandler(handler, conn, info).then(finish, (error) => {
       try {
-        await handler(conn, info);
-      } catch (error) {
         options.onHandlerError?.(error, info);
       } finally {
-        registry.delete(info.id);
-        closeQuietly(conn);
+        finish();
       }
-    })();
+    });
   }
 
   function reject(conn: Deno.Conn): void {
@@ -213,6 +215,17 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
       return finished;
     },
   };
+}
+
+const HANDLED: Promise<void> = Promise.resolve();
+
+/** Runs `handler`, turning a synchronous throw into a rejected promise. */
+function runHandler(handler: TcpHandler, conn: Deno.Conn, info: ConnInfo): Promise<void> {
+  try {
+    return Promise.resolve(handler(conn, info));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /**

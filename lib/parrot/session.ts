@@ -15,6 +15,7 @@ import { WriteCoalescer } from "../net/write_coalescer.ts";
 import { encodeErr } from "./frame_encoder.ts";
 
 const encoder = new TextEncoder();
+const CLOSED: Promise<void> = Promise.resolve();
 
 /**
  * The server's view of one client connection.
@@ -61,9 +62,7 @@ export class Session {
   #conn: { close(): void };
   #closed = false;
   #closing: Promise<void> | undefined;
-  #resolveDone!: () => void;
-  /** Settles when the connection has been closed by this session. */
-  readonly done: Promise<void> = new Promise((resolve) => this.#resolveDone = resolve);
+  #done: PromiseWithResolvers<void> | undefined;
 
   /** Wraps `conn`; the client is called `name` until it says `HELLO`. */
   constructor(
@@ -91,6 +90,14 @@ export class Session {
   /** `"MSG <name> "` as bytes: the start of every message relayed from this client. */
   get relayHeader(): Uint8Array {
     return this.#relayHeader ??= encoder.encode(`MSG ${this.#name} `);
+  }
+
+  /** Settles when the connection has been closed by this session. */
+  get done(): Promise<void> {
+    // Made when first asked for: most sessions never wait for it.
+    if (this.#closed) return CLOSED;
+    this.#done ??= Promise.withResolvers();
+    return this.#done.promise;
   }
 
   /** Whether the connection has been closed (or is closing). */
@@ -141,7 +148,7 @@ export class Session {
     } catch {
       // Already closed by the peer or the toolkit.
     }
-    this.#resolveDone();
+    this.#done?.resolve();
   }
 
   async #flushThenClose(): Promise<void> {
