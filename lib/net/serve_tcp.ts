@@ -48,6 +48,13 @@ export interface ServeTcpOptions {
    * batches its own writes gains nothing from Nagle's algorithm.
    */
   noDelay?: boolean;
+  /**
+   * Whether every handler closes its own connection before it settles. Then a handler
+   * that returns leaves its connection to itself (one that throws still has it closed),
+   * and nothing is done per connection to make a second close harmless. Default false:
+   * the connection is closed once the handler settles, whatever the handler did.
+   */
+  handlerCloses?: boolean;
   /** Most connections served at once. Default unlimited. */
   maxConnections?: number;
   /** Called with each connection refused by the limit, before it is closed. */
@@ -108,6 +115,7 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
     });
   const maxConnections = options.maxConnections ?? Infinity;
   const noDelay = options.noDelay ?? true;
+  const handlerCloses = options.handlerCloses ?? false;
   const gracePeriodMs = options.gracePeriodMs ?? DEFAULT_GRACE_MS;
   const shutdownController = new AbortController();
   const registry = new Map<number, { conn: Deno.Conn; done: Promise<void> }>();
@@ -116,7 +124,7 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
 
   function serve(conn: Deno.Conn): void {
     if (noDelay && "setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
-    closeOnlyOnce(conn);
+    if (!handlerCloses) closeOnlyOnce(conn);
     const info: ConnInfo = {
       id: nextId++,
       remoteAddr: conn.remoteAddr as Deno.NetAddr,
@@ -125,16 +133,16 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
     // Registered before the handler runs: a handler that throws at once still frees its slot.
     const entry = { conn, done: HANDLED };
     registry.set(info.id, entry);
-    const finish = () => {
-      registry.delete(info.id);
-      closeQuietly(conn);
-    };
     // Callbacks, not an async wrapper: a wrapper's frame would stay alive per connection.
-    entry.done = runHandler(handler, conn, info).then(finish, (error) => {
+    entry.done = runHandler(handler, conn, info).then(() => {
+      registry.delete(info.id);
+      if (!handlerCloses) closeQuietly(conn);
+    }, (error) => {
       try {
         options.onHandlerError?.(error, info);
       } finally {
-        finish();
+        registry.delete(info.id);
+        closeQuietly(conn);
       }
     });
   }

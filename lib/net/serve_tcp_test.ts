@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { nextTurn } from "../testing.ts";
+import { nextTurn, waitFor } from "../testing.ts";
 import { type ConnInfo, serveTcp, type TcpHandler } from "./serve_tcp.ts";
 
 const encoder = new TextEncoder();
@@ -490,4 +490,30 @@ Deno.test("serveTcp() makes closing a connection twice harmless", async () => {
   await server.shutdown();
   assert.equal(closedTwice, true);
   assert.deepEqual(errors, []);
+});
+
+Deno.test("serveTcp() with handlerCloses leaves a returned handler's conn to it and closes a thrower's", async () => {
+  const kept: Deno.Conn[] = [];
+  const server = serveTcp(
+    { port: 0, handlerCloses: true, onHandlerError: () => {} },
+    (conn, info) => {
+      if (info.id === 2) return Promise.reject(new Error("boom"));
+      kept.push(conn);
+      return Promise.resolve(); // returns without closing: the conn is still the handler's
+    },
+  );
+  try {
+    await withConnection(server.addr.port, async (client) => {
+      await waitFor(() => kept.length === 1 && server.connections === 0, "the handler to return");
+      await kept[0].write(encoder.encode("still open\n"));
+      assert.equal(await readUntil(client, "\n"), "still open\n");
+      kept[0].close();
+      assert.equal(await readToEnd(client), "");
+    });
+    const failing = await connect(server.addr.port);
+    assert.equal(await readToEnd(failing), "", "the conn of the failed handler is closed");
+    failing.close();
+  } finally {
+    await server.shutdown();
+  }
 });

@@ -1,7 +1,7 @@
 /**
  * How big a connection's next read buffer is.
  *
- * A connection reads into a buffer that fits its traffic: 256 bytes while it is idle
+ * A connection reads into a buffer that fits its traffic: 64 bytes while it is idle
  * (10,000 idle clients stay cheap), doubling each time a read fills it, up to 64 KiB
  * while it is busy (3 busy clients go fast), and halving when reads use under a
  * quarter of it. Many busy clients share a budget instead: each one's buffer grows to
@@ -22,7 +22,7 @@ import {
 /**
  * The size of the buffer for a connection's next read, after a read of `used` bytes
  * into a buffer of `current` bytes, with `clients` connected: a power of two between
- * 256 bytes and 64 KiB.
+ * 64 bytes and 64 KiB.
  *
  * @example
  * ```ts

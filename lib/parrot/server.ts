@@ -246,6 +246,8 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     listener,
     maxConnections: options.maxClients ?? DEFAULT_MAX_CLIENTS,
     backlog: options.backlog,
+    // Each connection's task ends by closing its session (connection.ts).
+    handlerCloses: true,
     onShutdown: () => closeForShutdown({ hub, admitting }),
     gracePeriodMs: options.graceMs ?? DEFAULT_GRACE_MS,
     signal: options.signal,
