@@ -44,8 +44,12 @@ function readAscii(bytes: Uint8Array, start: number, end: number): number {
 /** The subscriber gives up when nothing has arrived for this long. */
 const STALL_MS = 10_000;
 
-/** How many messages a pace sends in all, and how many of them are the warm-up. */
+/**
+ * How many messages a pace sends in all, and how many of them are the warm-up. Throws
+ * when its payloads are too small for their stamps.
+ */
 export function latencyCounts(pace: LatencyPace): { total: number; warmup: number } {
+  if (pace.size < STAMP_BYTES) throw new Error(`A latency payload needs ${STAMP_BYTES} bytes`);
   return {
     total: Math.round((pace.rate * (pace.warmupMs + pace.durationMs)) / 1000),
     warmup: Math.round((pace.rate * pace.warmupMs) / 1000),
@@ -58,11 +62,10 @@ export async function prepareLatencyListener(
   role: LatencyListenRole,
 ): Promise<PreparedRole> {
   const { port, deadline } = context;
-  if (role.size < STAMP_BYTES) throw new Error(`A latency payload needs ${STAMP_BYTES} bytes`);
+  const { total, warmup } = latencyCounts(role);
   const listener = await Peer.connect(port, 256 * 1024);
   await listener.write("HELLO latency\nPING\n");
   await listener.untilPong(deadline);
-  const { total, warmup } = latencyCounts(role);
   const latencies = new Float64Array(total - warmup);
   let timedLatencies = 0;
   let received = 0;
@@ -146,7 +149,7 @@ export async function prepareLatencyPublishers(
   role: LatencyPublishRole,
 ): Promise<PreparedRole> {
   const { port, deadline } = context;
-  if (role.size < STAMP_BYTES) throw new Error(`A latency payload needs ${STAMP_BYTES} bytes`);
+  const { total } = latencyCounts(role);
   const publishers: Publisher[] = await mapConcurrent(
     Array.from({ length: role.publishers }),
     32,
@@ -163,7 +166,6 @@ export async function prepareLatencyPublishers(
   template.set(header);
   template.fill(0x78, header.length, header.length + role.size); // "x"
   template[frameBytes - 1] = 0x0a;
-  const { total } = latencyCounts(role);
   const rtts: number[] = [];
   let sequence = 0;
   let closing = false;
