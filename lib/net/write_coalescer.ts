@@ -30,6 +30,15 @@ const DEFAULT_MAX_BATCH_BYTES = 256 * 1024;
 export type ChunkDone = () => void;
 /** Shared by every coalescer until it needs a scratch buffer of its own. */
 const NO_BYTES = new Uint8Array(0);
+const NO_CHUNKS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+const NO_DONES: (ChunkDone | undefined)[] = Object.freeze([]) as unknown as ChunkDone[];
+const NO_WAITERS: FlushWaiter[] = Object.freeze([]) as unknown as FlushWaiter[];
+
+interface FlushWaiter {
+  target: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
 
 /**
  * Queues byte chunks for one writer and writes them in batches, one write in flight.
@@ -62,9 +71,11 @@ const NO_BYTES = new Uint8Array(0);
 export class WriteCoalescer {
   #writer: ByteWriter;
   #maxBatchBytes: number;
-  #queue: Uint8Array[] = [];
+  // The three arrays below are shared, frozen empty ones while empty (most connections
+  // are idle most of the time), and made afresh when something is queued.
+  #queue: Uint8Array[] = NO_CHUNKS;
   /** The `done` callback of each queued chunk, at the same index. */
-  #dones: (ChunkDone | undefined)[] = [];
+  #dones: (ChunkDone | undefined)[] = NO_DONES;
   /** The `done` callback of the chunk being written as it is, if any. */
   #inFlightDone: ChunkDone | undefined = undefined;
   #queueHead = 0;
@@ -76,7 +87,7 @@ export class WriteCoalescer {
   #failed = false;
   #enqueuedTotal = 0;
   #writtenTotal = 0;
-  #flushWaiters: { target: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #flushWaiters: FlushWaiter[] = NO_WAITERS;
   /** Where a batch of several chunks is joined; allocated at the first such batch. */
   #scratch: Uint8Array = NO_BYTES;
 
@@ -117,6 +128,10 @@ export class WriteCoalescer {
       done?.();
       return;
     }
+    if (this.#queue === NO_CHUNKS) {
+      this.#queue = [];
+      this.#dones = [];
+    }
     this.#queue.push(bytes);
     this.#dones.push(done);
     this.#queuedBytes += bytes.length;
@@ -136,8 +151,8 @@ export class WriteCoalescer {
     const dropped = this.#queue.length - this.#queueHead;
     this.#enqueuedTotal -= this.#queuedBytes;
     this.#releaseQueued();
-    this.#queue = [];
-    this.#dones = [];
+    this.#queue = NO_CHUNKS;
+    this.#dones = NO_DONES;
     this.#queueHead = 0;
     this.#queuedBytes = 0;
     for (const waiter of this.#flushWaiters) {
@@ -152,6 +167,7 @@ export class WriteCoalescer {
     if (this.#failed) return Promise.reject(this.#error);
     const target = this.#enqueuedTotal;
     if (this.#writtenTotal >= target) return Promise.resolve();
+    if (this.#flushWaiters === NO_WAITERS) this.#flushWaiters = [];
     return new Promise((resolve, reject) => this.#flushWaiters.push({ target, resolve, reject }));
   }
 
@@ -207,8 +223,8 @@ export class WriteCoalescer {
     }
     this.#queuedBytes -= size;
     if (end === this.#queue.length) {
-      this.#queue = [];
-      this.#dones = [];
+      this.#queue = NO_CHUNKS;
+      this.#dones = NO_DONES;
       this.#queueHead = 0;
     } else {
       this.#queueHead = end;
@@ -220,10 +236,10 @@ export class WriteCoalescer {
     if (this.#flushWaiters.length === 0) return;
     // Targets never exceed what is enqueued (discardQueued lowers them with it).
     const waiting = this.#flushWaiters;
-    this.#flushWaiters = [];
+    const still = waiting.filter((waiter) => this.#writtenTotal < waiter.target);
+    this.#flushWaiters = still.length > 0 ? still : NO_WAITERS;
     for (const waiter of waiting) {
       if (this.#writtenTotal >= waiter.target) waiter.resolve();
-      else this.#flushWaiters.push(waiter);
     }
   }
 
@@ -244,12 +260,12 @@ export class WriteCoalescer {
     this.#error = error;
     this.#releaseInFlight();
     this.#releaseQueued();
-    this.#queue = [];
-    this.#dones = [];
+    this.#queue = NO_CHUNKS;
+    this.#dones = NO_DONES;
     this.#queueHead = 0;
     this.#queuedBytes = 0;
     const waiting = this.#flushWaiters;
-    this.#flushWaiters = [];
+    this.#flushWaiters = NO_WAITERS;
     for (const waiter of waiting) waiter.reject(error);
   }
 }

@@ -147,8 +147,39 @@ interface InputStep {
  * ```
  */
 export function createConnectionHandler(context: ConnectionContext): TcpHandler {
+  const decoders = new SharedDecoder(context.maxFrameBytes);
   return (conn: Deno.Conn, info: ConnInfo): Promise<void> =>
-    new ConnectionTask(conn, info, context).start();
+    new ConnectionTask(conn, info, context, decoders).start();
+}
+
+/**
+ * The frame decoder that connections without an unfinished frame share.
+ *
+ * Between reads a decoder holds nothing unless a frame is unfinished, so a connection
+ * needs one of its own only from then on: the connection whose read leaves the shared
+ * decoder with an unfinished frame (or failed) keeps it, and a fresh one is shared from
+ * then on. An idle connection holds no decoder.
+ */
+class SharedDecoder {
+  readonly #maxFrameBytes: number;
+  #decoder: ClientFrameDecoder;
+
+  constructor(maxFrameBytes: number) {
+    this.#maxFrameBytes = maxFrameBytes;
+    this.#decoder = new ClientFrameDecoder({ maxFrameBytes });
+  }
+
+  /** The decoder to push a read into, for a connection that has none of its own. */
+  get decoder(): ClientFrameDecoder {
+    return this.#decoder;
+  }
+
+  /** Hands the shared decoder (with its state) to one connection; a fresh one is shared. */
+  takeOver(): ClientFrameDecoder {
+    const taken = this.#decoder;
+    this.#decoder = new ClientFrameDecoder({ maxFrameBytes: this.#maxFrameBytes });
+    return taken;
+  }
 }
 
 /**
@@ -178,7 +209,10 @@ class ConnectionTask {
   readonly #context: ConnectionContext;
   readonly #shutdown: AbortSignal;
   readonly #session: Session;
-  readonly #finished: PromiseWithResolvers<void> = Promise.withResolvers();
+  #resolveFinished!: () => void;
+  readonly #finished: Promise<void> = new Promise((resolve) => this.#resolveFinished = resolve);
+  readonly #decoders: SharedDecoder;
+  /** This connection's own decoder, once a frame of it was left unfinished by a read. */
   #decoder: ClientFrameDecoder | undefined;
   #bucket: TokenBucket | undefined;
   #buffer: Uint8Array = new Uint8Array(MIN_READ_BUFFER_BYTES);
@@ -190,10 +224,16 @@ class ConnectionTask {
   };
   readonly #onReadError = (error: unknown): void => this.#end(error);
 
-  constructor(conn: Deno.Conn, info: ConnInfo, context: ConnectionContext) {
+  constructor(
+    conn: Deno.Conn,
+    info: ConnInfo,
+    context: ConnectionContext,
+    decoders: SharedDecoder,
+  ) {
     const { hostname, port } = info.remoteAddr;
     this.#conn = conn;
     this.#context = context;
+    this.#decoders = decoders;
     this.#shutdown = info.signal;
     this.#session = new Session(conn, info.id, `${hostname}:${port}`);
   }
@@ -207,7 +247,7 @@ class ConnectionTask {
     context.admitting.add(session);
     if (this.#shutdown.aborted) session.close();
     this.#admit();
-    return this.#finished.promise;
+    return this.#finished;
   }
 
   async #admit(): Promise<void> {
@@ -231,7 +271,6 @@ class ConnectionTask {
       // client that starts with UNSUB never gets one (see server.ts).
       context.hub.add(session, false);
       log.debug("Client {name} connected", { name: session.name });
-      this.#decoder = new ClientFrameDecoder({ maxFrameBytes: context.maxFrameBytes });
       if (context.rateLimit) this.#bucket = new TokenBucket(context.rateLimit);
       session.lastHeardAt = Date.now();
       // Bytes that came with the AUTH line are decoded before the first read.
@@ -258,10 +297,11 @@ class ConnectionTask {
       if (chunk === null) return this.#settle(this.#endOfInput());
       const { channel, readBuffers } = this.#context;
       const session = this.#session;
-      const decoder = this.#decoder!;
+      const decoder = this.#decoder ?? this.#decoders.decoder;
       const wasPending = decoder.pending;
       const ranges: number[] = [];
       const { frames, error } = decoder.pushRanges(chunk, ranges);
+      if (!this.#decoder && (decoder.pending || error)) this.#decoder = this.#decoders.takeOver();
       const quitAt = frames.findIndex((frame) => frame.type === "quit");
       if (quitAt >= 0) frames.length = quitAt + 1;
       // Frames point into the buffer, so it goes with them (back to the pool once they
@@ -320,7 +360,7 @@ class ConnectionTask {
     const now = Date.now();
     session.lastHeardAt = now;
     session.pinged = false;
-    if (!this.#decoder!.pending) session.frameStartedAt = 0;
+    if (!this.#framePending) session.frameStartedAt = 0;
     else if (!step.wasPending || step.frames.length > 0) session.frameStartedAt = now;
     if (step.quit) return session.done.then(() => this.#end());
     if (step.error) {
@@ -334,7 +374,7 @@ class ConnectionTask {
   /** The peer ended its input: an implicit QUIT, unless it stopped inside a frame. */
   async #endOfInput(): Promise<void> {
     const session = this.#session;
-    if (this.#decoder!.pending) {
+    if (this.#framePending) {
       this.#context.counters.protocolErrors++;
       log.info("Closing {name}: it ended its input in the middle of a frame", {
         name: session.name,
@@ -353,6 +393,11 @@ class ConnectionTask {
     waiting?.catch(this.#onReadError);
   }
 
+  /** Whether a frame of this connection is unfinished. */
+  get #framePending(): boolean {
+    return this.#decoder?.pending ?? false;
+  }
+
   /** Leaves the hub, closes the connection and settles the task. Idempotent. */
   #end(error?: unknown): void {
     if (this.#ended) return;
@@ -365,7 +410,7 @@ class ConnectionTask {
     this.#context.hub.remove(session);
     session.close();
     if (this.#admitted) log.debug("Client {name} disconnected", { name: session.name });
-    this.#finished.resolve();
+    this.#resolveFinished();
   }
 }
 

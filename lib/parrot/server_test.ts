@@ -344,6 +344,40 @@ Deno.test("startParrotServer() writes binary payloads with NUL, CR and LF byte f
   }
 });
 
+Deno.test("startParrotServer() keeps the unfinished frames of interleaved connections apart", async () => {
+  // Connections share one decoder until a read leaves a frame of theirs unfinished: here
+  // two leave theirs unfinished over and over, byte by byte, while a third sends whole frames.
+  const output = new RecordingWriter();
+  const server = start({ output });
+  const [ann, bob, cy] = await Promise.all(
+    [0, 1, 2].map(() => TextConn.connect(server.addr.port)),
+  );
+  try {
+    await cy.write("HELLO cy\n");
+    const annBytes = encoder.encode("HELLO ann\nMSG 11\nhello there\nPING\n");
+    const bobBytes = encoder.encode("HELLO bob\nMSG 9\nMSG 2 xy!\nPING\n");
+    const whole: string[] = [];
+    for (let i = 0; i < Math.max(annBytes.length, bobBytes.length); i++) {
+      if (i < annBytes.length) await ann.write(annBytes.subarray(i, i + 1));
+      if (i < bobBytes.length) await bob.write(bobBytes.subarray(i, i + 1));
+      if (i % 8 === 0) {
+        whole.push(`cy: ${i}`);
+        await cy.write(`MSG ${String(i).length}\n${i}\n`);
+      }
+    }
+    await cy.write("PING\n");
+    await Promise.all([ann.until("PONG\n"), bob.until("PONG\n"), cy.until("PONG\n")]);
+    const lines = output.text().split("\n").filter((line) => line !== "");
+    assert.deepEqual(lines.filter((line) => !line.startsWith("cy: ")).sort(), [
+      "ann: hello there",
+      "bob: MSG 2 xy!",
+    ]);
+    assert.deepEqual(lines.filter((line) => line.startsWith("cy: ")), whole);
+  } finally {
+    await closeAll(server, ann, bob, cy);
+  }
+});
+
 Deno.test("startParrotServer() puts together a frame that arrives one byte at a time", async () => {
   const output = new RecordingWriter();
   const server = start({ output });
