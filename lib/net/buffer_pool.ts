@@ -8,6 +8,13 @@
  * the free ones add up to at most `maxFreeBytes`: idle connections keep their small
  * buffers of their own, and a burst leaves at most `maxFreeBytes` behind.
  *
+ * Buffers of one small size (`slotBytes`, the idle read buffer) are views carved from
+ * shared slabs instead: a buffer of its own would cost several times its bytes in
+ * bookkeeping (the `ArrayBuffer`, its backing store), and 10,000 idle connections each
+ * hold one. Given back, a slot is reused. One that is never given back is only lost
+ * until its slab's other slots are gone too, and then the slab is collected with
+ * them; so at worst a live slot keeps one slab (`SLAB_BYTES`) alive.
+ *
  * @module
  */
 
@@ -19,7 +26,12 @@ export interface BufferPoolOptions {
   maxBytes: number;
   /** Most bytes kept in free buffers, all sizes together. */
   maxFreeBytes: number;
+  /** A size below `minBytes` whose buffers are slots of shared slabs. Default none. */
+  slotBytes?: number;
 }
+
+/** Bytes of one slab that slots are carved from. */
+export const SLAB_BYTES = 4096;
 
 /**
  * Hands out buffers of any size, reusing returned buffers of the pooled sizes.
@@ -41,6 +53,13 @@ export class BufferPool {
   /** Free buffers by size. */
   readonly #free = new Map<number, Uint8Array[]>();
   #freeBytes = 0;
+  /** Slots given back; never more than were in use at once. */
+  readonly #freeSlots: Uint8Array[] = [];
+  /** The slab new slots are carved from, and how much of it is carved. */
+  #slab: Uint8Array = NO_SLAB;
+  #slabUsed = 0;
+  /** Every slab carved from: only their slots are taken back as slots. */
+  readonly #slabs = new WeakSet<ArrayBufferLike>();
 
   /** Pools the power-of-two sizes from `minBytes` to `maxBytes`. */
   constructor(options: BufferPoolOptions) {
@@ -66,10 +85,17 @@ export class BufferPool {
   clear(): void {
     for (const buffers of this.#free.values()) buffers.length = 0;
     this.#freeBytes = 0;
+    this.#freeSlots.length = 0;
+    this.#slab = NO_SLAB;
+    this.#slabUsed = 0;
   }
 
-  /** A buffer of `size` bytes: a pooled one when `size` is a pooled size and one is free. */
+  /**
+   * A buffer of `size` bytes: a free slot or a new one when `size` is `slotBytes`, a
+   * pooled one when `size` is a pooled size and one is free, else a new one.
+   */
   take(size: number): Uint8Array {
+    if (size === this.#options.slotBytes) return this.#freeSlots.pop() ?? this.#carveSlot(size);
     const pooled = this.#free.get(size)?.pop();
     if (!pooled) return new Uint8Array(size);
     this.#freeBytes -= size;
@@ -78,6 +104,10 @@ export class BufferPool {
 
   /** Returns `buffer`, which nothing may use any more; kept if it is whole, of a pooled size, and there is room. */
   give(buffer: Uint8Array): void {
+    if (buffer.length === this.#options.slotBytes) {
+      if (this.#slabs.has(buffer.buffer)) this.#freeSlots.push(buffer);
+      return;
+    }
     const free = this.#free.get(buffer.length);
     if (
       free && buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.length &&
@@ -87,4 +117,17 @@ export class BufferPool {
       this.#freeBytes += buffer.length;
     }
   }
+
+  #carveSlot(size: number): Uint8Array {
+    if (this.#slabUsed + size > this.#slab.length) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#slabs.add(this.#slab.buffer);
+      this.#slabUsed = 0;
+    }
+    const slot = this.#slab.subarray(this.#slabUsed, this.#slabUsed + size);
+    this.#slabUsed += size;
+    return slot;
+  }
 }
+
+const NO_SLAB = new Uint8Array(0);

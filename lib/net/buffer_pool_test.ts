@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BufferPool } from "./buffer_pool.ts";
+import { BufferPool, SLAB_BYTES } from "./buffer_pool.ts";
 
 Deno.test("BufferPool.take() reuses a returned buffer of the same pooled size", () => {
   const pool = new BufferPool({ minBytes: 64, maxBytes: 256, maxFreeBytes: 1024 });
@@ -38,4 +38,42 @@ Deno.test("BufferPool.clear() lets go of every free buffer", () => {
   assert.equal(pool.size, 0);
   assert.equal(pool.freeBytes, 0);
   assert.notEqual(pool.take(128), kept);
+});
+
+Deno.test("BufferPool.take() carves slotBytes buffers from one shared slab and reuses given slots", () => {
+  const pool = new BufferPool({
+    minBytes: 4096,
+    maxBytes: 8192,
+    maxFreeBytes: 16384,
+    slotBytes: 64,
+  });
+  const a = pool.take(64);
+  const b = pool.take(64);
+  assert.equal(a.length, 64);
+  assert.equal(a.buffer, b.buffer, "one slab");
+  assert.equal(a.buffer.byteLength, SLAB_BYTES);
+  a.fill(1);
+  assert.ok(b.every((byte) => byte === 0), "slots do not overlap");
+  pool.give(a);
+  assert.equal(pool.take(64), a, "a given slot is taken again");
+  // A full slab makes way for a new one.
+  const more = Array.from({ length: SLAB_BYTES / 64 }, () => pool.take(64));
+  assert.notEqual(more.at(-1)!.buffer, a.buffer);
+});
+
+Deno.test("BufferPool.give() takes back only its own slots as slots, and clear() forgets them", () => {
+  const pool = new BufferPool({
+    minBytes: 4096,
+    maxBytes: 8192,
+    maxFreeBytes: 16384,
+    slotBytes: 64,
+  });
+  const slot = pool.take(64);
+  // A slot-sized view of some other 4 KiB buffer is not a slot: reusing it would share memory.
+  const stranger = new Uint8Array(SLAB_BYTES).subarray(0, 64);
+  pool.give(stranger);
+  assert.notEqual(pool.take(64), stranger);
+  pool.give(slot);
+  pool.clear();
+  assert.notEqual(pool.take(64), slot);
 });

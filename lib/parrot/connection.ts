@@ -215,7 +215,7 @@ class ConnectionTask {
   /** This connection's own decoder, once a frame of it was left unfinished by a read. */
   #decoder: ClientFrameDecoder | undefined;
   #bucket: TokenBucket | undefined;
-  #buffer: Uint8Array = new Uint8Array(MIN_READ_BUFFER_BYTES);
+  #buffer: Uint8Array;
   #admitted = false;
   #ended = false;
   readonly #onRead = (n: number | null): void => {
@@ -234,6 +234,7 @@ class ConnectionTask {
     this.#conn = conn;
     this.#context = context;
     this.#decoders = decoders;
+    this.#buffer = context.readBuffers.take(MIN_READ_BUFFER_BYTES);
     this.#shutdown = info.signal;
     this.#session = new Session(conn, info.id, `${hostname}:${port}`);
   }

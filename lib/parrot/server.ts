@@ -35,6 +35,7 @@ import {
   MAX_DRAIN_BATCH,
   MAX_READ_BUFFER_BYTES,
   MIN_BUSY_READ_BUFFER_BYTES,
+  MIN_READ_BUFFER_BYTES,
   READ_BUFFER_BUDGET_BYTES,
 } from "../defaults.ts";
 import { BufferPool } from "../net/buffer_pool.ts";
@@ -219,6 +220,7 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     minBytes: MIN_BUSY_READ_BUFFER_BYTES,
     maxBytes: MAX_READ_BUFFER_BYTES,
     maxFreeBytes: READ_BUFFER_POOL_BYTES,
+    slotBytes: MIN_READ_BUFFER_BYTES,
   });
   const admitting = new Set<Session>();
   const handler = createConnectionHandler({
