@@ -42,7 +42,7 @@ export const DEFAULT_ACCEPT_BACKOFF_MS = 5;
 /** Longest delay between retries of a failing accept. */
 export const MAX_ACCEPT_BACKOFF_MS = 1_000;
 /** Smallest read buffer, used while a connection is idle. */
-export const MIN_READ_BUFFER_BYTES = 64;
+export const MIN_READ_BUFFER_BYTES = 128;
 /** Largest read buffer, used while a connection is busy. */
 export const MAX_READ_BUFFER_BYTES = 64 * 1024;
 /**

@@ -216,6 +216,8 @@ class ConnectionTask {
   #decoder: ClientFrameDecoder | undefined;
   #bucket: TokenBucket | undefined;
   #buffer: Uint8Array;
+  /** Whether the last read filled its buffer (see nextReadBufferSize). */
+  #lastReadFilled = false;
   #admitted = false;
   #ended = false;
   readonly #onRead = (n: number | null): void => {
@@ -341,9 +343,15 @@ class ConnectionTask {
   #afterSend(step: InputStep): Promise<void> | undefined {
     const { readBuffers, hub, counters } = this.#context;
     if (step.handedOff) {
-      const size = nextReadBufferSize(step.handedOff.length, step.used, hub.size);
+      const size = nextReadBufferSize(
+        step.handedOff.length,
+        step.used,
+        hub.size,
+        this.#lastReadFilled,
+      );
       this.#buffer = readBuffers.take(size);
     }
+    this.#lastReadFilled = step.handedOff !== undefined && step.used === step.handedOff.length;
     if (this.#bucket && !this.#shutdown.aborted) {
       const pauseMs = this.#bucket.take(countMessages(step.frames));
       if (pauseMs > 0) {

@@ -1,7 +1,7 @@
 /**
  * How big a connection's next read buffer is.
  *
- * A connection reads into a buffer that fits its traffic: 64 bytes while it is idle
+ * A connection reads into a buffer that fits its traffic: 128 bytes while it is idle
  * (10,000 idle clients stay cheap), doubling each time a read fills it, up to 64 KiB
  * while it is busy (3 busy clients go fast), and halving when reads use under a
  * quarter of it. Many busy clients share a budget instead: each one's buffer grows to
@@ -22,7 +22,12 @@ import {
 /**
  * The size of the buffer for a connection's next read, after a read of `used` bytes
  * into a buffer of `current` bytes, with `clients` connected: a power of two between
- * 64 bytes and 64 KiB.
+ * 128 bytes and 64 KiB.
+ *
+ * A read that uses under a quarter of the buffer halves it, unless the read before it
+ * filled its buffer (`afterFullRead`): the small read is then most likely the rest of a
+ * frame that did not fit, and halving would split the next such frame again (a frame a
+ * little over the smallest buffer would take two reads each time).
  *
  * @example
  * ```ts
@@ -32,14 +37,20 @@ import {
  * assert.equal(nextReadBufferSize(4096, 4096, 3), 8192); // full: grows
  * assert.equal(nextReadBufferSize(65536, 65536, 3), 65536); // at most 64 KiB
  * assert.equal(nextReadBufferSize(4096, 100, 3), 2048); // mostly empty: shrinks
+ * assert.equal(nextReadBufferSize(128, 8, 3, true), 128); // the rest of a frame: stays
  * assert.equal(nextReadBufferSize(8192, 8192, 1000), 8192); // 8 MiB / 1,000 clients
  * ```
  */
-export function nextReadBufferSize(current: number, used: number, clients: number): number {
+export function nextReadBufferSize(
+  current: number,
+  used: number,
+  clients: number,
+  afterFullRead = false,
+): number {
   const limit = busyLimit(clients);
   if (current > limit) return limit;
   if (used === current) return Math.min(current * 2, limit);
-  if (used < current / 4) return Math.max(current / 2, MIN_READ_BUFFER_BYTES);
+  if (used < current / 4 && !afterFullRead) return Math.max(current / 2, MIN_READ_BUFFER_BYTES);
   return current;
 }
 

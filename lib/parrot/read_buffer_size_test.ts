@@ -43,3 +43,24 @@ Deno.test("nextReadBufferSize() shrinks an idle connection's buffer back to the 
   assert.equal(size, MIN_READ_BUFFER_BYTES);
   assert.equal(nextReadBufferSize(8192, 4096, 3), 8192, "half used: stays");
 });
+
+Deno.test("nextReadBufferSize() settles at a size that holds a frame a little over the smallest buffer", () => {
+  // A 72-byte frame now and then: the first read fills the smallest buffer, the second
+  // gets the rest. The buffer must then stay big enough for the next one in one read.
+  const frame = MIN_READ_BUFFER_BYTES + 8;
+  let size = MIN_READ_BUFFER_BYTES;
+  let afterFullRead = false;
+  let reads = 0;
+  for (let frames = 0; frames < 10; frames++) {
+    let left = frame;
+    while (left > 0) {
+      const used = Math.min(left, size);
+      left -= used;
+      reads++;
+      const full = used === size;
+      size = nextReadBufferSize(size, used, 3, afterFullRead);
+      afterFullRead = full;
+    }
+  }
+  assert.equal(reads, 11, "two reads for the first frame, one for each after it");
+});
