@@ -40,13 +40,13 @@ Deno.test("BufferPool.clear() lets go of every free buffer", () => {
   assert.notEqual(pool.take(128), kept);
 });
 
+/** A pool whose 64-byte buffers are slots of shared slabs. */
+function slotPool(): BufferPool {
+  return new BufferPool({ minBytes: 4096, maxBytes: 8192, maxFreeBytes: 16384, slotBytes: 64 });
+}
+
 Deno.test("BufferPool.take() carves slotBytes buffers from one shared slab and reuses given slots", () => {
-  const pool = new BufferPool({
-    minBytes: 4096,
-    maxBytes: 8192,
-    maxFreeBytes: 16384,
-    slotBytes: 64,
-  });
+  const pool = slotPool();
   const a = pool.take(64);
   const b = pool.take(64);
   assert.equal(a.length, 64);
@@ -62,12 +62,7 @@ Deno.test("BufferPool.take() carves slotBytes buffers from one shared slab and r
 });
 
 Deno.test("BufferPool.give() takes back only its own slots as slots, and clear() forgets them", () => {
-  const pool = new BufferPool({
-    minBytes: 4096,
-    maxBytes: 8192,
-    maxFreeBytes: 16384,
-    slotBytes: 64,
-  });
+  const pool = slotPool();
   const slot = pool.take(64);
   // A slot-sized view of some other 4 KiB buffer is not a slot: reusing it would share memory.
   const stranger = new Uint8Array(SLAB_BYTES).subarray(0, 64);

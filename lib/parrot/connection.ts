@@ -9,10 +9,14 @@
  * The read buffer is handed off with the frames that point into it (payloads are
  * views, copied once, later, into the stdout batch), so each read that produced
  * frames gets another buffer. Its size follows the traffic: small while the peer is
- * idle, doubling up to 64 KiB while reads fill it. Buffers of the largest size come
- * from a pool shared by all connections, and the main task gives them back once it has
- * written their frames out: a busy server reuses a few buffers instead of allocating
- * one per read.
+ * idle, doubling up to 64 KiB while reads fill it. The smallest buffers are slots of
+ * shared slabs and the larger ones come from a pool shared by all connections; the
+ * main task gives them back once it has written their frames out, so a busy server
+ * reuses a few buffers instead of allocating one per read.
+ *
+ * An idle connection costs little: it holds a pending read with its callbacks, its
+ * session and a slab slot, and no decoder (connections share one until a frame of
+ * theirs is left unfinished) and no suspended function (see `ConnectionTask`).
  *
  * Deadlines: after each read the task notes on its session when the client was last
  * heard from and when its unfinished frame began; the server's deadline sweep
