@@ -203,7 +203,7 @@ export function closeForShutdown(context: Pick<ConnectionContext, "hub" | "admit
  * waits for input nothing of this task is suspended: one pending `conn.read` holds a
  * callback, and `#turn()` handles what it returns and arms the next read. (An `async`
  * loop would keep its frame, and the frames of everything awaiting it, alive per
- * connection: about 1.5 KB of heap.) A turn is synchronous unless the server makes the
+ * connection: over 1 KB of heap.) A turn is synchronous unless the server makes the
  * connection wait (a full channel, the rate limit, the main task finishing a QUIT),
  * which only busy connections meet; then it goes on in a promise callback. No deadline
  * needs a timer of its own either (see `deadline_sweep.ts`).
