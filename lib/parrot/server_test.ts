@@ -378,6 +378,55 @@ Deno.test("startParrotServer() keeps the unfinished frames of interleaved connec
   }
 });
 
+Deno.test("startParrotServer() prints every connection's messages in order when their reads split anywhere", async () => {
+  // Ten connections send messages of 0 to 600 bytes (so some fit the idle buffer and some
+  // outgrow it) in chunks cut at random, interleaved at random: each read may end inside
+  // a frame, the shared decoder passes from connection to connection, buffers grow and
+  // shrink. Seeded, so a failure can be replayed.
+  let seed = 20261126;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const output = new RecordingWriter();
+  const server = start({ output });
+  const conns = await Promise.all(
+    Array.from({ length: 10 }, () => TextConn.connect(server.addr.port)),
+  );
+  try {
+    const expected: string[][] = [];
+    const pending = conns.map((_, i) => {
+      const lines: string[] = [];
+      let text = `HELLO c${i}\n`;
+      for (let m = 0; m < 30; m++) {
+        const size = random(4) === 0 ? random(600) : random(90);
+        const payload = Array.from({ length: size }, (_, k) => "abcdefghij"[(k + m + i) % 10])
+          .join("");
+        lines.push(`c${i}: ${payload}`);
+        text += `MSG ${size}\n${payload}\n`;
+      }
+      expected.push(lines);
+      return encoder.encode(text + "PING\n");
+    });
+    const sent = conns.map(() => 0);
+    while (sent.some((at, i) => at < pending[i].length)) {
+      const i = random(conns.length);
+      if (sent[i] >= pending[i].length) continue;
+      const end = Math.min(pending[i].length, sent[i] + 1 + random(300));
+      await conns[i].write(pending[i].subarray(sent[i], end));
+      sent[i] = end;
+    }
+    await Promise.all(conns.map((conn) => conn.until("PONG\n")));
+    const printed = output.text().split("\n").filter((line) => line !== "");
+    for (const [i, lines] of expected.entries()) {
+      assert.deepEqual(printed.filter((line) => line.startsWith(`c${i}: `)), lines, `c${i}`);
+    }
+    assert.equal(printed.length, 10 * 30);
+  } finally {
+    await closeAll(server, ...conns);
+  }
+});
+
 Deno.test("startParrotServer() puts together a frame that arrives one byte at a time", async () => {
   const output = new RecordingWriter();
   const server = start({ output });
