@@ -1,0 +1,37 @@
+/**
+ * scripts/heap_per_connection.ts, the measurement behind the per-connection budget in
+ * docs/PERFORMANCE.md, at a small size: it must print a per-connection figure and tie
+ * the server's own objects to the clients. No assertion is about the size itself.
+ */
+
+import assert from "node:assert/strict";
+import { runDeno } from "./helpers.ts";
+
+const RUN = [
+  "run",
+  "--allow-net=127.0.0.1",
+  "--allow-read",
+  "--allow-write",
+  "--v8-flags=--expose-gc",
+  "scripts/heap_per_connection.ts",
+];
+
+Deno.test("heap_per_connection.ts prints the heap per idle client and the server objects it holds", async () => {
+  const { code, stdout, stderr } = await runDeno([...RUN, "--count", "200", "--top", "200"]);
+  assert.equal(code, 0, stderr);
+  const total = stdout.match(/^live heap per connection: (\d+) bytes \(200 clients\)$/m);
+  assert.ok(total, stdout);
+  assert.ok(Number(total[1]) > 0);
+  // One connection task and one session per client, each held by something of the server.
+  for (const object of ["object:ConnectionTask", "object:WriteCoalescer"]) {
+    const row = stdout.split("\n").find((line) => line.includes(`-> ${object}`));
+    assert.ok(row, `no row for ${object} in:\n${stdout}`);
+    assert.equal(row.trim().split(/\s+/)[1], "1.00", row);
+  }
+});
+
+Deno.test("heap_per_connection.ts refuses a count it cannot hold", async () => {
+  const { code, stderr } = await runDeno([...RUN, "--count", "0"]);
+  assert.equal(code, 2);
+  assert.match(stderr, /Cannot use --count "0": a whole number from 1 to 10000/);
+});
