@@ -228,7 +228,8 @@ class ConnectionTask {
     if (this.#session.closed) return this.#end();
     this.#turn(n === null ? null : this.#buffer.subarray(0, n));
   };
-  readonly #onReadError = (error: unknown): void => this.#end(error);
+  /** A failed read, or a failed wait of a turn: the connection ends. */
+  readonly #onError = (error: unknown): void => this.#end(error);
 
   constructor(
     conn: Deno.Conn,
@@ -291,7 +292,7 @@ class ConnectionTask {
 
   /** Reads once; no timer: the deadline sweep closes the connection, which ends the read. */
   #arm(): void {
-    this.#conn.read(this.#buffer).then(this.#onRead, this.#onReadError);
+    this.#conn.read(this.#buffer).then(this.#onRead, this.#onError);
   }
 
   /**
@@ -403,7 +404,7 @@ class ConnectionTask {
 
   /** Ends the connection if `waiting` (what the turn waits for) fails. */
   #settle(waiting: Promise<void> | undefined): void {
-    waiting?.catch(this.#onReadError);
+    waiting?.catch(this.#onError);
   }
 
   /** Whether a frame of this connection is unfinished. */
