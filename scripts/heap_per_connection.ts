@@ -38,11 +38,8 @@ async function main(): Promise<void> {
     options: { count: { type: "string", default: "2000" }, top: { type: "string", default: "25" } },
     strict: true,
   });
-  const count = Number(values.count);
-  if (!Number.isInteger(count) || count < 1 || count > 10_000) {
-    console.error(`Cannot use --count "${values.count}": a whole number from 1 to 10000`);
-    Deno.exit(2);
-  }
+  const count = wholeNumber("--count", values.count, 10_000);
+  const top = wholeNumber("--top", values.top, 1_000);
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) {
     console.error("Cannot collect garbage: run with --v8-flags=--expose-gc");
@@ -59,7 +56,7 @@ async function main(): Promise<void> {
     await askClients(clients, server.addr.port, count);
     // Both taken before either is read: what reading allocates is in neither.
     const after = snapshot(`${dir}/after.heapsnapshot`, gc);
-    report(tally(before), tally(after), count, Number(values.top));
+    report(tally(before), tally(after), count, top);
   } catch (error) {
     console.error(`Cannot measure: ${error instanceof Error ? error.message : error}`);
     Deno.exitCode = 1;
@@ -68,6 +65,14 @@ async function main(): Promise<void> {
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** `text` as a whole number from 1 to `max`; exits 2 with a clear line otherwise. */
+function wholeNumber(option: string, text: string, max: number): number {
+  const value = Number(text);
+  if (Number.isInteger(value) && value >= 1 && value <= max) return value;
+  console.error(`Cannot use ${option} "${text}": a whole number from 1 to ${max}`);
+  Deno.exit(2);
 }
 
 /** Asks the clients' Worker to open `count` more idle clients; resolves once all got PONG. */

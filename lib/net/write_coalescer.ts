@@ -151,10 +151,7 @@ export class WriteCoalescer {
     const dropped = this.#queue.length - this.#queueHead;
     this.#enqueuedTotal -= this.#queuedBytes;
     this.#releaseQueued();
-    this.#queue = NO_CHUNKS;
-    this.#dones = NO_DONES;
-    this.#queueHead = 0;
-    this.#queuedBytes = 0;
+    this.#emptyQueue();
     for (const waiter of this.#flushWaiters) {
       waiter.target = Math.min(waiter.target, this.#enqueuedTotal);
     }
@@ -222,13 +219,8 @@ export class WriteCoalescer {
       for (let i = this.#queueHead; i < end; i++) this.#dones[i]?.();
     }
     this.#queuedBytes -= size;
-    if (end === this.#queue.length) {
-      this.#queue = NO_CHUNKS;
-      this.#dones = NO_DONES;
-      this.#queueHead = 0;
-    } else {
-      this.#queueHead = end;
-    }
+    if (end === this.#queue.length) this.#emptyQueue();
+    else this.#queueHead = end;
     return batch;
   }
 
@@ -241,6 +233,14 @@ export class WriteCoalescer {
     for (const waiter of waiting) {
       if (this.#writtenTotal >= waiter.target) waiter.resolve();
     }
+  }
+
+  /** Forgets every queued chunk, back to the shared empty arrays. */
+  #emptyQueue(): void {
+    this.#queue = NO_CHUNKS;
+    this.#dones = NO_DONES;
+    this.#queueHead = 0;
+    this.#queuedBytes = 0;
   }
 
   /** Calls the `done` of every chunk still queued (they will never be written). */
@@ -260,10 +260,7 @@ export class WriteCoalescer {
     this.#error = error;
     this.#releaseInFlight();
     this.#releaseQueued();
-    this.#queue = NO_CHUNKS;
-    this.#dones = NO_DONES;
-    this.#queueHead = 0;
-    this.#queuedBytes = 0;
+    this.#emptyQueue();
     const waiting = this.#flushWaiters;
     this.#flushWaiters = NO_WAITERS;
     for (const waiter of waiting) waiter.reject(error);

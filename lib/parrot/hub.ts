@@ -188,7 +188,8 @@ export class Hub {
       }
       release();
     }
-    // Emptied for the next batch, not replaced: nothing holds on to them.
+    // Emptied for the next batch (nothing holds on to them). V8 lets go of an array's
+    // backing store at length 0, so they grow again with the next batch.
     senders.length = 0;
     this.#headers.length = 0;
     this.#sources.length = 0;

@@ -45,8 +45,8 @@ Deno.test("nextReadBufferSize() shrinks an idle connection's buffer back to the 
 });
 
 Deno.test("nextReadBufferSize() settles at a size that holds a frame a little over the smallest buffer", () => {
-  // A 72-byte frame now and then: the first read fills the smallest buffer, the second
-  // gets the rest. The buffer must then stay big enough for the next one in one read.
+  // A frame 8 bytes over the smallest buffer now and then: the first read fills the
+  // buffer, the second gets the rest. It must then stay big enough for the next one.
   const frame = MIN_READ_BUFFER_BYTES + 8;
   let size = MIN_READ_BUFFER_BYTES;
   let afterFullRead = false;

@@ -11,7 +11,7 @@
 
 import { CLOSE_FLUSH_TIMEOUT_MS } from "../defaults.ts";
 import { settlesWithin } from "../net/delay.ts";
-import { WriteCoalescer } from "../net/write_coalescer.ts";
+import { type ChunkDone, WriteCoalescer } from "../net/write_coalescer.ts";
 import { encodeErr } from "./frame_encoder.ts";
 
 const encoder = new TextEncoder();
@@ -117,7 +117,7 @@ export class Session {
    * is called once the bytes are no longer needed (see `WriteCoalescer.write`), at once
    * when they are not queued.
    */
-  send(bytes: Uint8Array, done?: () => void): void {
+  send(bytes: Uint8Array, done?: ChunkDone): void {
     if (this.#closing === undefined) this.outbound.write(bytes, done);
     else done?.();
   }

@@ -3,9 +3,10 @@
  * all, paced) to one subscriber, with PINGs meanwhile; reports p50/p99/p999 of the time
  * from a publisher's write to the subscriber's read, and of PING to PONG.
  *
- * The timing itself is in the generator (scripts/bench/roles_latency.ts): the publishers in
- * one Worker, the subscriber in another, on one shared clock. This file owns the server, the row and the check: the subscriber must get every
- * message, and the server must print every one.
+ * The timing itself is in the generator (scripts/bench/roles_latency.ts): the
+ * publishers in one Worker, the subscriber in another, on one shared clock. This file
+ * owns the server, the row and the check: the subscriber must get every message, and
+ * the server must print every one.
  *
  * @module
  */
