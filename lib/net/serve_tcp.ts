@@ -11,6 +11,7 @@
  * @module
  */
 
+import type { ConnectionSlots } from "./connection_slots.ts";
 import { delay, settlesWithin } from "./delay.ts";
 import {
   DEFAULT_ACCEPT_BACKOFF_MS,
@@ -57,6 +58,12 @@ export interface ServeTcpOptions {
   handlerCloses?: boolean;
   /** Most connections served at once. Default unlimited. */
   maxConnections?: number;
+  /**
+   * A limit shared with other servers (listeners in other Workers): each connection
+   * takes a slot before it is served and gives it back when its handler settles; one
+   * that finds none free is refused like one over `maxConnections`.
+   */
+  connectionSlots?: ConnectionSlots;
   /** Called with each connection refused by the limit, before it is closed. */
   onReject?: (conn: Deno.Conn) => void | Promise<void>;
   /** Called when `accept` fails; the loop backs off and retries. */
@@ -114,6 +121,7 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
       tcpBacklog: options.backlog ?? DEFAULT_TCP_BACKLOG,
     });
   const maxConnections = options.maxConnections ?? Infinity;
+  const slots = options.connectionSlots;
   const noDelay = options.noDelay ?? true;
   const handlerCloses = options.handlerCloses ?? false;
   const gracePeriodMs = options.gracePeriodMs ?? DEFAULT_GRACE_MS;
@@ -136,12 +144,14 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
     // Callbacks, not an async wrapper: a wrapper's frame would stay alive per connection.
     entry.done = runHandler(handler, conn, info).then(() => {
       registry.delete(info.id);
+      slots?.give();
       if (!handlerCloses) closeQuietly(conn);
     }, (error) => {
       try {
         options.onHandlerError?.(error, info);
       } finally {
         registry.delete(info.id);
+        slots?.give();
         closeQuietly(conn);
       }
     });
@@ -176,7 +186,7 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
         await delay(backoffMs, shutdownController.signal);
         continue;
       }
-      if (registry.size >= maxConnections) reject(conn);
+      if (registry.size >= maxConnections || (slots && !slots.tryTake())) reject(conn);
       else serve(conn);
     }
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { nextTurn, waitFor } from "../testing.ts";
+import { SharedConnectionSlots } from "./connection_slots.ts";
 import { type ConnInfo, serveTcp, type TcpHandler } from "./serve_tcp.ts";
 
 const encoder = new TextEncoder();
@@ -168,6 +169,47 @@ Deno.test("serveTcp() hands a connection over maxConnections to onReject and clo
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("serveTcp() shares connectionSlots with another server: one limit for both", async () => {
+  const slots = new SharedConnectionSlots(1);
+  const rejected: string[] = [];
+  const options = {
+    port: 0,
+    connectionSlots: slots,
+    onReject: async (conn: Deno.Conn) => {
+      rejected.push("refused");
+      await conn.write(encoder.encode("ERR full\n"));
+    },
+  };
+  const returned: (() => void)[] = [];
+  const handler: TcpHandler = async (conn, info) => {
+    await greeter()(conn, info);
+    returned.shift()?.();
+  };
+  const a = serveTcp(options, handler);
+  const b = serveTcp(options, handler);
+  try {
+    const first = await connect(a.addr.port);
+    assert.match(await readUntil(first, "\n"), /^hi \d+\n$/);
+    assert.equal(slots.taken, 1);
+
+    const extra = await connect(b.addr.port);
+    assert.equal(await readToEnd(extra), "ERR full\n", "the other server's slot counts");
+    extra.close();
+    assert.deepEqual(rejected, ["refused"]);
+
+    const gone = new Promise<void>((resolve) => returned.push(resolve));
+    first.close();
+    await gone;
+    await waitFor(() => slots.taken === 0, "the slot to be given back");
+    await withConnection(b.addr.port, async (later) => {
+      assert.match(await readUntil(later, "\n"), /^hi \d+\n$/, "the freed slot serves b");
+    });
+  } finally {
+    await Promise.all([a.shutdown(), b.shutdown()]);
+  }
+  assert.equal(slots.taken, 0);
 });
 
 Deno.test("serveTcp() shuts down when its signal aborts: listener closed, handlers signalled, finished after they return", async () => {
