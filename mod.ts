@@ -55,6 +55,8 @@ export { TokenBucket, type TokenBucketOptions } from "./lib/net/token_bucket.ts"
 export { Backoff, type BackoffOptions } from "./lib/net/backoff.ts";
 export { BatchWriter } from "./lib/net/batch_writer.ts";
 export { BufferPool } from "./lib/net/buffer_pool.ts";
+export { type ConnectionSlots, SharedConnectionSlots } from "./lib/net/connection_slots.ts";
+export { ExclusiveWriter } from "./lib/net/exclusive_writer.ts";
 export * from "./lib/parrot/frame.ts";
 export * from "./lib/parrot/frame_decoder.ts";
 export * from "./lib/parrot/frame_encoder.ts";
@@ -72,6 +74,20 @@ export {
   type ServerStats,
   startParrotServer,
 } from "./lib/parrot/server.ts";
+export {
+  type ShardedServer,
+  type ShardedServerOptions,
+  type ShardLogging,
+  type ShardServerOptions,
+  startShardedServer,
+} from "./lib/parrot/sharded_server.ts";
+export {
+  type ForwardedDelivery,
+  type RelayPeers,
+  ShardLink,
+  type ShardLinkOptions,
+  shardPorts,
+} from "./lib/parrot/shard_link.ts";
 export { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./lib/parrot/client.ts";
 export {
   type ReconnectEvent,

@@ -37,6 +37,24 @@ import {
 } from "./lib/defaults.ts";
 import { formatDuration } from "./lib/net/duration.ts";
 import { type ParrotServer, startParrotServer } from "./lib/parrot/server.ts";
+import { startShardedServer } from "./lib/parrot/sharded_server.ts";
+
+/** The default of --threads is one per core, up to this many. */
+const MAX_DEFAULT_THREADS = 4;
+
+/** One thread per core up to {@linkcode MAX_DEFAULT_THREADS}; one without `--unstable-net`. */
+function defaultThreads(): number {
+  if (!unstableNetEnabled()) return 1;
+  return Math.max(1, Math.min(navigator.hardwareConcurrency, MAX_DEFAULT_THREADS));
+}
+
+/**
+ * Whether `--unstable-net` was given: the shards' `reusePort` needs it, and without it
+ * Deno exits the process rather than throw. `Deno.listenDatagram` exists only with it.
+ */
+function unstableNetEnabled(): boolean {
+  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
+}
 
 const USAGE = `parrot server ${denoJson.version}: many clients send messages, stdout prints them.
 
@@ -65,6 +83,8 @@ Options:
                           not dropped (default: no limit)
   --burst <n>             messages a client may send at once under --rate (default: the rate)
   --no-broadcast          do not relay messages to other clients
+  --threads <n>           serve on n threads, each taking its share of the clients
+                          (default: one per core, at most ${MAX_DEFAULT_THREADS}; 1 = no Workers)
 
 Security:
   --token-file <path>     require "AUTH <token>" as each client's first line, the token
@@ -110,6 +130,7 @@ const SERVER_OPTIONS = {
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
   "no-broadcast": { type: "boolean", default: false },
+  threads: { type: "string" },
   stats: { type: "string" },
   "log-level": { type: "string", default: "info" },
   "log-format": { type: "string", default: "text" },
@@ -158,6 +179,12 @@ async function main(): Promise<number> {
     token: await resolveToken({ token: option("token"), tokenFile: option("token-file") }),
     tls: await readTls(option("tls-cert"), option("tls-key")),
   };
+  const threads = count("threads", defaultThreads(), 1);
+  if (threads > 1 && !unstableNetEnabled()) {
+    throw new UsageError(
+      `Cannot use --threads ${threads}: it needs \`deno run --unstable-net\` (the server task has it)`,
+    );
+  }
   const statsMs = option("stats") === undefined ? 0 : duration("stats", 0);
   for (const name of ["read-timeout", "write-timeout", "auth-timeout"] as const) {
     if (option(name) !== undefined && duration(name, 1) === 0) {
@@ -169,14 +196,22 @@ async function main(): Promise<number> {
   const shutdown = new AbortController();
   let server: ParrotServer;
   try {
-    server = startParrotServer({ ...options, signal: shutdown.signal });
+    server = threads === 1
+      ? startParrotServer({ ...options, signal: shutdown.signal })
+      : await startShardedServer({
+        ...options,
+        shards: threads,
+        signal: shutdown.signal,
+        logging: { level: logLevel, format: logFormat },
+      });
   } catch (error) {
     await closeLogging();
     throw new Error(listenFailure(error, hostname, port));
   }
-  log.info("parrot {version} listening on {address}{tls}{auth}", {
+  log.info("parrot {version} listening on {address}{tls}{auth}{threads}", {
     version: denoJson.version,
     address: `${server.addr.hostname}:${server.addr.port}`,
+    threads: threads === 1 ? "" : ` on ${threads} threads`,
     tls: options.tls ? " (TLS)" : "",
     auth: options.token ? ", clients must AUTH" : "",
   });
@@ -230,8 +265,8 @@ function handleSignals(shutdown: AbortController, server: ParrotServer): () => v
     Deno.addSignalListener(signal, handler);
     return () => Deno.removeSignalListener(signal, handler);
   });
-  const onHangup = () => {
-    const { clients, messages } = server.stats();
+  const onHangup = async () => {
+    const { clients, messages } = await server.freshStats();
     log.info(
       "Server received SIGHUP: still serving {clients} clients, {messages} messages so far; SIGINT or SIGTERM stops it",
       { clients, messages },

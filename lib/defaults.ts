@@ -60,6 +60,18 @@ export const DEFAULT_LAUNCH_COUNT = 3;
 export const DEFAULT_LAUNCH_STAGGER_MS = 1_000;
 /** Milliseconds a closing connection gets to take its last queued bytes (an `ERR`, a `QUIT`). */
 export const CLOSE_FLUSH_TIMEOUT_MS = 2_000;
+/**
+ * Relay bytes one shard may have posted to another and not yet had acknowledged; past
+ * it, the shard waits before it takes more input.
+ */
+export const DEFAULT_MAX_FORWARD_BYTES = 8 * 1024 * 1024;
+/**
+ * Longest the server stops taking input, after a batch, for subscribers that fell
+ * behind (over half of {@linkcode DEFAULT_MAX_OUTBOUND_BYTES} queued, or
+ * {@linkcode DEFAULT_MAX_FORWARD_BYTES} unacknowledged by another shard) to catch up;
+ * a subscriber that has stopped reading is cut off by the slow-consumer rule instead.
+ */
+export const DEFAULT_STALL_MS = 50;
 /** Most read batches the main task takes from the channel before it writes stdout once. */
 export const MAX_DRAIN_BATCH = 256;
 /** Connection attempts a reconnecting client makes after a loss before it gives up. */

@@ -40,8 +40,14 @@ const BINARIES = [
   {
     output: "dist/parrot-server",
     source: "server.ts",
-    // The server's task flags too: a small young generation and a collection when idle.
-    flags: [...PERMISSIONS, "--v8-flags=--expose-gc,--max-semi-space-size=2"],
+    // The server's task flags too: a small young generation and a collection when idle,
+    // and its shards (Workers on one port through reusePort, which is unstable).
+    flags: [
+      ...PERMISSIONS,
+      "--v8-flags=--expose-gc,--max-semi-space-size=2",
+      "--unstable-net",
+      "--include=lib/parrot/shard_worker.ts",
+    ],
   },
   { output: "dist/parrot-client", source: "client.ts", flags: PERMISSIONS },
 ] as const;

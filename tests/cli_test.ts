@@ -167,7 +167,7 @@ Deno.test("server logs JSON lines and periodic stats on stderr when asked", asyn
   server.kill("SIGINT");
   assert.equal((await server.status).code, 0);
   const records = server.stderr.text().trim().split("\n").map((line) => JSON.parse(line));
-  assert.match(records[0].message, /^parrot \S+ listening on 127\.0\.0\.1:\d+$/);
+  assert.match(records[0].message, /^parrot \S+ listening on 127\.0\.0\.1:\d+( on \d+ threads)?$/);
   assert.ok(records.every((record) => record.level && record.time && record.logger));
   assert.equal(server.stdout.text().split("\n")[0].endsWith(": counted"), true);
 });

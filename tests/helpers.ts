@@ -125,6 +125,7 @@ export const SERVER_ENV = { GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=65536" 
 /** The permissions and V8 flags of the `server` task. */
 export const SERVER_RUN_ARGS = [
   "run",
+  "--unstable-net",
   "--allow-net=127.0.0.1",
   "--allow-read",
   "--allow-env=PARROT_TOKEN",
@@ -138,10 +139,16 @@ export const SERVER_RUN_ARGS = [
  */
 export async function startServer(
   args: string[] = [],
-  options: { viaTask?: boolean; stdoutFile?: string; env?: Record<string, string> } = {},
+  options: {
+    viaTask?: boolean;
+    stdoutFile?: string;
+    env?: Record<string, string>;
+    /** In place of {@linkcode SERVER_RUN_ARGS}. */
+    runArgs?: string[];
+  } = {},
 ): Promise<ServerProcess> {
   const denoArgs = options.viaTask ? ["task", "-q", "server", "0", ...args] : [
-    ...SERVER_RUN_ARGS,
+    ...options.runArgs ?? SERVER_RUN_ARGS,
     "0",
     ...args,
   ];

@@ -63,6 +63,7 @@ Deno.test("server on a non-loopback address without a token warns, and with one 
     // Binding 0.0.0.0 needs that permission too: what the README tells users to run.
     const server = spawn(DENO, [
       "run",
+      "--unstable-net",
       "--allow-net=0.0.0.0,127.0.0.1",
       "--allow-read",
       "--allow-env=PARROT_TOKEN",

@@ -24,9 +24,9 @@ export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
 export const LOG_FORMATS = ["text", "json"] as const;
 
 /** Parses a `--log-level` value (also accepts `warn`); undefined when unknown. */
-export function parseLogLevel(text: string): LogLevel | undefined {
+export function parseLogLevel(text: string): (typeof LOG_LEVELS)[number] | undefined {
   const level = text === "warn" ? "warning" : text;
-  return (LOG_LEVELS as readonly string[]).includes(level) ? level as LogLevel : undefined;
+  return LOG_LEVELS.find((known) => known === level);
 }
 
 /** Sends the `parrot` loggers to stderr at `level` in `format`. */

@@ -18,8 +18,10 @@
 
 import { DEFAULT_MAX_OUTBOUND_BYTES } from "../defaults.ts";
 import { BufferPool } from "../net/buffer_pool.ts";
+import { settlesWithin } from "../net/delay.ts";
 import { encodeRelays } from "./frame_encoder.ts";
 import type { Session } from "./session.ts";
+import type { RelayPeers } from "./shard_link.ts";
 
 /** Options of {@linkcode Hub}. */
 export interface HubOptions {
@@ -27,6 +29,11 @@ export interface HubOptions {
   maxOutboundBytes?: number;
   /** Called once for each client cut off as a slow consumer. */
   onSlowConsumer?: (cutOff: SlowConsumer) => void;
+  /**
+   * The other shards of a server that runs in several Workers: each relay batch is
+   * also forwarded to them, and they learn how many subscribers this hub has.
+   */
+  peers?: RelayPeers;
 }
 
 /** A client cut off as a slow consumer, as {@linkcode HubOptions.onSlowConsumer} hears it. */
@@ -67,7 +74,10 @@ export class Hub {
   #sessions = new Set<Session>();
   #subscribers = new Set<Session>();
   #maxOutboundBytes: number;
+  /** Subscribers whose queue passed half the limit in the last flush. */
+  #behind = new Set<Session>();
   #onSlowConsumer?: (cutOff: SlowConsumer) => void;
+  #peers?: RelayPeers;
   /** Clients cut off as slow consumers since the hub was made. */
   slowConsumers = 0;
   /** Messages queued for slow consumers that they did not receive. */
@@ -93,6 +103,7 @@ export class Hub {
   constructor(options: HubOptions = {}) {
     this.#maxOutboundBytes = options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES;
     this.#onSlowConsumer = options.onSlowConsumer;
+    this.#peers = options.peers;
   }
 
   /** Connected clients. */
@@ -117,14 +128,21 @@ export class Hub {
   /** Forgets a session. */
   remove(session: Session): void {
     this.#sessions.delete(session);
-    this.#subscribers.delete(session);
+    this.#behind.delete(session);
+    if (this.#subscribers.delete(session)) this.#subscribersChanged();
   }
 
   /** Starts (`SUB`) or stops (`UNSUB`) relaying to `session`. */
   subscribe(session: Session, subscribed: boolean): void {
     session.subscribed = subscribed;
+    const before = this.#subscribers.size;
     if (subscribed && this.#sessions.has(session)) this.#subscribers.add(session);
     else this.#subscribers.delete(session);
+    if (this.#subscribers.size !== before) this.#subscribersChanged();
+  }
+
+  #subscribersChanged(): void {
+    this.#peers?.setLocalSubscribers(this.#subscribers.size);
   }
 
   /** Relays `payload` from `from` to every other subscriber at once; returns how many got it. */
@@ -133,10 +151,14 @@ export class Hub {
     return this.flushRelays();
   }
 
-  /** Whether a message from `from` would reach anyone now (a subscriber other than it). */
+  /**
+   * Whether a message from `from` would reach anyone now: a subscriber other than it,
+   * here or on another shard.
+   */
   relaysFrom(from: Session): boolean {
     const subscribers = this.#subscribers;
-    return subscribers.size > 1 || (subscribers.size === 1 && !subscribers.has(from));
+    return subscribers.size > 1 || (subscribers.size === 1 && !subscribers.has(from)) ||
+      (this.#peers !== undefined && this.#peers.remoteSubscribers > 0);
   }
 
   /**
@@ -154,15 +176,19 @@ export class Hub {
 
   /**
    * Relays the queued messages to every subscriber but their senders, encoded into one
-   * buffer; returns how many deliveries that made (messages times subscribers).
+   * buffer, and forwards that buffer to the other shards that have subscribers; returns
+   * how many deliveries that made here (messages times subscribers).
    */
   flushRelays(): number {
     const senders = this.#senders;
     const count = senders.length;
     if (count === 0) return 0;
     let delivered = 0;
+    const peers = this.#peers !== undefined && this.#peers.remoteSubscribers > 0
+      ? this.#peers
+      : undefined;
     if (
-      this.#subscribers.size > 1 ||
+      peers || this.#subscribers.size > 1 ||
       (this.#subscribers.size === 1 && !senders.every((s) => this.#subscribers.has(s)))
     ) {
       let buffer: Uint8Array = EMPTY;
@@ -186,6 +212,7 @@ export class Hub {
           ? this.#deliverRuns(subscriber, bytes, ends, senders, hold)
           : this.#deliver(subscriber, [bytes], bytes.length, count, hold);
       }
+      peers?.forward(bytes, count);
       release();
     }
     // Emptied for the next batch (nothing holds on to them). V8 lets go of an array's
@@ -194,6 +221,28 @@ export class Hub {
     this.#headers.length = 0;
     this.#sources.length = 0;
     this.#bounds.length = 0;
+    return delivered;
+  }
+
+  /**
+   * Queues a relay batch that another shard encoded (`messages` frames, none from a
+   * client of this hub) for every subscriber here, under the same slow-consumer rule;
+   * returns how many deliveries that made. `done` is called once every subscriber's
+   * queue is done with `bytes` (written, or dropped with a slow consumer).
+   */
+  deliverForwarded(bytes: Uint8Array, messages: number, done: () => void): number {
+    let references = 1;
+    const release = () => {
+      if (--references === 0) done();
+    };
+    const hold = () => (references++, release);
+    let delivered = 0;
+    for (const subscriber of this.#subscribers) {
+      if (!subscriber.closed) {
+        delivered += this.#deliver(subscriber, [bytes], bytes.length, messages, hold);
+      }
+    }
+    release();
     return delivered;
   }
 
@@ -240,7 +289,41 @@ export class Hub {
       return 0;
     }
     for (const chunk of chunks) subscriber.send(chunk, hold());
+    if (subscriber.outbound.buffered > this.#maxOutboundBytes / 2) this.#behind.add(subscriber);
     return messages;
+  }
+
+  /**
+   * Gives the subscribers that fell behind (more than half the outbound limit queued)
+   * up to `maxMs` to catch up, so that a burst slows its senders down for a moment
+   * before anyone is cut off as a slow consumer; resolves at once when none did. The
+   * main task awaits it between batches, so a subscriber that keeps up on average is
+   * never cut off by one fast burst, and one that stopped reading delays the others by
+   * `maxMs` per batch, a few batches at most, until the limit cuts it off.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Hub } from "./hub.ts";
+   * import { Session } from "./session.ts";
+   *
+   * const conn = { write: (p: Uint8Array) => Promise.resolve(p.length), close: () => {} };
+   * const hub = new Hub({ maxOutboundBytes: 16 });
+   * const alice = new Session(conn, 1, "alice");
+   * const bob = new Session(conn, 2, "bob");
+   * hub.add(alice);
+   * hub.add(bob);
+   * hub.relay(alice, new TextEncoder().encode("hello")); // 18 bytes queued for bob: over half
+   * await hub.whenCaughtUp(50); // bob's socket took them
+   * assert.equal(bob.outbound.buffered, 0);
+   * ```
+   */
+  async whenCaughtUp(maxMs: number): Promise<void> {
+    if (this.#behind.size === 0) return;
+    const behind = [...this.#behind];
+    this.#behind.clear();
+    const flushed = Promise.allSettled(behind.map((session) => session.outbound.flush()));
+    await settlesWithin(flushed, maxMs);
   }
 
   /**
@@ -292,7 +375,7 @@ export class Hub {
   }
 
   #cutOff(session: Session, cause: SlowConsumer["cause"], refused: number): void {
-    this.#subscribers.delete(session);
+    if (this.#subscribers.delete(session)) this.#subscribersChanged();
     const dropped = session.outbound.discardQueued() + refused;
     this.slowConsumers++;
     this.slowConsumerDrops += dropped;

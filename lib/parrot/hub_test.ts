@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { FakeConn } from "../testing.ts";
 import { Hub, type SlowConsumer } from "./hub.ts";
 import { Session } from "./session.ts";
+import type { RelayPeers } from "./shard_link.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -275,4 +276,87 @@ Deno.test("Hub reuses a relay buffer only after every subscriber's queue is done
     ![first, second, third].some((chunk) => chunk.buffer === fourth.buffer),
     "new after trim",
   );
+});
+
+/** The other shards as a hub sees them, recorded. */
+class RecordingPeers implements RelayPeers {
+  remoteSubscribers = 0;
+  local: number[] = [];
+  forwarded: { text: string; messages: number }[] = [];
+  congested = false;
+  setLocalSubscribers(count: number): void {
+    this.local.push(count);
+  }
+  forward(bytes: Uint8Array, messages: number): void {
+    this.forwarded.push({ text: decoder.decode(bytes), messages });
+  }
+  whenClear(): Promise<void> {
+    return Promise.resolve();
+  }
+  onForwarded(): void {}
+}
+
+Deno.test("Hub.flushRelays() forwards the encoded batch to peers with subscribers, even with none here", () => {
+  const peers = new RecordingPeers();
+  const hub = new Hub({ peers });
+  const [ann] = session(1, "ann");
+  hub.add(ann);
+  hub.subscribe(ann, false);
+  assert.deepEqual(peers.local, [1, 0], "each change of the subscriber count is published");
+
+  assert.equal(hub.relaysFrom(ann), false);
+  hub.queueRelay(ann, encoder.encode("lost"));
+  hub.flushRelays();
+  assert.deepEqual(peers.forwarded, [], "no subscriber anywhere: nothing encoded");
+
+  peers.remoteSubscribers = 3;
+  assert.equal(hub.relaysFrom(ann), true);
+  hub.queueRelay(ann, encoder.encode("a"));
+  hub.queueRelay(ann, encoder.encode("bc"));
+  assert.equal(hub.flushRelays(), 0, "no delivery here");
+  assert.deepEqual(peers.forwarded, [{ text: "MSG ann 1\na\nMSG ann 2\nbc\n", messages: 2 }]);
+});
+
+Deno.test("Hub.deliverForwarded() queues a batch for every subscriber and calls done once all wrote it", async () => {
+  const { hub, bob, cid, bobConn, cidConn } = hubOfThree();
+  hub.subscribe(cid, true);
+  bobConn.release(); // No effect: not blocked.
+  const blocked = new FakeConn({ blocked: true });
+  const [dan] = session(4, "dan", blocked);
+  hub.add(dan);
+  let done = 0;
+  const bytes = encoder.encode("MSG eve 2\nhi\n");
+  assert.equal(hub.deliverForwarded(bytes, 1, () => done++), 4, "ann, bob, cid and dan");
+  await flushAll(bob, cid);
+  assert.deepEqual(bobConn.texts, ["MSG eve 2\nhi\n"]);
+  assert.deepEqual(cidConn.texts, ["MSG eve 2\nhi\n"]);
+  await blocked.wrote();
+  assert.equal(done, 0, "dan's write is still in flight");
+  blocked.release();
+  await dan.outbound.flush();
+  assert.equal(done, 1);
+});
+
+Deno.test("Hub.whenCaughtUp() waits for a subscriber over half its limit, at most maxMs", async () => {
+  const hub = new Hub({ maxOutboundBytes: 60 });
+  const [ann] = session(1, "ann");
+  const blocked = new FakeConn({ blocked: true });
+  const [bob, bobConn] = session(2, "bob", blocked);
+  hub.add(ann);
+  hub.add(bob);
+  await hub.whenCaughtUp(60_000); // Nobody behind: at once.
+  hub.relay(ann, encoder.encode("first")); // 16 bytes, in flight.
+  await bobConn.wrote();
+  hub.relay(ann, encoder.encode("second")); // 17 more: 33 in all, over half of 60.
+  assert.equal(bob.outbound.buffered, 33);
+  await hub.whenCaughtUp(10); // Its write is stuck: gives up after 10 ms.
+  assert.equal(bob.outbound.buffered, 33);
+  assert.equal(bob.closed, false, "under the limit: behind, not cut off");
+  await hub.whenCaughtUp(60_000); // Bob was forgotten with the last wait: at once.
+  hub.relay(ann, encoder.encode("third")); // Behind again.
+  const waiting = hub.whenCaughtUp(60_000);
+  bobConn.release();
+  await waiting;
+  assert.equal(bob.outbound.buffered, 0, "resolved once its queue was written");
+  assert.deepEqual(bobConn.texts, ["MSG ann 5\nfirst\n", "MSG ann 6\nsecond\nMSG ann 5\nthird\n"]);
 });

@@ -31,6 +31,7 @@ import {
   DEFAULT_MAX_OUTBOUND_BYTES,
   DEFAULT_QUEUE_CAPACITY,
   DEFAULT_READ_TIMEOUT_MS,
+  DEFAULT_STALL_MS,
   DEFAULT_WRITE_TIMEOUT_MS,
   MAX_DRAIN_BATCH,
   MAX_READ_BUFFER_BYTES,
@@ -39,6 +40,7 @@ import {
   READ_BUFFER_BUDGET_BYTES,
 } from "../defaults.ts";
 import { BufferPool } from "../net/buffer_pool.ts";
+import type { ConnectionSlots } from "../net/connection_slots.ts";
 import { Channel } from "../net/channel.ts";
 import { delay, settlesWithin } from "../net/delay.ts";
 import { serveTcp } from "../net/serve_tcp.ts";
@@ -54,6 +56,7 @@ import {
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
 import type { Session } from "./session.ts";
+import type { RelayPeers } from "./shard_link.ts";
 
 const log = getLogger(["parrot", "server"]);
 const NEWLINE = 0x0a;
@@ -107,6 +110,19 @@ export interface ParrotServerOptions {
   onMessage?: (from: string, payload: Uint8Array) => void;
   /** Aborting it starts the graceful shutdown. */
   signal?: AbortSignal;
+  /**
+   * For one shard of a server that runs in several Workers (`sharded_server.ts`): the
+   * other shards, which get every relay batch that has subscribers there.
+   */
+  peers?: RelayPeers;
+  /** For one shard: the client limit shared by all shards, in place of `maxClients`. */
+  connectionSlots?: ConnectionSlots;
+  /**
+   * For one shard: called before a warning that is logged once per process (running
+   * out of file descriptors); it returns whether this shard is the first, as the shards
+   * share one log. Default: this server logs it once.
+   */
+  claimWarning?: (warning: "out of files") => boolean;
 }
 
 /** Counters of a running server, for stats lines and tests. */
@@ -151,6 +167,11 @@ export interface ParrotServer {
   readonly finished: Promise<void>;
   /** A snapshot of the counters. */
   stats(): ServerStats;
+  /**
+   * The counters as of now: the same as `stats()` for one server; a sharded server
+   * asks every shard for its current ones, where `stats()` may be 100 ms old.
+   */
+  freshStats(): Promise<ServerStats>;
   /** Starts the graceful shutdown and returns `finished`. */
   shutdown(): Promise<void>;
   /**
@@ -214,6 +235,10 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
           : `a write stalled for more than ${writeTimeoutMs}ms`,
         dropped,
       }),
+    peers: options.peers,
+  });
+  options.peers?.onForwarded((bytes, messages, done) => {
+    counters.relayed += hub.deliverForwarded(bytes, messages, done);
   });
   const rate = options.rateLimit;
   const readBuffers = new BufferPool({
@@ -238,6 +263,11 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     counters,
   });
   let warnedAboutFiles = false;
+  const claimWarning = options.claimWarning ?? (() => {
+    const first = !warnedAboutFiles;
+    warnedAboutFiles = true;
+    return first;
+  });
   const hostname = options.hostname ?? DEFAULT_HOST;
   const port = options.port ?? 0;
   const listener = options.listener ??
@@ -246,7 +276,8 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     hostname,
     port,
     listener,
-    maxConnections: options.maxClients ?? DEFAULT_MAX_CLIENTS,
+    maxConnections: options.connectionSlots ? Infinity : options.maxClients ?? DEFAULT_MAX_CLIENTS,
+    connectionSlots: options.connectionSlots,
     backlog: options.backlog,
     // Each connection's task ends by closing its session (connection.ts).
     handlerCloses: true,
@@ -263,8 +294,7 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     },
     onAcceptError: (error, held) => {
       if (isOutOfFiles(error)) {
-        if (!warnedAboutFiles) {
-          warnedAboutFiles = true;
+        if (claimWarning("out of files")) {
           log.error(
             "Cannot accept more connections: out of file descriptors while holding {held}; raise the limit with `ulimit -n`",
             { held },
@@ -310,16 +340,18 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     await draining;
   })();
 
+  const stats = (): ServerStats => ({
+    ...counters,
+    clients: hub.size,
+    queueDepth: channel.size,
+    slowConsumers: hub.slowConsumers,
+    slowConsumerDrops: hub.slowConsumerDrops,
+  });
   return {
     addr: tcp.addr,
     finished,
-    stats: () => ({
-      ...counters,
-      clients: hub.size,
-      queueDepth: channel.size,
-      slowConsumers: hub.slowConsumers,
-      slowConsumerDrops: hub.slowConsumerDrops,
-    }),
+    stats,
+    freshStats: () => Promise.resolve(stats()),
     trimMemory() {
       readBuffers.clear();
       hub.trim();
@@ -428,6 +460,10 @@ async function drain(
     counters.relayed += hub.flushRelays();
     for (const buffer of consumed) readBuffers.give(buffer);
     consumed.length = 0;
+    // Subscribers here or on other shards fell behind: take no more input for a
+    // moment, so that they can catch up before the slow-consumer rule applies.
+    await hub.whenCaughtUp(DEFAULT_STALL_MS);
+    if (options.peers?.congested) await options.peers.whenClear();
     if (stdout) {
       for (const session of pongs) stdout.afterWritten(() => session.send(PONG_LINE));
       for (const session of quits) stdout.afterWritten(() => session.finish());

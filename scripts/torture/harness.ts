@@ -80,7 +80,7 @@ export class Checks {
 
 /**
  * A real `server.ts` process started for one scenario: `deno run
- * --allow-net=127.0.0.1 --allow-read --allow-env=PARROT_TOKEN server.ts 0 <flags>`,
+ * --unstable-net --allow-net=127.0.0.1 --allow-read --allow-env=PARROT_TOKEN server.ts 0 <flags>`,
  * stdout to a file in the work directory (through `sh -c 'exec ...'`, so the pid is
  * the server's), stderr collected. Dispose it to kill it if it is still running.
  */
