@@ -30,6 +30,7 @@ table row per scenario. Writes the results as JSON to ${RESULTS_DIR}/bench-<time
 
 Options:
   --quick          smaller counts, under a minute in all
+  --threads <n>    start every server with --threads n (default: the server's default)
   --only <names>   run only these scenarios (comma-separated); a group name such as
                    fanin or fanout selects all of its scenarios
   --json <file>    write the JSON results to this file instead (the task may write
@@ -53,7 +54,12 @@ async function main(): Promise<number> {
     selected,
     (scenario) => scenario.name,
     (scenario, progress) =>
-      runBenchScenario(scenario, { quick: options.quick, cores: machine.cores, progress }),
+      runBenchScenario(scenario, {
+        quick: options.quick,
+        cores: machine.cores,
+        progress,
+        serverFlags: options.serverFlags,
+      }),
     (result) => result.passed ? `: ${result.figure}` : `: ${result.failures.join("; ")}`,
   );
   console.log(`\n${formatTable(results)}\n`);
@@ -62,13 +68,15 @@ async function main(): Promise<number> {
     `${results.length - failed.length} passed, ${failed.length} failed in ${
       (totalMs / 1000).toFixed(1)
     }s (${options.quick ? "quick" : "full"} sizes; ${machine.cores} cores, ${machine.cpuModel}, ` +
-      `deno ${machine.deno}, commit ${machine.commit})`,
+      `deno ${machine.deno}, commit ${machine.commit}` +
+      `${options.serverFlags.length > 0 ? `; server ${options.serverFlags.join(" ")}` : ""})`,
   );
   const report: BenchReport = {
     version: denoJson.version,
     date: new Date().toISOString(),
     machine,
     sizes: options.quick ? "quick" : "full",
+    serverFlags: options.serverFlags,
     elapsedMs: totalMs,
     passed: failed.length === 0,
     results,

@@ -26,6 +26,7 @@ JSON to ${RESULTS_DIR}/torture-<timestamp>.json.
 
 Options:
   --quick          small counts (what the tests run), well under two minutes
+  --threads <n>    start every server with --threads n (default: the server's default)
   --only <ids>     run only these scenarios, e.g. --only 1,3,5
   --json <file>    write the JSON results to this file instead (the task may write
                    in torture-results/ and /tmp only)
@@ -49,7 +50,8 @@ async function main(): Promise<number> {
   const { results, totalMs } = await runInSequence(
     selected,
     (scenario) => `${scenario.id}. ${scenario.name}`,
-    (scenario, progress) => runScenario(scenario, { quick: options.quick, progress }),
+    (scenario, progress) =>
+      runScenario(scenario, { quick: options.quick, progress, serverFlags: options.serverFlags }),
   );
   console.log(`\n${formatTable(results)}\n`);
   const failed = results.filter((r) => !r.passed);

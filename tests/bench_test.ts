@@ -88,7 +88,7 @@ Deno.test("bench --only selects scenarios and groups, and refuses unknown names"
   assert.throws(() => selectScenarios(["nope"]), /no such scenario/);
 });
 
-Deno.test("deno task bench --quick --only churn writes a passing JSON report", async () => {
+Deno.test("deno task bench --quick --only churn --threads 1 writes a passing JSON report", async () => {
   const jsonFile = await Deno.makeTempFile({ prefix: "parrot-bench-", suffix: ".json" });
   try {
     const { code, stdout, stderr } = await runDeno([
@@ -98,6 +98,8 @@ Deno.test("deno task bench --quick --only churn writes a passing JSON report", a
       "--quick",
       "--only",
       "churn",
+      "--threads",
+      "1",
       "--json",
       jsonFile,
     ]);
@@ -106,6 +108,8 @@ Deno.test("deno task bench --quick --only churn writes a passing JSON report", a
     assert.match(stdout, new RegExp(`wrote ${jsonFile}`));
     const report = JSON.parse(await Deno.readTextFile(jsonFile)) as BenchReport;
     assert.equal(report.sizes, "quick");
+    assert.deepEqual(report.serverFlags, ["--threads", "1"]);
+    assert.match(stdout, /; server --threads 1\)/);
     assert.equal(report.passed, true);
     assert.equal(typeof report.machine.cores, "number");
     assert.equal(typeof report.machine.cpuModel, "string");
@@ -126,4 +130,7 @@ Deno.test("deno task bench refuses a usage mistake with exit 2", async () => {
   const { code, stderr } = await runDeno(["task", "-q", "bench", "--only", "nope"]);
   assert.equal(code, 2);
   assert.match(stderr, /^error: Cannot use --only "nope"/);
+  const threads = await runDeno(["task", "-q", "bench", "--threads", "0"]);
+  assert.equal(threads.code, 2);
+  assert.match(threads.stderr, /^error: Cannot use --threads "0": expected a whole number/);
 });

@@ -26,6 +26,8 @@ export interface BenchContext {
   quick: boolean;
   /** Cores of the machine, to tell a saturated machine from a saturated process. */
   cores: number;
+  /** Extra flags for every server started (`--threads <n>`). */
+  serverFlags?: string[];
 }
 
 /** CPU use of both sides over the measured window, in percent of one core. */

@@ -26,6 +26,8 @@ export interface BenchReport {
   date: string;
   machine: MachineInfo;
   sizes: "quick" | "full";
+  /** The flags every server was started with besides the task's (`--threads <n>`). */
+  serverFlags: string[];
   elapsedMs: number;
   passed: boolean;
   results: BenchResult[];

@@ -123,6 +123,8 @@ export interface RunOptions {
   progress?: (text: string) => void;
   /** Sizes to use instead of the scenario's (the tests run tiny ones). */
   sizes?: Sizes;
+  /** Extra flags for every server started (`--threads <n>`). */
+  serverFlags?: string[];
 }
 
 /** Runs one scenario and never throws: an error is a failed row. */
@@ -145,6 +147,7 @@ export async function runBenchScenario(
         quick: options.quick,
         cores: options.cores,
         progress: options.progress ?? (() => {}),
+        serverFlags: options.serverFlags,
       };
       return scenario.run(context, sizes);
     },

@@ -29,6 +29,8 @@ export interface ScenarioContext {
   progress: (text: string) => void;
   /** Whether this is the small run the tests use. */
   quick: boolean;
+  /** Extra flags for every server started (`--threads <n>`). */
+  serverFlags?: string[];
 }
 
 /** Memory and descriptors of the server process, measured from outside. */
@@ -106,7 +108,7 @@ export class TortureServer implements AsyncDisposable {
   /** Starts the server with `flags` and waits for its "listening on" line. */
   static async start(context: ScenarioContext, name: string, flags: string[]) {
     const stdoutFile = `${context.workDir}/${name}-${Date.now()}.out`;
-    const process = await startServer(flags, { stdoutFile });
+    const process = await startServer([...flags, ...context.serverFlags ?? []], { stdoutFile });
     return new TortureServer(process, stdoutFile);
   }
 
@@ -295,10 +297,13 @@ export interface RunOptions<Only> {
   only: Only[] | null;
   /** Where the JSON report goes, or `null` for the results folder. */
   jsonFile: string | null;
+  /** Flags for every server started: `--threads <n>` when given. */
+  serverFlags: string[];
 }
 
 /**
- * Parses `--quick`, `--only a,b`, `--json <file>` and `-h`; returns `null` for help.
+ * Parses `--quick`, `--only a,b`, `--json <file>`, `--threads <n>` and `-h`; returns
+ * `null` for help.
  * `select` turns one `--only` item into a scenario key, throwing on an unknown one.
  */
 export function parseRunOptions<Only>(
@@ -313,6 +318,7 @@ export function parseRunOptions<Only>(
       quick: { type: "boolean", default: false },
       only: { type: "string" },
       json: { type: "string" },
+      threads: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -320,7 +326,16 @@ export function parseRunOptions<Only>(
   if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
   const only = values.only === undefined ? null : values.only.split(",")
     .map((item) => item.trim()).filter((item) => item !== "").map(select);
-  return { quick: values.quick, only, jsonFile: values.json ?? null };
+  const threads = values.threads;
+  if (threads !== undefined && !/^[1-9]\d*$/.test(threads)) {
+    throw new Error(`Cannot use --threads "${threads}": expected a whole number of at least 1`);
+  }
+  return {
+    quick: values.quick,
+    only,
+    jsonFile: values.json ?? null,
+    serverFlags: threads === undefined ? [] : ["--threads", threads],
+  };
 }
 
 /**

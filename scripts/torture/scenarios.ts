@@ -114,7 +114,7 @@ export const SCENARIOS: readonly ScenarioDefinition[] = [
 /** Runs one scenario with the sizes of `quick` and never throws: a failure is a failed row. */
 export async function runScenario(
   scenario: ScenarioDefinition,
-  options: { quick: boolean; progress?: (text: string) => void },
+  options: { quick: boolean; progress?: (text: string) => void; serverFlags?: string[] },
 ): Promise<ScenarioResult> {
   const sizes = options.quick ? scenario.quick : scenario.full;
   const limitMs = options.quick ? scenario.timeLimitMs.quick : scenario.timeLimitMs.full;
@@ -123,7 +123,12 @@ export async function runScenario(
     limitMs,
     (workDir) =>
       scenario.run(
-        { workDir, quick: options.quick, progress: options.progress ?? (() => {}) },
+        {
+          workDir,
+          quick: options.quick,
+          progress: options.progress ?? (() => {}),
+          serverFlags: options.serverFlags,
+        },
         sizes,
       ),
     (reason): ScenarioOutcome => ({
