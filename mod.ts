@@ -75,13 +75,6 @@ export {
   startParrotServer,
 } from "./lib/parrot/server.ts";
 export {
-  type ShardedServer,
-  type ShardedServerOptions,
-  type ShardLogging,
-  type ShardServerOptions,
-  startShardedServer,
-} from "./lib/parrot/sharded_server.ts";
-export {
   type ForwardedDelivery,
   type RelayPeers,
   ShardLink,

@@ -37,7 +37,7 @@ import {
 } from "./lib/defaults.ts";
 import { formatDuration } from "./lib/net/duration.ts";
 import { type ParrotServer, startParrotServer } from "./lib/parrot/server.ts";
-import { startShardedServer } from "./lib/parrot/sharded_server.ts";
+import { startShardedServer } from "./lib/cli/sharded_server.ts";
 
 /** The default of --threads is one per core, up to this many. */
 const MAX_DEFAULT_THREADS = 4;
@@ -224,7 +224,8 @@ async function main(): Promise<number> {
 
   const stopSignals = handleSignals(shutdown, server);
   const stopStats = statsMs > 0 ? printStats(server, statsMs) : () => {};
-  const stopCollector = collectWhenIdle({
+  // Each shard collects its own thread's garbage (shard.ts); one thread collects here.
+  const stopCollector = threads > 1 ? () => {} : collectWhenIdle({
     activity: () => {
       const { messages, connections, rejected } = server.stats();
       return messages + connections + rejected;

@@ -111,7 +111,7 @@ export interface ParrotServerOptions {
   /** Aborting it starts the graceful shutdown. */
   signal?: AbortSignal;
   /**
-   * For one shard of a server that runs in several Workers (`sharded_server.ts`): the
+   * For one shard of a server that runs in several Workers (`lib/cli/sharded_server.ts`): the
    * other shards, which get every relay batch that has subscribers there.
    */
   peers?: RelayPeers;

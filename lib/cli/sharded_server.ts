@@ -1,11 +1,10 @@
 /**
- * The parrot server on several threads: one shard per Worker, each a whole parrot
- * server for the clients it accepts.
+ * The parrot server on several threads: shards, each a whole parrot server for the
+ * clients it accepts; the first runs in this thread, the others in Workers.
  *
  * One JavaScript thread decodes, copies and relays about 3.5 million small messages a
  * second here, and then it is the bottleneck: NATS, with both cores, does twice that.
- * So the server can run as shards. Each shard is a Worker with its own listener on the
- * same port (`SO_REUSEPORT`: the kernel spreads new connections over the listeners),
+ * So the server can run as shards. Each shard has its own listener on the same port (`SO_REUSEPORT`: the kernel spreads new connections over the listeners),
  * its own connection tasks, channel, main task and hub; {@linkcode startParrotServer}
  * runs in each. What they share:
  *
@@ -18,9 +17,10 @@
  * - the counters: each shard copies its own into shared memory every 100 ms and when
  *   it stops; {@linkcode ShardedServer.stats} adds them up.
  *
- * This thread only starts the shards, relays the shutdown to them and waits for all of
- * them: the shutdown is each shard's own (stop accepting, `QUIT` to every client, drain,
- * flush stdout).
+ * Besides running shard 0, this thread starts the others, relays the shutdown to them
+ * and waits for all of them: the shutdown is each shard's own (stop accepting, `QUIT`
+ * to every client, drain, flush stdout). Shard 0 talks to it through a `MessageChannel`
+ * exactly as the others do through their Worker, so all shards run the same code.
  *
  * @module
  */
@@ -28,84 +28,33 @@
 import { SharedConnectionSlots } from "../net/connection_slots.ts";
 import { settlesWithin } from "../net/delay.ts";
 import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS } from "../defaults.ts";
-import type { ParrotServer, ParrotServerOptions, ServerStats } from "./server.ts";
-import { shardPorts } from "./shard_link.ts";
-
-/** The options of one shard: those of {@linkcode ParrotServerOptions} that can cross to a Worker. */
-export type ShardServerOptions = Omit<
-  ParrotServerOptions,
-  "listener" | "output" | "onMessage" | "signal" | "peers" | "connectionSlots"
->;
+import type { ParrotServer, ServerStats } from "../parrot/server.ts";
+import { shardPorts } from "../parrot/shard_link.ts";
+import {
+  serveShard,
+  type ShardCommand,
+  type ShardInit,
+  type ShardLogging,
+  type ShardReport,
+  type ShardServerOptions,
+  STAT_KEYS,
+} from "./shard.ts";
 
 /** Options of {@linkcode startShardedServer}. */
 export interface ShardedServerOptions extends ShardServerOptions {
-  /** How many shards (Workers); at least 1. */
+  /** How many shards (threads: this one and a Worker for each other); at least 1. */
   shards: number;
   /** Print message records on stdout. Default true. */
   stdout?: boolean;
-  /** How the shards log. Default: not set up (LogTape logs nothing). */
+  /** How the Workers' shards log (shard 0 logs as this thread is set up). Default: not set up. */
   logging?: ShardLogging;
   /** Aborting it starts the graceful shutdown. */
   signal?: AbortSignal;
 }
 
-/** How the shards log (LogTape, to stderr), as the server CLI's `--log-level` and `--log-format`. */
-export interface ShardLogging {
-  /** The lowest level logged. */
-  level: "debug" | "info" | "warning" | "error";
-  /** Plain text lines or JSON lines. */
-  format: "text" | "json";
-}
-
 /** A running sharded server: a {@linkcode ParrotServer} whose counters add up every shard's. */
 export type ShardedServer = ParrotServer;
 
-/** What a shard's Worker is started with. */
-export interface ShardInit {
-  index: number;
-  options: ShardServerOptions;
-  stdout: boolean;
-  logging?: ShardLogging;
-  subscriberCounts: SharedArrayBuffer;
-  clientSlots: SharedArrayBuffer;
-  stdoutLock: SharedArrayBuffer;
-  stats: SharedArrayBuffer;
-  /** One `Int32` per once-only warning: 1 once a shard has logged it. */
-  warnings: SharedArrayBuffer;
-  ports: (MessagePort | undefined)[];
-}
-
-/** What a shard tells this thread. */
-export type ShardReport =
-  | { type: "listening"; port: number }
-  | { type: "failed"; name: string; message: string }
-  | { type: "published" }
-  | { type: "finished" };
-
-/** What this thread tells a shard. */
-export type ShardCommand = { type: "shutdown" } | { type: "trim" } | { type: "publish" };
-
-/** The counters each shard copies to shared memory, in this order. */
-export const STAT_KEYS: readonly (keyof ServerStats)[] = [
-  "clients",
-  "connections",
-  "messages",
-  "bytes",
-  "relayed",
-  "queueDepth",
-  "rejected",
-  "slowConsumers",
-  "slowConsumerDrops",
-  "authFailures",
-  "tlsFailures",
-  "ratePauses",
-  "readTimeouts",
-  "idleTimeouts",
-  "protocolErrors",
-];
-
-/** How often a shard copies its counters to shared memory (ms). */
-export const STATS_PUBLISH_MS = 100;
 /** Longest {@linkcode ShardedServer.freshStats} waits for the shards to answer (ms). */
 const FRESH_STATS_WAIT_MS = 1_000;
 
@@ -147,17 +96,17 @@ export async function startShardedServer(options: ShardedServerOptions): Promise
   // Shards that have not yet answered the current freshStats() request.
   let publishing: { left: number; done: PromiseWithResolvers<void> } | undefined;
   const ports = shardPorts(shards);
-  const workers: Worker[] = [];
+  const handles: ShardHandle[] = [];
   const finishedShards: Promise<void>[] = [];
   let port = serverOptions.port ?? 0;
   try {
     for (let index = 0; index < shards; index++) {
-      const worker = new Worker(WORKER_URL, { type: "module", name: `parrot shard ${index}` });
-      workers.push(worker);
+      const handle = index === 0 ? shardInThisThread() : shardInWorker(index);
+      handles.push(handle);
       const listening = Promise.withResolvers<number>();
       const finished = Promise.withResolvers<void>();
       finishedShards.push(finished.promise);
-      worker.onmessage = (event: MessageEvent<ShardReport>) => {
+      handle.channel.onmessage = (event: MessageEvent<ShardReport>) => {
         const report = event.data;
         if (report.type === "listening") listening.resolve(report.port);
         else if (report.type === "failed") listening.reject(revive(report));
@@ -165,9 +114,8 @@ export async function startShardedServer(options: ShardedServerOptions): Promise
           if (publishing && --publishing.left === 0) publishing.done.resolve();
         } else finished.resolve();
       };
-      worker.onerror = (event) => {
-        event.preventDefault();
-        const error = new Error(`Shard ${index} failed: ${event.message}`);
+      handle.onerror = (message) => {
+        const error = new Error(`Shard ${index} failed: ${message}`);
         listening.reject(error);
         finished.reject(error);
       };
@@ -175,25 +123,28 @@ export async function startShardedServer(options: ShardedServerOptions): Promise
         index,
         options: { ...serverOptions, port },
         stdout,
-        logging,
+        // This thread's logging is set up already, by whoever started the server.
+        logging: index === 0 ? undefined : logging,
         ...shared,
         ports: ports[index],
       };
-      worker.postMessage(init, ports[index].filter((p) => p !== undefined));
+      handle.channel.postMessage(init, ports[index].filter((p) => p !== undefined));
       // The first shard finds the port when asked for 0; the others join it.
       port = await listening.promise;
     }
   } catch (error) {
-    for (const worker of workers) worker.terminate();
+    for (const handle of handles) handle.end();
     throw error;
   }
 
   let finishing: Promise<void> | undefined;
   const shutdown = () => {
     finishing ??= (async () => {
-      for (const worker of workers) worker.postMessage({ type: "shutdown" } satisfies ShardCommand);
+      for (const handle of handles) {
+        handle.channel.postMessage({ type: "shutdown" } satisfies ShardCommand);
+      }
       const results = await Promise.allSettled(finishedShards);
-      for (const worker of workers) worker.terminate();
+      for (const handle of handles) handle.end();
       const failed = results.find((result) => result.status === "rejected");
       if (failed) throw failed.reason;
     })();
@@ -213,8 +164,8 @@ export async function startShardedServer(options: ShardedServerOptions): Promise
     freshStats: async () => {
       if (!publishing && !finishing) {
         publishing = { left: shards, done: Promise.withResolvers() };
-        for (const worker of workers) {
-          worker.postMessage({ type: "publish" } satisfies ShardCommand);
+        for (const handle of handles) {
+          handle.channel.postMessage({ type: "publish" } satisfies ShardCommand);
         }
         // A shard that is gone does not answer: its last copy stands.
         await settlesWithin(publishing.done.promise, FRESH_STATS_WAIT_MS);
@@ -226,7 +177,43 @@ export async function startShardedServer(options: ShardedServerOptions): Promise
     },
     shutdown: () => shutdown().then(() => finished.promise),
     trimMemory: () => {
-      for (const worker of workers) worker.postMessage({ type: "trim" } satisfies ShardCommand);
+      for (const handle of handles) {
+        handle.channel.postMessage({ type: "trim" } satisfies ShardCommand);
+      }
+    },
+  };
+}
+
+/** A shard as this thread sees it: in a Worker, or in this thread behind a `MessageChannel`. */
+interface ShardHandle {
+  /** Where its init and commands go and its reports come from. */
+  channel: Worker | MessagePort;
+  /** Called if the shard's Worker dies of an uncaught error. */
+  onerror: ((message: string) => void) | null;
+  /** Ends the Worker, or closes the channel. */
+  end(): void;
+}
+
+function shardInWorker(index: number): ShardHandle {
+  const worker = new Worker(WORKER_URL, { type: "module", name: `parrot shard ${index}` });
+  const handle: ShardHandle = { channel: worker, onerror: null, end: () => worker.terminate() };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    handle.onerror?.(event.message);
+  };
+  return handle;
+}
+
+/** Shard 0 runs in this thread: one Worker and one isolate fewer (about 14 MB of RSS). */
+function shardInThisThread(): ShardHandle {
+  const { port1, port2 } = new MessageChannel();
+  serveShard(port2);
+  return {
+    channel: port1,
+    onerror: null,
+    end: () => {
+      port1.close();
+      port2.close();
     },
   };
 }

@@ -1,0 +1,183 @@
+/**
+ * One shard of the server on several threads (`sharded_server.ts`): a whole parrot
+ * server for the clients its own listener accepts, wired to what the shards share.
+ *
+ * It binds its own listener on the server's port with `SO_REUSEPORT`, runs
+ * {@linkcode startParrotServer} with the shared client limit, the stdout lock, the
+ * links to the other shards and its slot of the counters, and runs its own idle
+ * collection. It talks to the thread that started it through an endpoint: `self` in a
+ * Worker (`shard_worker.ts`), or one end of a `MessageChannel` for the shard that runs
+ * in the starting thread itself. It says when it listens (or why it cannot), shuts
+ * down when told, and says when it has finished.
+ *
+ * @module
+ */
+
+import { collectWhenIdle } from "./idle_gc.ts";
+import { closeLogging, setupLogging } from "./logging.ts";
+import { SharedConnectionSlots } from "../net/connection_slots.ts";
+import { ExclusiveWriter } from "../net/exclusive_writer.ts";
+import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS, DEFAULT_TCP_BACKLOG } from "../defaults.ts";
+import { type ParrotServerOptions, type ServerStats, startParrotServer } from "../parrot/server.ts";
+import { ShardLink } from "../parrot/shard_link.ts";
+
+/** The options of one shard: those of {@linkcode ParrotServerOptions} that can cross to a Worker. */
+export type ShardServerOptions = Omit<
+  ParrotServerOptions,
+  "listener" | "output" | "onMessage" | "signal" | "peers" | "connectionSlots"
+>;
+
+/** How the shards log (LogTape, to stderr), as the server CLI's `--log-level` and `--log-format`. */
+export interface ShardLogging {
+  /** The lowest level logged. */
+  level: "debug" | "info" | "warning" | "error";
+  /** Plain text lines or JSON lines. */
+  format: "text" | "json";
+}
+
+/** What a shard is started with. */
+export interface ShardInit {
+  index: number;
+  options: ShardServerOptions;
+  stdout: boolean;
+  logging?: ShardLogging;
+  subscriberCounts: SharedArrayBuffer;
+  clientSlots: SharedArrayBuffer;
+  stdoutLock: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  /** One `Int32` per once-only warning: 1 once a shard has logged it. */
+  warnings: SharedArrayBuffer;
+  ports: (MessagePort | undefined)[];
+}
+
+/** What a shard tells this thread. */
+export type ShardReport =
+  | { type: "listening"; port: number }
+  | { type: "failed"; name: string; message: string }
+  | { type: "published" }
+  | { type: "finished" };
+
+/** What this thread tells a shard. */
+export type ShardCommand = { type: "shutdown" } | { type: "trim" } | { type: "publish" };
+
+/** The counters each shard copies to shared memory, in this order. */
+export const STAT_KEYS: readonly (keyof ServerStats)[] = [
+  "clients",
+  "connections",
+  "messages",
+  "bytes",
+  "relayed",
+  "queueDepth",
+  "rejected",
+  "slowConsumers",
+  "slowConsumerDrops",
+  "authFailures",
+  "tlsFailures",
+  "ratePauses",
+  "readTimeouts",
+  "idleTimeouts",
+  "protocolErrors",
+];
+
+/** How often a shard copies its counters to shared memory (ms). */
+export const STATS_PUBLISH_MS = 100;
+/** How a shard and the thread that started it talk: `self` in a Worker, or a `MessagePort`. */
+export interface ShardEndpoint {
+  /** Sends a report to the starting thread. */
+  postMessage(message: ShardReport): void;
+  /** Receives the init, then the commands. */
+  onmessage: ((event: MessageEvent) => void) | null;
+}
+
+/**
+ * Serves one shard on `endpoint`: waits for its {@linkcode ShardInit}, starts it, and
+ * follows the commands until it has finished.
+ *
+ * @example A shard in this thread, as the starting thread runs shard 0
+ * ```ts ignore
+ * import { serveShard } from "./shard.ts";
+ *
+ * const { port1, port2 } = new MessageChannel();
+ * serveShard(port2);
+ * port1.onmessage = (event) => console.log(event.data); // { type: "listening", port }
+ * // port1.postMessage(init, transfer) starts it; { type: "shutdown" } stops it.
+ * ```
+ */
+export function serveShard(endpoint: ShardEndpoint): void {
+  endpoint.onmessage = (event: MessageEvent<ShardInit>) => {
+    endpoint.onmessage = null;
+    start(event.data, endpoint).catch((error) =>
+      endpoint.postMessage({
+        type: "failed",
+        name: error?.name ?? "Error",
+        message: String(error?.message),
+      })
+    );
+  };
+}
+
+async function start(init: ShardInit, endpoint: ShardEndpoint): Promise<void> {
+  const report = (message: ShardReport) => endpoint.postMessage(message);
+  const { options } = init;
+  if (init.logging) await setupLogging(init.logging.level, init.logging.format);
+  const hostname = options.hostname ?? DEFAULT_HOST;
+  const listenOptions = {
+    hostname,
+    port: options.port ?? 0,
+    reusePort: true,
+    tcpBacklog: options.backlog ?? DEFAULT_TCP_BACKLOG,
+  };
+  const listener = options.tls
+    ? Deno.listenTls({ ...listenOptions, ...options.tls })
+    : Deno.listen(listenOptions);
+  const link = new ShardLink({
+    index: init.index,
+    subscriberCounts: init.subscriberCounts,
+    ports: init.ports,
+  });
+  const server = startParrotServer({
+    ...options,
+    listener,
+    output: init.stdout ? new ExclusiveWriter(Deno.stdout, init.stdoutLock) : null,
+    peers: link,
+    connectionSlots: new SharedConnectionSlots(
+      options.maxClients ?? DEFAULT_MAX_CLIENTS,
+      init.clientSlots,
+    ),
+    claimWarning: () => Atomics.exchange(new Int32Array(init.warnings), 0, 1) === 0,
+  });
+  const counters = new Float64Array(
+    init.stats,
+    init.index * STAT_KEYS.length * 8,
+    STAT_KEYS.length,
+  );
+  const publish = () => {
+    const stats = server.stats();
+    STAT_KEYS.forEach((key, field) => counters[field] = stats[key]);
+  };
+  const publisher = setInterval(publish, STATS_PUBLISH_MS);
+  const stopCollector = collectWhenIdle({
+    activity: () => {
+      const { messages, connections, rejected } = server.stats();
+      return messages + connections + rejected;
+    },
+    beforeCollect: () => server.trimMemory(),
+  });
+  endpoint.onmessage = (event: MessageEvent<ShardCommand>) => {
+    const command = event.data.type;
+    if (command === "shutdown") server.shutdown();
+    else if (command === "trim") server.trimMemory();
+    else {
+      publish();
+      report({ type: "published" });
+    }
+  };
+  report({ type: "listening", port: (listener.addr as Deno.NetAddr).port });
+  await server.finished;
+  clearInterval(publisher);
+  stopCollector();
+  publish();
+  link.close();
+  if (init.logging) await closeLogging();
+  report({ type: "finished" });
+}
