@@ -33,20 +33,12 @@ import {
   DEFAULT_QUEUE_CAPACITY,
   DEFAULT_READ_TIMEOUT_MS,
   DEFAULT_TCP_BACKLOG,
+  DEFAULT_THREADS,
   DEFAULT_WRITE_TIMEOUT_MS,
 } from "./lib/defaults.ts";
 import { formatDuration } from "./lib/net/duration.ts";
 import { type ParrotServer, startParrotServer } from "./lib/parrot/server.ts";
 import { startShardedServer } from "./lib/cli/sharded_server.ts";
-
-/** The default of --threads is one per core, up to this many. */
-const MAX_DEFAULT_THREADS = 4;
-
-/** One thread per core up to {@linkcode MAX_DEFAULT_THREADS}; one without `--unstable-net`. */
-function defaultThreads(): number {
-  if (!unstableNetEnabled()) return 1;
-  return Math.max(1, Math.min(navigator.hardwareConcurrency, MAX_DEFAULT_THREADS));
-}
 
 /**
  * Whether `--unstable-net` was given: the shards' `reusePort` needs it, and without it
@@ -84,7 +76,8 @@ Options:
   --burst <n>             messages a client may send at once under --rate (default: the rate)
   --no-broadcast          do not relay messages to other clients
   --threads <n>           serve on n threads, each taking its share of the clients
-                          (default: one per core, at most ${MAX_DEFAULT_THREADS}; 1 = no Workers)
+                          (default 1; more take busy loads faster, one has the
+                          lowest latency and memory)
 
 Security:
   --token-file <path>     require "AUTH <token>" as each client's first line, the token
@@ -179,7 +172,7 @@ async function main(): Promise<number> {
     token: await resolveToken({ token: option("token"), tokenFile: option("token-file") }),
     tls: await readTls(option("tls-cert"), option("tls-key")),
   };
-  const threads = count("threads", defaultThreads(), 1);
+  const threads = count("threads", DEFAULT_THREADS, 1);
   if (threads > 1 && !unstableNetEnabled()) {
     throw new UsageError(
       `Cannot use --threads ${threads}: it needs \`deno run --unstable-net\` (the server task has it)`,

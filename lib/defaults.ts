@@ -72,6 +72,12 @@ export const DEFAULT_MAX_FORWARD_BYTES = 8 * 1024 * 1024;
  * a subscriber that has stopped reading is cut off by the slow-consumer rule instead.
  */
 export const DEFAULT_STALL_MS = 50;
+/**
+ * Threads the server runs on (`--threads`). One: on a machine whose cores the server
+ * shares with its clients, more threads take a busy load faster but cost latency
+ * (p99 0.5 ms more here) and about 14 MB of RSS each (docs/PERFORMANCE.md).
+ */
+export const DEFAULT_THREADS = 1;
 /** Most read batches the main task takes from the channel before it writes stdout once. */
 export const MAX_DRAIN_BATCH = 256;
 /** Connection attempts a reconnecting client makes after a loss before it gives up. */
