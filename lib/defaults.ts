@@ -75,7 +75,7 @@ export const DEFAULT_STALL_MS = 50;
 /**
  * Threads the server runs on (`--threads`). One: on a machine whose cores the server
  * shares with its clients, more threads take a busy load faster but cost latency
- * (p99 0.5 ms more here) and about 14 MB of RSS each (docs/PERFORMANCE.md).
+ * (p99 0.5 ms more here) and about 18 MB of RSS each (docs/PERFORMANCE.md).
  */
 export const DEFAULT_THREADS = 1;
 /** Most read batches the main task takes from the channel before it writes stdout once. */

@@ -135,6 +135,7 @@ async function start(init: ShardInit, endpoint: ShardEndpoint): Promise<void> {
     subscriberCounts: init.subscriberCounts,
     ports: init.ports,
   });
+  const warnings = new Int32Array(init.warnings);
   const server = startParrotServer({
     ...options,
     listener,
@@ -144,11 +145,11 @@ async function start(init: ShardInit, endpoint: ShardEndpoint): Promise<void> {
       options.maxClients ?? DEFAULT_MAX_CLIENTS,
       init.clientSlots,
     ),
-    claimWarning: () => Atomics.exchange(new Int32Array(init.warnings), 0, 1) === 0,
+    claimWarning: () => Atomics.exchange(warnings, 0, 1) === 0,
   });
   const counters = new Float64Array(
     init.stats,
-    init.index * STAT_KEYS.length * 8,
+    init.index * STAT_KEYS.length * Float64Array.BYTES_PER_ELEMENT,
     STAT_KEYS.length,
   );
   const publish = () => {
