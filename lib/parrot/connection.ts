@@ -36,34 +36,14 @@ import { delay } from "../net/delay.ts";
 import type { ConnInfo, TcpHandler } from "../net/serve_tcp.ts";
 import { TokenBucket } from "../net/token_bucket.ts";
 import { type AdmissionPolicy, admit, needsAdmission } from "./admission.ts";
-import { type ClientFrame, type ProtocolError, REASON } from "./frame.ts";
-import { ClientFrameDecoder, type PayloadRange } from "./frame_decoder.ts";
+import { type ProtocolError, REASON } from "./frame.ts";
+import { ClientFrameDecoder, type RangedFrames } from "./frame_decoder.ts";
 import { QUIT_LINE } from "./frame_encoder.ts";
 import type { Hub } from "./hub.ts";
+import type { ReadBatch, ReadBatchPool } from "./read_batch.ts";
 import { Session } from "./session.ts";
 
 const log = getLogger(["parrot", "connection"]);
-
-/** Frames decoded from one read of one connection, in the order they arrived. */
-export interface ReadBatch {
-  /** The connection they came from. */
-  session: Session;
-  /**
-   * The frames; `quit` also stands for the end of the peer's input. A
-   * `PAYLOAD_RANGE` is a message whose payload is `chunk[ranges[2i],
-   * ranges[2i+1])`, for the i-th range in order.
-   */
-  frames: (ClientFrame | PayloadRange)[];
-  /** Start and end of each `PAYLOAD_RANGE` payload in `chunk`. */
-  ranges?: number[];
-  /** The bytes the ranges point into. */
-  chunk?: Uint8Array;
-  /**
-   * The read buffer the frames point into, if it came from the pool: the consumer gives
-   * it back once it is done with the frames.
-   */
-  buffer?: Uint8Array;
-}
 
 /** What every connection task shares. */
 export interface ConnectionContext {
@@ -75,6 +55,8 @@ export interface ConnectionContext {
   maxFrameBytes: number;
   /** Where large read buffers come from, and go back to once their frames are consumed. */
   readBuffers: BufferPool;
+  /** Where read batches come from; the consumer of the channel gives them back. */
+  readBatches: ReadBatchPool;
   /** The TLS handshake and `AUTH` rule every connection passes first. */
   admission: AdmissionPolicy;
   /** Connections still being admitted (not yet in the hub). */
@@ -103,11 +85,12 @@ export interface ConnectionCounters {
   ratePauses: number;
 }
 
-const IMPLICIT_QUIT: ClientFrame[] = [{ type: "quit" }];
-
 /** What one read brought, as far as the rest of its turn needs it. */
 interface InputStep {
-  frames: (ClientFrame | PayloadRange)[];
+  /** Frames the read completed. */
+  frameCount: number;
+  /** Messages among them (counted only under a rate limit). */
+  messages: number;
   error: ProtocolError | undefined;
   /** Whether the frames end with a QUIT. */
   quit: boolean;
@@ -127,14 +110,16 @@ interface InputStep {
  * import assert from "node:assert/strict";
  * import { BufferPool } from "../net/buffer_pool.ts";
  * import { Channel } from "../net/channel.ts";
- * import { createConnectionHandler, type ReadBatch } from "./connection.ts";
+ * import { createConnectionHandler } from "./connection.ts";
  * import { Hub } from "./hub.ts";
+ * import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
  *
  * const handler = createConnectionHandler({
  *   hub: new Hub(),
  *   channel: new Channel<ReadBatch>(16),
  *   maxFrameBytes: 1024,
  *   readBuffers: new BufferPool({ minBytes: 4096, maxBytes: 65536, maxFreeBytes: 1 << 20 }),
+ *   readBatches: new ReadBatchPool(),
  *   admission: { authTimeoutMs: 2000 },
  *   admitting: new Set(),
  *   counters: {
@@ -303,24 +288,27 @@ class ConnectionTask {
   #turn(chunk: Uint8Array | null): void {
     try {
       if (chunk === null) return this.#settle(this.#endOfInput());
-      const { channel, readBuffers } = this.#context;
+      const { channel, readBuffers, readBatches } = this.#context;
       const session = this.#session;
       const decoder = this.#decoder ?? this.#decoders.decoder;
       const wasPending = decoder.pending;
-      const ranges: number[] = [];
-      const { frames, error } = decoder.pushRanges(chunk, ranges);
+      const batch = readBatches.take(session);
+      const error = decoder.pushRanges(chunk, batch);
       if (!this.#decoder && (decoder.pending || error)) this.#decoder = this.#decoders.takeOver();
-      const quitAt = frames.findIndex((frame) => frame.type === "quit");
-      if (quitAt >= 0) frames.length = quitAt + 1;
+      const quitAt = indexOfQuit(batch);
+      if (quitAt >= 0) batch.frameCount = quitAt + 1;
+      const frameCount = batch.frameCount;
       // Frames point into the buffer, so it goes with them (back to the pool once they
       // are consumed) and the next read gets another, sized by nextReadBufferSize(). It
       // is taken once the batch is in the channel: a reader waiting for room holds one
       // buffer, not two. (The bytes that came with AUTH are not in the read buffer.)
       const buffer = this.#buffer;
       const handOff = chunk.buffer === buffer.buffer &&
-        (frames.length > 0 || chunk.length === buffer.length);
+        (frameCount > 0 || chunk.length === buffer.length);
       const step: InputStep = {
-        frames,
+        frameCount,
+        // Counted now: once in the channel, the batch is the consumer's.
+        messages: this.#bucket ? countMessages(batch) : 0,
         error,
         quit: quitAt >= 0,
         wasPending,
@@ -330,13 +318,15 @@ class ConnectionTask {
       // Time spent waiting for room in the channel (backpressure) or for the rate limit
       // is the server's, not the peer's: no deadline runs meanwhile.
       session.held = true;
-      if (frames.length > 0) {
-        const batch: ReadBatch = { session, frames, ranges, chunk, buffer: step.handedOff };
+      if (frameCount > 0) {
+        batch.chunk = chunk;
+        batch.buffer = step.handedOff;
         if (!channel.trySend(batch)) {
           return this.#settle(channel.send(batch).then(() => this.#afterSend(step)));
         }
-      } else if (handOff) {
-        readBuffers.give(buffer);
+      } else {
+        readBatches.give(batch);
+        if (handOff) readBuffers.give(buffer);
       }
       this.#settle(this.#afterSend(step));
     } catch (error) {
@@ -358,7 +348,7 @@ class ConnectionTask {
     }
     this.#lastReadFilled = step.handedOff !== undefined && step.used === step.handedOff.length;
     if (this.#bucket && !this.#shutdown.aborted) {
-      const pauseMs = this.#bucket.take(countMessages(step.frames));
+      const pauseMs = this.#bucket.take(step.messages);
       if (pauseMs > 0) {
         counters.ratePauses++;
         return delay(pauseMs, this.#shutdown).then(() => this.#resume(step));
@@ -375,7 +365,7 @@ class ConnectionTask {
     session.lastHeardAt = now;
     session.pinged = false;
     if (!this.#framePending) session.frameStartedAt = 0;
-    else if (!step.wasPending || step.frames.length > 0) session.frameStartedAt = now;
+    else if (!step.wasPending || step.frameCount > 0) session.frameStartedAt = now;
     if (step.quit) return session.done.then(() => this.#end());
     if (step.error) {
       this.#context.counters.protocolErrors++;
@@ -397,7 +387,7 @@ class ConnectionTask {
       return this.#end();
     }
     // Finish what was sent, answer it, then close.
-    await this.#context.channel.send({ session, frames: IMPLICIT_QUIT });
+    await this.#context.channel.send(this.#context.readBatches.endOfInput(session));
     await session.done;
     this.#end();
   }
@@ -428,10 +418,21 @@ class ConnectionTask {
   }
 }
 
-function countMessages(frames: (ClientFrame | PayloadRange)[]): number {
+function countMessages(batch: RangedFrames): number {
+  const frames = batch.frames;
   let messages = 0;
-  for (const frame of frames) {
-    if (frame.type === "range" || frame.type === "msg" || frame.type === "text") messages++;
+  for (let i = 0; i < batch.frameCount; i++) {
+    const type = frames[i].type;
+    if (type === "range" || type === "msg" || type === "text") messages++;
   }
   return messages;
+}
+
+/** Where the batch's first `QUIT` is, or -1. */
+function indexOfQuit(batch: RangedFrames): number {
+  const frames = batch.frames;
+  for (let i = 0; i < batch.frameCount; i++) {
+    if (frames[i].type === "quit") return i;
+  }
+  return -1;
 }

@@ -115,6 +115,45 @@ export interface PayloadRange {
   readonly type: "range";
 }
 
+/**
+ * Frames that {@linkcode ClientFrameDecoder.pushRanges} appends to arrays that the
+ * caller uses again from read to read: the first `frameCount` entries of `frames` and
+ * the first `rangeCount` numbers of `ranges` are the frames so far; entries beyond them
+ * are left over from earlier reads. Reusing the arrays spares growing new ones, which
+ * would cost a copy and some garbage per message.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ClientFrameDecoder, PAYLOAD_RANGE, type RangedFrames } from "./frame_decoder.ts";
+ *
+ * const into: RangedFrames = { frames: [], frameCount: 0, ranges: [], rangeCount: 0 };
+ * new ClientFrameDecoder().pushRanges(new TextEncoder().encode("MSG 2\nhi\n"), into);
+ * assert.equal(into.frameCount, 1);
+ * assert.equal(into.frames[0], PAYLOAD_RANGE);
+ * assert.deepEqual(into.ranges.slice(0, into.rangeCount), [6, 8]);
+ * ```
+ */
+export interface RangedFrames {
+  /** The frames, `frameCount` of them. */
+  frames: (ClientFrame | PayloadRange)[];
+  /** How many entries of `frames` are in use. */
+  frameCount: number;
+  /** Start and end of each `PAYLOAD_RANGE` payload in the chunk, in frame order. */
+  ranges: number[];
+  /** How many numbers of `ranges` are in use (two a range). */
+  rangeCount: number;
+}
+
+/** Where the parser appends: a fresh array for `push()`, reused ones for `pushRanges()`. */
+interface FrameSink<F> {
+  frames: F[];
+  frameCount: number;
+  /** With it, a payload wholly in the chunk becomes `PAYLOAD_RANGE` and two numbers. */
+  ranges?: number[];
+  rangeCount: number;
+}
+
 const LF = 0x0a;
 const CR = 0x0d;
 const SPACE = 0x20;
@@ -278,14 +317,16 @@ class FrameParser<F> {
   }
 
   /**
-   * Decodes `chunk`. With `ranges`, a payload wholly in the chunk becomes
+   * Decodes `chunk`, appending its frames to `out`; returns the protocol error, if
+   * any. With `out.ranges`, a payload wholly in the chunk becomes
    * {@linkcode PAYLOAD_RANGE} in the frames and its start and end in `ranges`,
    * instead of a frame with a view.
    */
-  push(chunk: Uint8Array, ranges?: number[]): DecodeResult<F> {
-    if (this.#error !== undefined) return { frames: [], error: this.#error };
+  push(chunk: Uint8Array, out: FrameSink<F>): ProtocolError | undefined {
+    if (this.#error !== undefined) return this.#error;
     const grammar = this.#grammar;
-    const frames: F[] = [];
+    const frames = out.frames;
+    const ranges = out.ranges;
     const end = chunk.length;
     let pos = 0;
     while (pos < end) {
@@ -294,7 +335,7 @@ class FrameParser<F> {
           const lf = chunk.indexOf(LF, pos);
           if (lf === -1) {
             const error = this.#bufferLine(chunk, pos, end);
-            if (error !== undefined) return this.#fail(frames, error);
+            if (error !== undefined) return this.#fail(error);
             pos = end;
             break;
           }
@@ -305,7 +346,7 @@ class FrameParser<F> {
           if (this.#lineLength > 0) {
             // The line began in an earlier push: complete it in the buffer.
             const total = this.#lineLength + (lf - pos);
-            if (total > this.#maxLineBytes + 1) return this.#fail(frames, this.#lineTooLong());
+            if (total > this.#maxLineBytes + 1) return this.#fail(this.#lineTooLong());
             bytes = this.#appendLine(chunk, pos, lf);
             start = 0;
             lineEnd = total;
@@ -314,16 +355,16 @@ class FrameParser<F> {
           }
           pos = lf + 1;
           if (lineEnd > start && bytes[lineEnd - 1] === CR) lineEnd--;
-          if (lineEnd - start > this.#maxLineBytes) return this.#fail(frames, this.#lineTooLong());
+          if (lineEnd - start > this.#maxLineBytes) return this.#fail(this.#lineTooLong());
           if (lineEnd === start) break; // An empty line is ignored.
           const decoded = grammar.line(bytes, start, lineEnd, transient);
           if (typeof decoded === "number") {
             this.#expected = decoded;
             this.#state = STATE_PAYLOAD;
           } else if (decoded instanceof ProtocolError) {
-            return this.#fail(frames, decoded);
+            return this.#fail(decoded);
           } else {
-            frames.push(decoded);
+            frames[out.frameCount++] = decoded;
           }
           break;
         }
@@ -338,26 +379,28 @@ class FrameParser<F> {
               const terminator = chunk[after];
               if (terminator === LF) {
                 if (ranges) {
-                  frames.push(PAYLOAD_RANGE as F);
-                  ranges.push(pos, after);
+                  frames[out.frameCount++] = PAYLOAD_RANGE as F;
+                  ranges[out.rangeCount++] = pos;
+                  ranges[out.rangeCount++] = after;
                 } else {
-                  frames.push(grammar.payload(chunk.subarray(pos, after)));
+                  frames[out.frameCount++] = grammar.payload(chunk.subarray(pos, after));
                 }
                 pos = after + 1;
                 this.#state = STATE_LINE;
                 break;
               }
               if (terminator !== CR) {
-                return this.#fail(frames, missingLineEnd(expected, terminator));
+                return this.#fail(missingLineEnd(expected, terminator));
               }
               if (after + 1 < end) {
                 const next = chunk[after + 1];
-                if (next !== LF) return this.#fail(frames, missingLineEnd(expected, next));
+                if (next !== LF) return this.#fail(missingLineEnd(expected, next));
                 if (ranges) {
-                  frames.push(PAYLOAD_RANGE as F);
-                  ranges.push(pos, after);
+                  frames[out.frameCount++] = PAYLOAD_RANGE as F;
+                  ranges[out.rangeCount++] = pos;
+                  ranges[out.rangeCount++] = after;
                 } else {
-                  frames.push(grammar.payload(chunk.subarray(pos, after)));
+                  frames[out.frameCount++] = grammar.payload(chunk.subarray(pos, after));
                 }
                 pos = after + 2;
                 this.#state = STATE_LINE;
@@ -380,26 +423,26 @@ class FrameParser<F> {
         case STATE_PAYLOAD_END: {
           const byte = chunk[pos++];
           if (byte === LF) {
-            frames.push(this.#takePayload());
+            frames[out.frameCount++] = this.#takePayload();
           } else if (byte === CR) {
             this.#state = STATE_PAYLOAD_CR;
           } else {
-            return this.#fail(frames, missingLineEnd(this.#expected, byte));
+            return this.#fail(missingLineEnd(this.#expected, byte));
           }
           break;
         }
         case STATE_PAYLOAD_CR: {
           const byte = chunk[pos++];
-          if (byte !== LF) return this.#fail(frames, missingLineEnd(this.#expected, byte));
-          frames.push(this.#takePayload());
+          if (byte !== LF) return this.#fail(missingLineEnd(this.#expected, byte));
+          frames[out.frameCount++] = this.#takePayload();
           break;
         }
         default:
           // Unreachable: a failed parser returns before the loop.
-          return { frames, error: this.#error };
+          return this.#error;
       }
     }
-    return { frames };
+    return undefined;
   }
 
   /** Buffers `chunk[start, end)`, the start or middle of a line, unless that makes it too long. */
@@ -451,15 +494,22 @@ class FrameParser<F> {
     );
   }
 
-  #fail(frames: F[], error: ProtocolError): DecodeResult<F> {
+  #fail(error: ProtocolError): ProtocolError {
     this.#error = error;
     this.#state = STATE_FAILED;
     this.#line = null;
     this.#lineLength = 0;
     this.#payload = null;
     this.#filled = 0;
-    return { frames, error };
+    return error;
   }
+}
+
+/** Decodes `chunk` into a fresh array, for `push()`. */
+function pushFresh<F>(parser: FrameParser<F>, chunk: Uint8Array): DecodeResult<F> {
+  const out: FrameSink<F> = { frames: [], frameCount: 0, rangeCount: 0 };
+  const error = parser.push(chunk, out);
+  return error === undefined ? { frames: out.frames } : { frames: out.frames, error };
 }
 
 function missingLineEnd(payloadBytes: number, got: number): ProtocolError {
@@ -732,29 +782,33 @@ export class ClientFrameDecoder {
    * ```
    */
   push(chunk: Uint8Array): DecodeResult<ClientFrame> {
-    return this.#parser.push(chunk);
+    return pushFresh(this.#parser, chunk);
   }
 
   /**
-   * Like {@linkcode ClientFrameDecoder.push}, but a `MSG` payload that lies wholly in
-   * `chunk` comes out as {@linkcode PAYLOAD_RANGE}, its start and end appended to
-   * `ranges`: no object per message. The server's hot path uses it; a payload that
-   * spans pushes still comes out as a `msg` frame.
+   * Like {@linkcode ClientFrameDecoder.push}, but the frames are appended to `into`,
+   * whose arrays the caller uses again from read to read, and a `MSG` payload that lies
+   * wholly in `chunk` comes out as {@linkcode PAYLOAD_RANGE}, its start and end
+   * appended to `into.ranges`: no object per message, and no array grown per read.
+   * The server's hot path uses it; a payload that spans pushes still comes out as a
+   * `msg` frame. Returns the protocol error, if any (the frames before it are in
+   * `into`).
    *
    * @example
    * ```ts
    * import assert from "node:assert/strict";
-   * import { ClientFrameDecoder, PAYLOAD_RANGE } from "./frame_decoder.ts";
+   * import { ClientFrameDecoder, PAYLOAD_RANGE, type RangedFrames } from "./frame_decoder.ts";
    *
-   * const ranges: number[] = [];
+   * const into: RangedFrames = { frames: [], frameCount: 0, ranges: [], rangeCount: 0 };
    * const chunk = new TextEncoder().encode("PING\nMSG 2\nhi\n");
-   * const { frames } = new ClientFrameDecoder().pushRanges(chunk, ranges);
-   * assert.deepEqual(frames, [{ type: "ping" }, PAYLOAD_RANGE]);
-   * assert.deepEqual(ranges, [11, 13]);
+   * const error = new ClientFrameDecoder().pushRanges(chunk, into);
+   * assert.equal(error, undefined);
+   * assert.deepEqual(into.frames.slice(0, into.frameCount), [{ type: "ping" }, PAYLOAD_RANGE]);
+   * assert.deepEqual(into.ranges.slice(0, into.rangeCount), [11, 13]);
    * ```
    */
-  pushRanges(chunk: Uint8Array, ranges: number[]): DecodeResult<ClientFrame | PayloadRange> {
-    return (this.#parser as FrameParser<ClientFrame | PayloadRange>).push(chunk, ranges);
+  pushRanges(chunk: Uint8Array, into: RangedFrames): ProtocolError | undefined {
+    return (this.#parser as FrameParser<ClientFrame | PayloadRange>).push(chunk, into);
   }
 
   /**
@@ -852,7 +906,7 @@ export class ServerFrameDecoder {
    * ```
    */
   push(chunk: Uint8Array): DecodeResult<ServerFrame> {
-    return this.#parser.push(chunk);
+    return pushFresh(this.#parser, chunk);
   }
 
   /**

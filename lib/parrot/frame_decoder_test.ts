@@ -6,6 +6,8 @@ import {
   ClientFrameDecoder,
   type DecodeResult,
   type DecoderOptions,
+  PAYLOAD_RANGE,
+  type RangedFrames,
   ServerFrameDecoder,
 } from "./frame_decoder.ts";
 
@@ -548,6 +550,9 @@ Deno.test("ClientFrameDecoder.pushRanges() gives the frames of push(), a payload
     [0, 10],
     "\nQUIT\n",
   );
+  // One set of arrays for every push, as the server reuses them: what an earlier,
+  // longer push left beyond the counts must not show.
+  const into: RangedFrames = { frames: [], frameCount: 0, ranges: [], rangeCount: 0 };
   for (let cut = 0; cut <= stream.length; cut++) {
     const plain = new ClientFrameDecoder();
     const ranged = new ClientFrameDecoder();
@@ -556,21 +561,40 @@ Deno.test("ClientFrameDecoder.pushRanges() gives the frames of push(), a payload
     for (const part of [stream.subarray(0, cut), stream.subarray(cut)]) {
       const copy = part.slice(); // the chunk each decoder gets is its own
       wanted.push(...structuredClone(plain.push(copy.slice()).frames));
-      const ranges: number[] = [];
-      const { frames, error } = ranged.pushRanges(copy, ranges);
+      into.frameCount = 0;
+      into.rangeCount = 0;
+      const error = ranged.pushRanges(copy, into);
       assert.equal(error, undefined);
       let r = 0;
-      for (const frame of frames) {
+      for (let i = 0; i < into.frameCount; i++) {
+        const frame = into.frames[i];
         if (frame.type === "range") {
-          seen.push({ type: "msg", payload: copy.slice(ranges[r], ranges[r + 1]) });
+          seen.push({ type: "msg", payload: copy.slice(into.ranges[r], into.ranges[r + 1]) });
           r += 2;
         } else {
           seen.push(structuredClone(frame));
         }
       }
-      assert.equal(r, ranges.length, "one range per PAYLOAD_RANGE");
+      assert.equal(r, into.rangeCount, "one range per PAYLOAD_RANGE");
     }
     assert.deepEqual(seen, wanted, `cut at ${cut}`);
     assert.equal(wanted.length, 8, "every frame of the stream, wherever it was cut");
   }
+});
+
+Deno.test("ClientFrameDecoder.pushRanges() appends after the counts and keeps the frames before an error", () => {
+  const into: RangedFrames = { frames: [], frameCount: 0, ranges: [], rangeCount: 0 };
+  const decoder = new ClientFrameDecoder();
+  assert.equal(decoder.pushRanges(bytes("MSG 1\na\n"), into), undefined);
+  const error = decoder.pushRanges(bytes("PING\nMSG 2\nbc\nMSG x\nPING\n"), into);
+  assert.equal(error?.reason, REASON.malformedFrame);
+  assert.deepEqual(into.frames.slice(0, into.frameCount), [
+    PAYLOAD_RANGE,
+    { type: "ping" },
+    PAYLOAD_RANGE,
+  ]);
+  assert.deepEqual(into.ranges.slice(0, into.rangeCount), [6, 7, 11, 13]);
+  // Failed: later pushes add nothing and give the same error.
+  assert.equal(decoder.pushRanges(bytes("PING\n"), into), error);
+  assert.equal(into.frameCount, 3);
 });

@@ -100,6 +100,8 @@ export function encodeRelay(from: string, payload: Uint8Array): Uint8Array {
  * @param bounds Start and end of each payload in its source, two numbers a message.
  * @param allocate Gives the buffer to encode into, of at least the size asked for
  * (a new one by default); the frames are written from its start.
+ * @param count How many messages to encode, from the start of the arrays (all of
+ * `headers` by default), for arrays that are reused from batch to batch.
  * @returns The frames (a view of the buffer), and where each frame ends in it.
  *
  * @example
@@ -123,8 +125,8 @@ export function encodeRelays(
   sources: readonly Uint8Array[],
   bounds: readonly number[],
   allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size),
+  count: number = headers.length,
 ): { bytes: Uint8Array; ends: number[] } {
-  const count = headers.length;
   let total = 0;
   for (let i = 0; i < count; i++) {
     const length = bounds[2 * i + 1] - bounds[2 * i];

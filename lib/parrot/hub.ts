@@ -93,7 +93,11 @@ export class Hub {
     maxFreeBytes: MAX_POOLED_RELAY_BUFFER_BYTES,
   });
   // The batch that flushRelays() sends: sender, header, and the payload as a range of
-  // its source (two numbers), so that queueing a message makes no object.
+  // its source (two numbers), so that queueing a message makes no object. The first
+  // #queued entries are the batch; the arrays keep their length (and backing store)
+  // from batch to batch, since V8 lets go of an array's store when it is emptied and
+  // growing it again costs a copy and garbage per message. trim() lets go of them.
+  #queued = 0;
   #senders: Session[] = [];
   #headers: Uint8Array[] = [];
   #sources: Uint8Array[] = [];
@@ -168,10 +172,12 @@ export class Hub {
    */
   queueRelay(from: Session, bytes: Uint8Array, start = 0, end = bytes.length): void {
     if (!this.relaysFrom(from)) return;
-    this.#senders.push(from);
-    this.#headers.push(from.relayHeader);
-    this.#sources.push(bytes);
-    this.#bounds.push(start, end);
+    const i = this.#queued++;
+    this.#senders[i] = from;
+    this.#headers[i] = from.relayHeader;
+    this.#sources[i] = bytes;
+    this.#bounds[2 * i] = start;
+    this.#bounds[2 * i + 1] = end;
   }
 
   /**
@@ -181,22 +187,21 @@ export class Hub {
    */
   flushRelays(): number {
     const senders = this.#senders;
-    const count = senders.length;
+    const count = this.#queued;
     if (count === 0) return 0;
+    this.#queued = 0;
     let delivered = 0;
     const peers = this.#peers !== undefined && this.#peers.remoteSubscribers > 0
       ? this.#peers
       : undefined;
-    if (
-      peers || this.#subscribers.size > 1 ||
-      (this.#subscribers.size === 1 && !senders.every((s) => this.#subscribers.has(s)))
-    ) {
+    if (peers || this.#anyoneBut(senders, count)) {
       let buffer: Uint8Array = EMPTY;
       const { bytes, ends } = encodeRelays(
         this.#headers,
         this.#sources,
         this.#bounds,
         (size) => buffer = this.#relayBuffers.take(relayBufferSize(size)),
+        count,
       );
       // One reference for each queue the bytes go to, and one for this loop.
       const pool = this.#relayBuffers;
@@ -205,23 +210,29 @@ export class Hub {
         if (--references === 0) pool.give(buffer);
       };
       const hold = () => (references++, release);
-      const inBatch = new Set(senders);
+      const inBatch = new Set<Session>();
+      for (let i = 0; i < count; i++) inBatch.add(senders[i]);
       for (const subscriber of this.#subscribers) {
         if (subscriber.closed) continue;
         delivered += inBatch.has(subscriber)
-          ? this.#deliverRuns(subscriber, bytes, ends, senders, hold)
+          ? this.#deliverRuns(subscriber, bytes, ends, senders, count, hold)
           : this.#deliver(subscriber, [bytes], bytes.length, count, hold);
       }
       peers?.forward(bytes, count);
       release();
     }
-    // Emptied for the next batch (nothing holds on to them). V8 lets go of an array's
-    // backing store at length 0, so they grow again with the next batch.
-    senders.length = 0;
-    this.#headers.length = 0;
-    this.#sources.length = 0;
-    this.#bounds.length = 0;
     return delivered;
+  }
+
+  /** Whether a subscriber here gets any of the first `count` messages, from `senders`. */
+  #anyoneBut(senders: Session[], count: number): boolean {
+    const subscribers = this.#subscribers;
+    if (subscribers.size > 1) return true;
+    if (subscribers.size === 0) return false;
+    for (let i = 0; i < count; i++) {
+      if (!subscribers.has(senders[i])) return true;
+    }
+    return false;
   }
 
   /**
@@ -252,14 +263,15 @@ export class Hub {
     bytes: Uint8Array,
     ends: number[],
     senders: Session[],
+    count: number,
     hold: () => () => void,
   ): number {
     const runs: Uint8Array[] = [];
     let size = 0;
     let messages = 0;
     let runStart = -1;
-    for (let i = 0; i <= senders.length; i++) {
-      const own = i === senders.length || senders[i] === subscriber;
+    for (let i = 0; i <= count; i++) {
+      const own = i === count || senders[i] === subscriber;
       const frameStart = i === 0 ? 0 : ends[i - 1];
       if (!own && runStart < 0) runStart = frameStart;
       if (own && runStart >= 0) {
@@ -327,8 +339,9 @@ export class Hub {
   }
 
   /**
-   * Lets go of the free relay buffers kept for reuse (for a server that has gone
-   * quiet); buffers still queued for a subscriber go back to the pool as before.
+   * Lets go of the free relay buffers kept for reuse, and of the batch arrays with the
+   * senders and payloads of the last batch (for a server that has gone quiet); buffers
+   * still queued for a subscriber go back to the pool as before.
    *
    * @example Relaying goes on after a trim, with a new buffer
    * ```ts
@@ -356,6 +369,12 @@ export class Hub {
    */
   trim(): void {
     this.#relayBuffers.clear();
+    if (this.#queued === 0) {
+      this.#senders = [];
+      this.#headers = [];
+      this.#sources = [];
+      this.#bounds = [];
+    }
   }
 
   /**

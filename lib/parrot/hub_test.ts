@@ -360,3 +360,21 @@ Deno.test("Hub.whenCaughtUp() waits for a subscriber over half its limit, at mos
   assert.equal(bob.outbound.buffered, 0, "resolved once its queue was written");
   assert.deepEqual(bobConn.texts, ["MSG ann 5\nfirst\n", "MSG ann 6\nsecond\nMSG ann 5\nthird\n"]);
 });
+
+Deno.test("Hub.flushRelays() sends a short batch after a long one without the long one's leftovers", async () => {
+  const { hub, ann, bob, cid, bobConn, cidConn } = hubOfThree();
+  // The batch arrays keep their length from batch to batch: only the count says what
+  // is in the current one.
+  const long = encoder.encode("abcdef");
+  for (let i = 0; i < 6; i++) hub.queueRelay(i % 2 === 0 ? ann : cid, long, i, i + 1);
+  assert.equal(hub.flushRelays(), 12); // bob gets all 6, cid the 3 of ann, ann the 3 of cid
+  await flushAll(bob, cid);
+  bobConn.texts.length = 0;
+  cidConn.texts.length = 0;
+  hub.queueRelay(ann, encoder.encode("z"));
+  assert.equal(hub.flushRelays(), 2);
+  await flushAll(bob, cid);
+  assert.deepEqual(bobConn.texts, ["MSG ann 1\nz\n"]);
+  assert.deepEqual(cidConn.texts, ["MSG ann 1\nz\n"]);
+  assert.equal(hub.flushRelays(), 0, "nothing queued: nothing sent again");
+});

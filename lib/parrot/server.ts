@@ -51,10 +51,10 @@ import {
   closeForShutdown,
   type ConnectionCounters,
   createConnectionHandler,
-  type ReadBatch,
 } from "./connection.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
+import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
 import type { Session } from "./session.ts";
 import type { RelayPeers } from "./shard_link.ts";
 
@@ -241,6 +241,7 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     counters.relayed += hub.deliverForwarded(bytes, messages, done);
   });
   const rate = options.rateLimit;
+  const readBatches = new ReadBatchPool();
   const readBuffers = new BufferPool({
     minBytes: MIN_BUSY_READ_BUFFER_BYTES,
     maxBytes: MAX_READ_BUFFER_BYTES,
@@ -252,6 +253,7 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     hub,
     channel,
     readBuffers,
+    readBatches,
     admitting,
     maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     admission: {
@@ -321,7 +323,10 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
         log.error("Cannot write messages to stdout: {error}", { error: String(error) }),
     })
     : null;
-  const draining = drain(channel, hub, counters, options, stdout, batchBudget, readBuffers);
+  const draining = drain(channel, hub, counters, options, stdout, batchBudget, {
+    readBuffers,
+    readBatches,
+  });
   // One sweep enforces the read and idle deadlines of every client and cuts off
   // subscribers whose socket stopped taking bytes, a few times per shortest deadline.
   const deadlines = {
@@ -354,6 +359,7 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     freshStats: () => Promise.resolve(stats()),
     trimMemory() {
       readBuffers.clear();
+      readBatches.clear();
       hub.trim();
       stdout?.release();
     },
@@ -375,8 +381,9 @@ async function drain(
   options: ParrotServerOptions,
   stdout: PipelinedWriter | null,
   batchBudget: number,
-  readBuffers: BufferPool,
+  pools: { readBuffers: BufferPool; readBatches: ReadBatchPool },
 ): Promise<void> {
+  const { readBuffers, readBatches } = pools;
   const broadcast = options.broadcast ?? true;
   const onMessage = options.onMessage;
   const pongs: Session[] = [];
@@ -406,12 +413,13 @@ async function drain(
       hub.subscribe(session, session.subscribed);
     }
     if (batch.buffer) consumed.push(batch.buffer);
-    const { ranges, chunk } = batch;
+    const { frames, frameCount, ranges, chunk } = batch;
     let range = 0;
-    for (const frame of batch.frames) {
+    for (let i = 0; i < frameCount; i++) {
+      const frame = frames[i];
       switch (frame.type) {
         case "range":
-          message(session, chunk!, ranges![range], ranges![range + 1]);
+          message(session, chunk!, ranges[range], ranges[range + 1]);
           range += 2;
           break;
         case "msg":
@@ -438,6 +446,7 @@ async function drain(
           break;
       }
     }
+    readBatches.give(batch);
   }
 
   for (;;) {
