@@ -543,6 +543,44 @@ Deno.test("ServerFrameDecoder.push() keeps a BOM at the start of an ERR reason",
   assert.deepEqual(frames, [{ type: "err", reason: "\uFEFFx" }]);
 });
 
+/** Frames and the error that pushRanges() gives for `parts`, ranges made into msg frames. */
+function decodeRanged(
+  decoder: ClientFrameDecoder,
+  parts: Uint8Array[],
+  into: RangedFrames = { frames: [], frameCount: 0, ranges: [], rangeCount: 0 },
+) {
+  const frames: ClientFrame[] = [];
+  let error: ProtocolError | undefined;
+  for (const part of parts) {
+    into.frameCount = 0;
+    into.rangeCount = 0;
+    error = decoder.pushRanges(part, into) ?? error;
+    let r = 0;
+    for (let i = 0; i < into.frameCount; i++) {
+      const frame = into.frames[i];
+      if (frame.type === "range") {
+        frames.push({ type: "msg", payload: part.slice(into.ranges[r], into.ranges[r + 1]) });
+        r += 2;
+      } else {
+        frames.push(structuredClone(frame));
+      }
+    }
+    assert.equal(r, into.rangeCount, "one range per PAYLOAD_RANGE");
+  }
+  return { frames, reason: error?.reason, message: error?.message };
+}
+
+function decodePlain(decoder: ClientFrameDecoder, parts: Uint8Array[]) {
+  const frames: ClientFrame[] = [];
+  let error: ProtocolError | undefined;
+  for (const part of parts) {
+    const result = decoder.push(part);
+    frames.push(...structuredClone(result.frames));
+    error = result.error ?? error;
+  }
+  return { frames, reason: error?.reason, message: error?.message };
+}
+
 Deno.test("ClientFrameDecoder.pushRanges() gives the frames of push(), a payload in the chunk as a range", () => {
   const stream = bytes(
     "HELLO ann\nMSG 3\nabc\nPING\nMSG 0\n\ntext line\nMSG 5\r\nx\ny\nz\r\n",
@@ -554,31 +592,10 @@ Deno.test("ClientFrameDecoder.pushRanges() gives the frames of push(), a payload
   // longer push left beyond the counts must not show.
   const into: RangedFrames = { frames: [], frameCount: 0, ranges: [], rangeCount: 0 };
   for (let cut = 0; cut <= stream.length; cut++) {
-    const plain = new ClientFrameDecoder();
-    const ranged = new ClientFrameDecoder();
-    const seen: ClientFrame[] = [];
-    const wanted: ClientFrame[] = [];
-    for (const part of [stream.subarray(0, cut), stream.subarray(cut)]) {
-      const copy = part.slice(); // the chunk each decoder gets is its own
-      wanted.push(...structuredClone(plain.push(copy.slice()).frames));
-      into.frameCount = 0;
-      into.rangeCount = 0;
-      const error = ranged.pushRanges(copy, into);
-      assert.equal(error, undefined);
-      let r = 0;
-      for (let i = 0; i < into.frameCount; i++) {
-        const frame = into.frames[i];
-        if (frame.type === "range") {
-          seen.push({ type: "msg", payload: copy.slice(into.ranges[r], into.ranges[r + 1]) });
-          r += 2;
-        } else {
-          seen.push(structuredClone(frame));
-        }
-      }
-      assert.equal(r, into.rangeCount, "one range per PAYLOAD_RANGE");
-    }
-    assert.deepEqual(seen, wanted, `cut at ${cut}`);
-    assert.equal(wanted.length, 8, "every frame of the stream, wherever it was cut");
+    const parts = [stream.slice(0, cut), stream.slice(cut)];
+    const wanted = decodePlain(new ClientFrameDecoder(), parts.map((part) => part.slice()));
+    assert.deepEqual(decodeRanged(new ClientFrameDecoder(), parts, into), wanted, `cut at ${cut}`);
+    assert.equal(wanted.frames.length, 8, "every frame of the stream, wherever it was cut");
   }
 });
 
@@ -597,4 +614,44 @@ Deno.test("ClientFrameDecoder.pushRanges() appends after the counts and keeps th
   // Failed: later pushes add nothing and give the same error.
   assert.equal(decoder.pushRanges(bytes("PING\n"), into), error);
   assert.equal(into.frameCount, 3);
+});
+
+Deno.test("ClientFrameDecoder.pushRanges() decodes like push() at the edges of its MSG fast path", () => {
+  const inputs: [string, DecoderOptions?][] = [
+    ["MSG 3\nabc\nMSG 0\n\nMSG 003\nxyz\n"], // leading zeros
+    ["MSG 3\r\nabc\r\nMSG 3\nabc\r\n"], // CR LF after the line or the payload
+    ["MSG 3\nabcX\n"], // no line end after the payload
+    ["MSG 3a\nabc\n"], // not a number
+    ["MSG \nabc\n"], // no length
+    ["MSG \n\n"], // no length, and a line end where a payload could be
+    ["MSG3\nabc\n"], // no space: a text line, then another
+    ["MSGX 3\n"], // a text line
+    ["MSG 1234567890\n"], // ten digits: over the limit, by the general path
+    ["MSG 0000000003\nabc\n"], // ten digits, a small value: the general path takes it
+    ["MSG 5\nabcde\n", { maxFrameBytes: 4 }], // over the limit
+    ["MSG 4\nabcd\n", { maxFrameBytes: 4 }], // at the limit
+    ["MSG 3\nabc\nPING\n", { maxLineBytes: 5 }], // lines short enough, fast path off
+    ["MSG 10\n0123456789\n", { maxLineBytes: 5 }], // a line too long
+    ["PING\nMSG 2\nhi\nHELLO ann\nMSG 1\n\n\nQUIT\n"], // a payload that is a line end
+  ];
+  for (const [text, options] of inputs) {
+    const stream = bytes(text);
+    const label = `${JSON.stringify(text)} ${JSON.stringify(options ?? {})}`;
+    const whole = decodePlain(new ClientFrameDecoder(options), [stream]);
+    assert.deepEqual(decodeRanged(new ClientFrameDecoder(options), [stream]), whole, label);
+    for (let cut = 1; cut < stream.length; cut++) {
+      const parts = [stream.slice(0, cut), stream.slice(cut)];
+      assert.deepEqual(
+        decodeRanged(new ClientFrameDecoder(options), parts),
+        decodePlain(new ClientFrameDecoder(options), parts.map((p) => p.slice())),
+        `${label} cut at ${cut}`,
+      );
+    }
+    const oneByOne = Array.from(stream, (byte) => Uint8Array.of(byte));
+    assert.deepEqual(
+      decodeRanged(new ClientFrameDecoder(options), oneByOne),
+      whole,
+      `${label} a byte at a time`,
+    );
+  }
 });
