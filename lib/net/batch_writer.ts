@@ -14,6 +14,11 @@
 import type { ByteWriter } from "./write_coalescer.ts";
 
 const EMPTY = new Uint8Array(0);
+/**
+ * Up to this many bytes are copied byte by byte: below it the loop is faster than
+ * `set()`, and above it `set()` wins even with the view it needs for a range.
+ */
+const SHORT_COPY_BYTES = 64;
 
 /**
  * Collects bytes in one growing buffer and writes them with {@linkcode BatchWriter.flush}.
@@ -54,6 +59,14 @@ export class BatchWriter {
   /** Copies `bytes` to the end of the batch. */
   append(bytes: Uint8Array): void {
     const needed = this.#length + bytes.length;
+    if (bytes.length <= SHORT_COPY_BYTES && needed <= this.#buffer.length) {
+      // A byte loop beats the call into set() for a name prefix or a short message.
+      const buffer = this.#buffer;
+      let at = this.#length;
+      for (let i = 0; i < bytes.length; i++) buffer[at++] = bytes[i];
+      this.#length = at;
+      return;
+    }
     if (needed > this.#buffer.length) {
       let capacity = Math.max(this.#buffer.length * 2, this.#initialBytes);
       while (capacity < needed) capacity *= 2;
@@ -68,7 +81,7 @@ export class BatchWriter {
   /** Copies `bytes[start, end)` to the end of the batch, without making a view of short ranges. */
   appendRange(bytes: Uint8Array, start: number, end: number): void {
     const length = end - start;
-    if (length > 64 || this.#length + length > this.#buffer.length) {
+    if (length > SHORT_COPY_BYTES || this.#length + length > this.#buffer.length) {
       this.append(bytes.subarray(start, end));
       return;
     }

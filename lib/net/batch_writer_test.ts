@@ -53,6 +53,19 @@ Deno.test("BatchWriter.appendRange() copies short and long ranges and grows the 
   assert.equal(writer.writes.join(""), "234" + "0123456789".repeat(10));
 });
 
+Deno.test("BatchWriter.append() copies short arrays byte by byte and long ones whole, up to and past the buffer's end", async () => {
+  const writer = new RecordingWriter();
+  const out = new BatchWriter(writer, 8);
+  const text = (n: number, from: number) =>
+    Array.from({ length: n }, (_, i) => String.fromCharCode(97 + (from + i) % 26)).join("");
+  const pieces = [text(5, 0), text(3, 5), text(1, 8), text(64, 9), text(65, 3), text(0, 0)];
+  // 5 + 3 fill the 8 bytes exactly; the next byte must grow the buffer first.
+  for (const piece of pieces) out.append(encoder.encode(piece));
+  assert.equal(out.length, 138);
+  await out.flush();
+  assert.deepEqual(writer.writes, [pieces.join("")]);
+});
+
 Deno.test("BatchWriter.release() lets go of an empty batch's buffer, and appends still work", async () => {
   const writer = new RecordingWriter();
   const out = new BatchWriter(writer, 4);
