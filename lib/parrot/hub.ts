@@ -194,7 +194,7 @@ export class Hub {
     const peers = this.#peers !== undefined && this.#peers.remoteSubscribers > 0
       ? this.#peers
       : undefined;
-    if (peers || this.#anyoneBut(senders, count)) {
+    if (peers || this.#reachesASubscriber(senders, count)) {
       let buffer: Uint8Array = EMPTY;
       const { bytes, ends } = encodeRelays(
         this.#headers,
@@ -225,7 +225,7 @@ export class Hub {
   }
 
   /** Whether a subscriber here gets any of the first `count` messages, from `senders`. */
-  #anyoneBut(senders: Session[], count: number): boolean {
+  #reachesASubscriber(senders: Session[], count: number): boolean {
     const subscribers = this.#subscribers;
     if (subscribers.size > 1) return true;
     if (subscribers.size === 0) return false;
