@@ -19,7 +19,7 @@ import {
   runCli,
   UsageError,
 } from "./lib/cli/args.ts";
-import { collectWhenIdle } from "./lib/cli/idle_gc.ts";
+import { collectServerWhenIdle } from "./lib/cli/idle_gc.ts";
 import { closeLogging, parseLogLevel, setupLogging } from "./lib/cli/logging.ts";
 import { resolveToken } from "./lib/cli/token.ts";
 import {
@@ -218,13 +218,7 @@ async function main(): Promise<number> {
   const stopSignals = handleSignals(shutdown, server);
   const stopStats = statsMs > 0 ? printStats(server, statsMs) : () => {};
   // Each shard collects its own thread's garbage (shard.ts); one thread collects here.
-  const stopCollector = threads > 1 ? () => {} : collectWhenIdle({
-    activity: () => {
-      const { messages, connections, rejected } = server.stats();
-      return messages + connections + rejected;
-    },
-    beforeCollect: () => server.trimMemory(),
-  });
+  const stopCollector = threads > 1 ? () => {} : collectServerWhenIdle(server);
   await server.finished;
   stopCollector();
   stopStats();

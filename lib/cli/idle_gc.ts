@@ -14,6 +14,8 @@
  * @module
  */
 
+import type { ParrotServer } from "../parrot/server.ts";
+
 /** Options of {@linkcode collectWhenIdle}. */
 export interface IdleCollectorOptions {
   /** A number that changes whenever work happens (messages, connections). */
@@ -61,6 +63,37 @@ export function collectWhenIdle(options: IdleCollectorOptions): () => void {
     }
   }, options.quietMs ?? 1_000);
   return () => clearInterval(timer);
+}
+
+/** What {@linkcode collectServerWhenIdle} needs of a server. */
+export type CollectableServer = Pick<ParrotServer, "stats" | "trimMemory">;
+
+/**
+ * {@linkcode collectWhenIdle} for a parrot server (or one shard of it): it is quiet
+ * when no message, connection or refusal has come for a while, and it lets go of its
+ * pooled buffers just before the collection. Returns a function that stops it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { collectServerWhenIdle } from "./idle_gc.ts";
+ * import { startParrotServer } from "../parrot/server.ts";
+ *
+ * const server = startParrotServer({ port: 0, output: null });
+ * const stop = collectServerWhenIdle(server);
+ * stop();
+ * await server.shutdown();
+ * assert.equal(server.stats().messages, 0);
+ * ```
+ */
+export function collectServerWhenIdle(server: CollectableServer): () => void {
+  return collectWhenIdle({
+    activity: () => {
+      const { messages, connections, rejected } = server.stats();
+      return messages + connections + rejected;
+    },
+    beforeCollect: () => server.trimMemory(),
+  });
 }
 
 /** V8's `gc()` under `--expose-gc`, as it takes options (V8 11.x and later). */

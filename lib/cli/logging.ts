@@ -19,18 +19,22 @@ import {
 
 /** The `--log-level` values. */
 export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
+/** A `--log-level` value. */
+export type ParrotLogLevel = (typeof LOG_LEVELS)[number];
 
 /** The `--log-format` values. */
 export const LOG_FORMATS = ["text", "json"] as const;
+/** A `--log-format` value. */
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Parses a `--log-level` value (also accepts `warn`); undefined when unknown. */
-export function parseLogLevel(text: string): (typeof LOG_LEVELS)[number] | undefined {
+export function parseLogLevel(text: string): ParrotLogLevel | undefined {
   const level = text === "warn" ? "warning" : text;
   return LOG_LEVELS.find((known) => known === level);
 }
 
 /** Sends the `parrot` loggers to stderr at `level` in `format`. */
-export async function setupLogging(level: LogLevel, format: "text" | "json"): Promise<void> {
+export async function setupLogging(level: LogLevel, format: LogFormat): Promise<void> {
   const formatter = format === "json" ? jsonLine : getTextFormatter({
     timestamp: "date-time-tz",
     category: ".",

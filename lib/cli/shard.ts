@@ -13,8 +13,8 @@
  * @module
  */
 
-import { collectWhenIdle } from "./idle_gc.ts";
-import { closeLogging, setupLogging } from "./logging.ts";
+import { collectServerWhenIdle } from "./idle_gc.ts";
+import { closeLogging, type LogFormat, type ParrotLogLevel, setupLogging } from "./logging.ts";
 import { SharedConnectionSlots } from "../net/connection_slots.ts";
 import { ExclusiveWriter } from "../net/exclusive_writer.ts";
 import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS, DEFAULT_TCP_BACKLOG } from "../defaults.ts";
@@ -30,9 +30,9 @@ export type ShardServerOptions = Omit<
 /** How the shards log (LogTape, to stderr), as the server CLI's `--log-level` and `--log-format`. */
 export interface ShardLogging {
   /** The lowest level logged. */
-  level: "debug" | "info" | "warning" | "error";
+  level: ParrotLogLevel;
   /** Plain text lines or JSON lines. */
-  format: "text" | "json";
+  format: LogFormat;
 }
 
 /** What a shard is started with. */
@@ -157,13 +157,7 @@ async function start(init: ShardInit, endpoint: ShardEndpoint): Promise<void> {
     STAT_KEYS.forEach((key, field) => counters[field] = stats[key]);
   };
   const publisher = setInterval(publish, STATS_PUBLISH_MS);
-  const stopCollector = collectWhenIdle({
-    activity: () => {
-      const { messages, connections, rejected } = server.stats();
-      return messages + connections + rejected;
-    },
-    beforeCollect: () => server.trimMemory(),
-  });
+  const stopCollector = collectServerWhenIdle(server);
   endpoint.onmessage = (event: MessageEvent<ShardCommand>) => {
     const command = event.data.type;
     if (command === "shutdown") server.shutdown();

@@ -137,12 +137,13 @@ export async function startShardedServer(options: ShardedServerOptions): Promise
     throw error;
   }
 
+  const tellAll = (command: ShardCommand) => {
+    for (const handle of handles) handle.channel.postMessage(command);
+  };
   let finishing: Promise<void> | undefined;
   const shutdown = () => {
     finishing ??= (async () => {
-      for (const handle of handles) {
-        handle.channel.postMessage({ type: "shutdown" } satisfies ShardCommand);
-      }
+      tellAll({ type: "shutdown" });
       const results = await Promise.allSettled(finishedShards);
       for (const handle of handles) handle.end();
       const failed = results.find((result) => result.status === "rejected");
@@ -164,9 +165,7 @@ export async function startShardedServer(options: ShardedServerOptions): Promise
     freshStats: async () => {
       if (!publishing && !finishing) {
         publishing = { left: shards, done: Promise.withResolvers() };
-        for (const handle of handles) {
-          handle.channel.postMessage({ type: "publish" } satisfies ShardCommand);
-        }
+        tellAll({ type: "publish" });
         // A shard that is gone does not answer: its last copy stands.
         await settlesWithin(publishing.done.promise, FRESH_STATS_WAIT_MS);
         publishing = undefined;
@@ -176,11 +175,7 @@ export async function startShardedServer(options: ShardedServerOptions): Promise
       return sumStats(counters, shards);
     },
     shutdown: () => shutdown().then(() => finished.promise),
-    trimMemory: () => {
-      for (const handle of handles) {
-        handle.channel.postMessage({ type: "trim" } satisfies ShardCommand);
-      }
-    },
+    trimMemory: () => tellAll({ type: "trim" }),
   };
 }
 

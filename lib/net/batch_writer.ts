@@ -58,33 +58,23 @@ export class BatchWriter {
 
   /** Copies `bytes` to the end of the batch. */
   append(bytes: Uint8Array): void {
-    const needed = this.#length + bytes.length;
-    if (bytes.length <= SHORT_COPY_BYTES && needed <= this.#buffer.length) {
-      // A byte loop beats the call into set() for a name prefix or a short message.
-      const buffer = this.#buffer;
-      let at = this.#length;
-      for (let i = 0; i < bytes.length; i++) buffer[at++] = bytes[i];
-      this.#length = at;
+    if (bytes.length <= SHORT_COPY_BYTES) {
+      this.appendRange(bytes, 0, bytes.length);
       return;
     }
-    if (needed > this.#buffer.length) {
-      let capacity = Math.max(this.#buffer.length * 2, this.#initialBytes);
-      while (capacity < needed) capacity *= 2;
-      const grown = new Uint8Array(capacity);
-      grown.set(this.#buffer.subarray(0, this.#length));
-      this.#buffer = grown;
-    }
+    this.#reserve(bytes.length);
     this.#buffer.set(bytes, this.#length);
-    this.#length = needed;
+    this.#length += bytes.length;
   }
 
   /** Copies `bytes[start, end)` to the end of the batch, without making a view of short ranges. */
   appendRange(bytes: Uint8Array, start: number, end: number): void {
-    const length = end - start;
-    if (length > SHORT_COPY_BYTES || this.#length + length > this.#buffer.length) {
+    if (end - start > SHORT_COPY_BYTES) {
       this.append(bytes.subarray(start, end));
       return;
     }
+    // A byte loop beats the call into set() for a name prefix or a short message.
+    this.#reserve(end - start);
     const buffer = this.#buffer;
     let at = this.#length;
     for (let i = start; i < end; i++) buffer[at++] = bytes[i];
@@ -93,8 +83,19 @@ export class BatchWriter {
 
   /** Appends one byte. */
   appendByte(byte: number): void {
-    if (this.#length === this.#buffer.length) this.append(new Uint8Array([byte]));
-    else this.#buffer[this.#length++] = byte;
+    this.#reserve(1);
+    this.#buffer[this.#length++] = byte;
+  }
+
+  /** Grows the buffer, keeping what it holds, until `extra` more bytes fit. */
+  #reserve(extra: number): void {
+    const needed = this.#length + extra;
+    if (needed <= this.#buffer.length) return;
+    let capacity = Math.max(this.#buffer.length * 2, this.#initialBytes);
+    while (capacity < needed) capacity *= 2;
+    const grown = new Uint8Array(capacity);
+    grown.set(this.#buffer.subarray(0, this.#length));
+    this.#buffer = grown;
   }
 
   /**

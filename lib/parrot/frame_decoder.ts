@@ -397,13 +397,7 @@ class FrameParser<F> {
             if (after < end) {
               const terminator = chunk[after];
               if (terminator === LF) {
-                if (ranges) {
-                  frames[out.frameCount++] = PAYLOAD_RANGE as F;
-                  ranges[out.rangeCount++] = pos;
-                  ranges[out.rangeCount++] = after;
-                } else {
-                  frames[out.frameCount++] = grammar.payload(chunk.subarray(pos, after));
-                }
+                this.#payloadInChunk(chunk, pos, after, out);
                 pos = after + 1;
                 this.#state = STATE_LINE;
                 break;
@@ -414,13 +408,7 @@ class FrameParser<F> {
               if (after + 1 < end) {
                 const next = chunk[after + 1];
                 if (next !== LF) return this.#fail(missingLineEnd(expected, next));
-                if (ranges) {
-                  frames[out.frameCount++] = PAYLOAD_RANGE as F;
-                  ranges[out.rangeCount++] = pos;
-                  ranges[out.rangeCount++] = after;
-                } else {
-                  frames[out.frameCount++] = grammar.payload(chunk.subarray(pos, after));
-                }
+                this.#payloadInChunk(chunk, pos, after, out);
                 pos = after + 2;
                 this.#state = STATE_LINE;
                 break;
@@ -498,6 +486,12 @@ class FrameParser<F> {
     return buffer;
   }
 
+  /** Appends the payload `chunk[start, end)`: a range when `out` takes them, else a frame. */
+  #payloadInChunk(chunk: Uint8Array, start: number, end: number, out: FrameSink<F>): void {
+    if (out.ranges) appendRange(out, start, end);
+    else out.frames[out.frameCount++] = this.#grammar.payload(chunk.subarray(start, end));
+  }
+
   #takePayload(): F {
     const payload = this.#payload!;
     this.#payload = null;
@@ -522,6 +516,13 @@ class FrameParser<F> {
     this.#filled = 0;
     return error;
   }
+}
+
+/** Appends {@linkcode PAYLOAD_RANGE} for the payload `[start, end)` of the chunk to `out`. */
+function appendRange<F>(out: FrameSink<F>, start: number, end: number): void {
+  out.frames[out.frameCount++] = PAYLOAD_RANGE as F;
+  out.ranges![out.rangeCount++] = start;
+  out.ranges![out.rangeCount++] = end;
 }
 
 /** Decodes `chunk` into a fresh array, for `push()`. */
@@ -628,9 +629,7 @@ class ClientGrammar implements Grammar<ClientFrame | PayloadRange> {
     const start = i + 1;
     const after = start + length;
     if (after >= end || chunk[after] !== LF) return -1;
-    out.frames[out.frameCount++] = PAYLOAD_RANGE;
-    out.ranges![out.rangeCount++] = start;
-    out.ranges![out.rangeCount++] = after;
+    appendRange(out, start, after);
     return after + 1;
   }
 }

@@ -203,13 +203,8 @@ export class Hub {
         (size) => buffer = this.#relayBuffers.take(relayBufferSize(size)),
         count,
       );
-      // One reference for each queue the bytes go to, and one for this loop.
       const pool = this.#relayBuffers;
-      let references = 1;
-      const release = () => {
-        if (--references === 0) pool.give(buffer);
-      };
-      const hold = () => (references++, release);
+      const { hold, release } = referenceCount(() => pool.give(buffer));
       const inBatch = new Set<Session>();
       for (let i = 0; i < count; i++) inBatch.add(senders[i]);
       for (const subscriber of this.#subscribers) {
@@ -242,11 +237,7 @@ export class Hub {
    * queue is done with `bytes` (written, or dropped with a slow consumer).
    */
   deliverForwarded(bytes: Uint8Array, messages: number, done: () => void): number {
-    let references = 1;
-    const release = () => {
-      if (--references === 0) done();
-    };
-    const hold = () => (references++, release);
+    const { hold, release } = referenceCount(done);
     let delivered = 0;
     for (const subscriber of this.#subscribers) {
       if (!subscriber.closed) {
@@ -413,4 +404,17 @@ const MAX_POOLED_RELAY_BUFFER_BYTES = 4 * 1024 * 1024;
 function relayBufferSize(size: number): number {
   if (size <= MIN_RELAY_BUFFER_BYTES) return MIN_RELAY_BUFFER_BYTES;
   return 2 ** Math.ceil(Math.log2(size));
+}
+
+/**
+ * Counts the references to a buffer that several outbound queues share: one for the
+ * caller, released when it has queued the buffer everywhere, and one per `hold()`,
+ * released when that queue is done with it. `free` runs once the last one goes.
+ */
+function referenceCount(free: () => void): { hold: () => () => void; release: () => void } {
+  let references = 1;
+  const release = () => {
+    if (--references === 0) free();
+  };
+  return { hold: () => (references++, release), release };
 }
