@@ -1,13 +1,17 @@
 /**
- * Fakes and helpers shared by the unit tests under `lib/`: waiting a turn or for a
- * condition, spying on
- * abort listeners, building byte arrays, a connected TCP pair, a text view of one end
- * of a connection, and fake connections and writers that record what they are given.
+ * The one module of test helpers, for the unit tests under `lib/`, the integration
+ * tests under `tests/`, and the bench and torture scripts: waiting a turn or for a
+ * condition, spying on abort listeners, building byte arrays, a connected TCP pair, a
+ * text view of one end of a connection, fake connections and writers that record what
+ * they are given; and (from `testing/processes.ts`) starting the real server and client
+ * processes and talking to them over raw sockets.
  *
  * Test support only: nothing here is exported from `mod.ts`.
  *
  * @module
  */
+
+export * from "./testing/processes.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { countRecords } from "../scripts/bench/records.ts";
 import type { BenchReport, BenchResult } from "../scripts/bench/report.ts";
 import { runBenchScenario, SCENARIOS, selectScenarios } from "../scripts/bench/scenarios.ts";
-import { runDeno } from "./helpers.ts";
+import { runDeno } from "../lib/testing.ts";
 
 async function runTiny(name: string, sizes: Record<string, number>): Promise<BenchResult> {
   const scenario = SCENARIOS.find((s) => s.name === name);

@@ -12,7 +12,7 @@ import {
   SERVER_RUN_ARGS,
   spawn,
   startServer,
-} from "./helpers.ts";
+} from "../lib/testing.ts";
 
 const CLIENT_RUN_ARGS = ["run", "--allow-net=127.0.0.1", "client.ts"];
 

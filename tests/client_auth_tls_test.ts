@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { generateTestCert, type TestCert } from "./certs.ts";
-import { DENO, runDeno, type Running, spawn, startServer, waitFor } from "./helpers.ts";
+import { DENO, runDeno, type Running, spawn, startServer, waitFor } from "../lib/testing.ts";
 
 /** The permissions the `client` task grants. */
 const CLIENT_RUN_ARGS = [

@@ -18,7 +18,7 @@ import {
   spawn,
   startServer,
   waitFor,
-} from "./helpers.ts";
+} from "../lib/testing.ts";
 
 /** The permissions the `client` task grants. */
 const CLIENT_RUN_ARGS = [

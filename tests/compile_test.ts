@@ -11,7 +11,7 @@
  */
 
 import assert from "node:assert/strict";
-import { DENO, listeningPort, ROOT, runDeno, spawn } from "./helpers.ts";
+import { DENO, listeningPort, ROOT, runDeno, spawn } from "../lib/testing.ts";
 
 const SERVER_BINARY = `${ROOT}dist/parrot-server`;
 const CLIENT_BINARY = `${ROOT}dist/parrot-client`;

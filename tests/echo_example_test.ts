@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { DENO, RawClient, spawn } from "./helpers.ts";
+import { DENO, RawClient, spawn } from "../lib/testing.ts";
 
 Deno.test("echo example echoes each line to its own sender and exits 0 on SIGTERM", async () => {
   const server = spawn(DENO, ["run", "--allow-net=127.0.0.1", "examples/echo_server.ts", "0"]);

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runDeno } from "./helpers.ts";
+import { runDeno } from "../lib/testing.ts";
 
 const RUN = [
   "run",

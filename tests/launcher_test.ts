@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { pidFileExists } from "../lib/cli/pid_files.ts";
-import { DENO, ROOT, runDeno, type Running, spawn, startServer, waitFor } from "./helpers.ts";
+import { DENO, ROOT, runDeno, type Running, spawn, startServer, waitFor } from "../lib/testing.ts";
 
 /** `deno task clients <port> ...` with piped output. */
 function startLauncher(port: number, args: string[]): Running {

@@ -14,7 +14,7 @@ import {
   spawn,
   startServer,
   waitFor,
-} from "./helpers.ts";
+} from "../lib/testing.ts";
 
 /** Sends a message from `client` and checks it reached stdout (the PONG is a barrier). */
 async function stillServed(

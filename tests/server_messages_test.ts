@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { hasCommand, msg, RawClient, spawn, startServer, waitFor } from "./helpers.ts";
+import { hasCommand, msg, RawClient, spawn, startServer, waitFor } from "../lib/testing.ts";
 
 Deno.test("server prints each message with its sender's name", async () => {
   const server = await startServer(["--no-broadcast"]);

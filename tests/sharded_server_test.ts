@@ -3,8 +3,14 @@
  * shards in Workers, driven over loopback as users would.
  */
 import assert from "node:assert/strict";
-import { TextConn } from "../lib/testing.ts";
-import { RawClient, runDeno, SERVER_RUN_ARGS, startServer, waitFor } from "./helpers.ts";
+import {
+  RawClient,
+  runDeno,
+  SERVER_RUN_ARGS,
+  startServer,
+  TextConn,
+  waitFor,
+} from "../lib/testing.ts";
 
 const PUBLISHERS = 12;
 const MESSAGES = 50;

@@ -11,7 +11,7 @@ import {
   MAX_PER_CLIENT,
   pipeline,
 } from "../scripts/torture/shutdown.ts";
-import { DENO, listeningPort, RawClient, spawn, startServer, waitFor } from "./helpers.ts";
+import { DENO, listeningPort, RawClient, spawn, startServer, waitFor } from "../lib/testing.ts";
 
 const CONNECTIONS = 50;
 

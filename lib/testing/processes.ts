@@ -1,18 +1,19 @@
 /**
- * Test helpers for the integration tests: start the real server and client processes,
- * talk to them over raw sockets, and wait for conditions instead of sleeping.
+ * The part of `lib/testing.ts` for integration tests, bench and torture: start the real
+ * server and client processes, talk to them over raw sockets, and wait for conditions
+ * instead of sleeping. Import it through `lib/testing.ts`.
  *
  * @module
  */
 
-export const ROOT: string = new URL("../", import.meta.url).pathname;
+import { waitFor } from "../testing.ts";
+
+/** The project's root directory. */
+export const ROOT: string = new URL("../../", import.meta.url).pathname;
 /** The deno on PATH (the test task may run "deno" only). */
 export const DENO = "deno";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-import { waitFor } from "../lib/testing.ts";
-export { waitFor };
 
 /** Collects a byte stream into memory as it arrives. */
 export class Collected {

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { Collected, DENO, ROOT } from "../../tests/helpers.ts";
+import { Collected, DENO, ROOT } from "../../lib/testing.ts";
 import { within } from "../torture/harness.ts";
 import type { GeneratorEvent, GeneratorPlan, GeneratorResult } from "./plan.ts";
 

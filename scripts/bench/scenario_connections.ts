@@ -10,7 +10,7 @@
  * @module
  */
 
-import { RawClient } from "../../tests/helpers.ts";
+import { RawClient } from "../../lib/testing.ts";
 import { formatMegabytes, type Sizes, TortureServer } from "../torture/harness.ts";
 import { type BenchContext, type BenchOutcome, drive, formatCount } from "./drive.ts";
 

@@ -15,7 +15,7 @@
  */
 
 import { generateTestCert } from "../../tests/certs.ts";
-import { RawClient, waitFor } from "../../tests/helpers.ts";
+import { RawClient, waitFor } from "../../lib/testing.ts";
 import { offend } from "./clients.ts";
 import {
   Checks,

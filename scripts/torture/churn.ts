@@ -11,7 +11,7 @@
  * @module
  */
 
-import { DENO, RawClient, spawn, waitFor } from "../../tests/helpers.ts";
+import { DENO, RawClient, spawn, waitFor } from "../../lib/testing.ts";
 import { countPrinted, HealthyClient, writeAll } from "./clients.ts";
 import {
   checkDeadline,

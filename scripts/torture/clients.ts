@@ -11,8 +11,7 @@
  */
 
 import { ServerFrameDecoder } from "../../lib/parrot/frame_decoder.ts";
-import { msg, RawClient } from "../../tests/helpers.ts";
-import { concatBytes } from "../../lib/testing.ts";
+import { concatBytes, msg, RawClient } from "../../lib/testing.ts";
 import { within } from "./harness.ts";
 
 const encoder = new TextEncoder();

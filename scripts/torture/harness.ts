@@ -14,7 +14,7 @@
 import { parseArgs } from "node:util";
 import { progressLine } from "../../lib/cli/progress.ts";
 import { within } from "../../lib/net/delay.ts";
-import { type ServerProcess, startServer, waitFor } from "../../tests/helpers.ts";
+import { type ServerProcess, startServer, waitFor } from "../../lib/testing.ts";
 
 const decoder = new TextDecoder();
 

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { RawClient, waitFor } from "../../tests/helpers.ts";
+import { RawClient, waitFor } from "../../lib/testing.ts";
 import {
   Checks,
   mapConcurrent,

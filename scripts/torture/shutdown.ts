@@ -11,7 +11,7 @@
  * @module
  */
 
-import { RawClient } from "../../tests/helpers.ts";
+import { RawClient } from "../../lib/testing.ts";
 import {
   checkDeadline,
   Checks,

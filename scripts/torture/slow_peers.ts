@@ -11,7 +11,7 @@
  */
 
 import { delay } from "../../lib/net/delay.ts";
-import { msg, RawClient, waitFor } from "../../tests/helpers.ts";
+import { msg, RawClient, waitFor } from "../../lib/testing.ts";
 import { countPrinted, HealthyClient, RelayCounter } from "./clients.ts";
 import {
   checkDeadline,
