@@ -80,7 +80,7 @@ export {
   ShardLink,
   type ShardLinkOptions,
   shardPorts,
-} from "./lib/parrot/shard_link.ts";
+} from "./lib/parrot/threads/shard_link.ts";
 export { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./lib/parrot/client.ts";
 export {
   type ReconnectEvent,

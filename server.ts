@@ -38,7 +38,7 @@ import {
 } from "./lib/defaults.ts";
 import { formatDuration } from "./lib/net/duration.ts";
 import { type ParrotServer, startParrotServer } from "./lib/parrot/server.ts";
-import { startShardedServer } from "./lib/cli/sharded_server.ts";
+import { startShardedServer } from "./lib/parrot/threads/sharded_server.ts";
 
 /**
  * Whether `--unstable-net` was given: the shards' `reusePort` needs it, and without it

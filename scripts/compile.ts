@@ -46,7 +46,7 @@ const BINARIES = [
       ...PERMISSIONS,
       "--v8-flags=--expose-gc,--max-semi-space-size=2",
       "--unstable-net",
-      "--include=lib/cli/shard_worker.ts",
+      "--include=lib/parrot/threads/shard_worker.ts",
     ],
   },
   { output: "dist/parrot-client", source: "client.ts", flags: PERMISSIONS },

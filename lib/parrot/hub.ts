@@ -21,7 +21,7 @@ import { BufferPool } from "../net/buffer_pool.ts";
 import { settlesWithin } from "../net/delay.ts";
 import { encodeRelays } from "./frame_encoder.ts";
 import type { Session } from "./session.ts";
-import type { RelayPeers } from "./shard_link.ts";
+import type { RelayPeers } from "./threads/shard_link.ts";
 
 /** Options of {@linkcode Hub}. */
 export interface HubOptions {

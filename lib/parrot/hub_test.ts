@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { FakeConn } from "../testing.ts";
 import { Hub, type SlowConsumer } from "./hub.ts";
 import { Session } from "./session.ts";
-import type { RelayPeers } from "./shard_link.ts";
+import type { RelayPeers } from "./threads/shard_link.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -56,7 +56,7 @@ import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
 import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
 import type { Session } from "./session.ts";
-import type { RelayPeers } from "./shard_link.ts";
+import type { RelayPeers } from "./threads/shard_link.ts";
 
 const log = getLogger(["parrot", "server"]);
 const NEWLINE = 0x0a;
@@ -111,7 +111,7 @@ export interface ParrotServerOptions {
   /** Aborting it starts the graceful shutdown. */
   signal?: AbortSignal;
   /**
-   * For one shard of a server that runs in several Workers (`lib/cli/sharded_server.ts`): the
+   * For one shard of a server that runs in several Workers (`threads/sharded_server.ts`): the
    * other shards, which get every relay batch that has subscribers there.
    */
   peers?: RelayPeers;

@@ -13,13 +13,18 @@
  * @module
  */
 
-import { collectServerWhenIdle } from "./idle_gc.ts";
-import { closeLogging, type LogFormat, type ParrotLogLevel, setupLogging } from "./logging.ts";
-import { SharedConnectionSlots } from "../net/connection_slots.ts";
-import { ExclusiveWriter } from "../net/exclusive_writer.ts";
-import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS, DEFAULT_TCP_BACKLOG } from "../defaults.ts";
-import { type ParrotServerOptions, type ServerStats, startParrotServer } from "../parrot/server.ts";
-import { ShardLink } from "../parrot/shard_link.ts";
+import { collectServerWhenIdle } from "../../cli/idle_gc.ts";
+import {
+  closeLogging,
+  type LogFormat,
+  type ParrotLogLevel,
+  setupLogging,
+} from "../../cli/logging.ts";
+import { SharedConnectionSlots } from "../../net/connection_slots.ts";
+import { ExclusiveWriter } from "../../net/exclusive_writer.ts";
+import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS, DEFAULT_TCP_BACKLOG } from "../../defaults.ts";
+import { type ParrotServerOptions, type ServerStats, startParrotServer } from "../server.ts";
+import { ShardLink } from "./shard_link.ts";
 
 /** The options of one shard: those of {@linkcode ParrotServerOptions} that can cross to a Worker. */
 export type ShardServerOptions = Omit<

@@ -1,7 +1,7 @@
 /**
  * The relays between the shards of a server that runs in several Workers.
  *
- * Each shard (see `lib/cli/sharded_server.ts`) has its own clients and its own hub. A message
+ * Each shard (see `sharded_server.ts`) has its own clients and its own hub. A message
  * must still reach the subscribers of every shard, so a shard's hub encodes each relay
  * batch once, delivers it to its own subscribers, and hands the same bytes to its
  * {@linkcode ShardLink}, which posts a copy to every other shard that has subscribers
@@ -19,7 +19,7 @@
  * @module
  */
 
-import { DEFAULT_MAX_FORWARD_BYTES, DEFAULT_STALL_MS } from "../defaults.ts";
+import { DEFAULT_MAX_FORWARD_BYTES, DEFAULT_STALL_MS } from "../../defaults.ts";
 
 /** The other shards, as a hub sees them; {@linkcode ShardLink} is the real one. */
 export interface RelayPeers {

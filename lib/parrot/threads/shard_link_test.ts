@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { TextConn } from "../testing.ts";
-import { type ParrotServer, startParrotServer } from "./server.ts";
+import { TextConn } from "../../testing.ts";
+import { type ParrotServer, startParrotServer } from "../server.ts";
 import { type ForwardedDelivery, ShardLink, shardPorts } from "./shard_link.ts";
 
 const encoder = new TextEncoder();

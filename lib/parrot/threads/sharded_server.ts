@@ -25,11 +25,11 @@
  * @module
  */
 
-import { SharedConnectionSlots } from "../net/connection_slots.ts";
-import { settlesWithin } from "../net/delay.ts";
-import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS } from "../defaults.ts";
-import type { ParrotServer, ServerStats } from "../parrot/server.ts";
-import { shardPorts } from "../parrot/shard_link.ts";
+import { SharedConnectionSlots } from "../../net/connection_slots.ts";
+import { settlesWithin } from "../../net/delay.ts";
+import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS } from "../../defaults.ts";
+import type { ParrotServer, ServerStats } from "../server.ts";
+import { shardPorts } from "./shard_link.ts";
 import {
   serveShard,
   type ShardCommand,
