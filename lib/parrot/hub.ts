@@ -302,7 +302,9 @@ export class Hub {
    * before anyone is cut off as a slow consumer; resolves at once when none did. The
    * main task awaits it between batches, so a subscriber that keeps up on average is
    * never cut off by one fast burst, and one that stopped reading delays the others by
-   * `maxMs` per batch, a few batches at most, until the limit cuts it off.
+   * `maxMs` per batch, a few batches at most, until the limit cuts it off. On a shard
+   * it then waits until the link to the other shards is no longer congested
+   * ({@linkcode RelayPeers.whenClear}), which is bounded by the link's own stall limit.
    *
    * @example
    * ```ts
@@ -322,11 +324,13 @@ export class Hub {
    * ```
    */
   async whenCaughtUp(maxMs: number): Promise<void> {
-    if (this.#behind.size === 0) return;
-    const behind = [...this.#behind];
-    this.#behind.clear();
-    const flushed = Promise.allSettled(behind.map((session) => session.outbound.flush()));
-    await settlesWithin(flushed, maxMs);
+    if (this.#behind.size > 0) {
+      const behind = [...this.#behind];
+      this.#behind.clear();
+      const flushed = Promise.allSettled(behind.map((session) => session.outbound.flush()));
+      await settlesWithin(flushed, maxMs);
+    }
+    if (this.#peers?.congested) await this.#peers.whenClear();
   }
 
   /**

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FakeConn } from "../testing.ts";
+import { FakeConn, hasSettled } from "../testing.ts";
 import { Hub, type SlowConsumer } from "./hub.ts";
 import { Session } from "./session.ts";
 import type { RelayPeers } from "./threads/shard_link.ts";
@@ -315,6 +315,19 @@ Deno.test("Hub.flushRelays() forwards the encoded batch to peers with subscriber
   hub.queueRelay(ann, encoder.encode("bc"));
   assert.equal(hub.flushRelays(), 0, "no delivery here");
   assert.deepEqual(peers.forwarded, [{ text: "MSG ann 1\na\nMSG ann 2\nbc\n", messages: 2 }]);
+});
+
+Deno.test("Hub.whenCaughtUp() waits until congested peers are clear", async () => {
+  const peers = new RecordingPeers();
+  const clear = Promise.withResolvers<void>();
+  peers.whenClear = () => clear.promise;
+  const hub = new Hub({ peers });
+  assert.equal(await hasSettled(hub.whenCaughtUp(10)), true, "not congested: at once");
+  peers.congested = true;
+  const waiting = hub.whenCaughtUp(10);
+  assert.equal(await hasSettled(waiting), false, "congested: waits for the link");
+  clear.resolve();
+  await waiting;
 });
 
 Deno.test("Hub.deliverForwarded() queues a batch for every subscriber and calls done once all wrote it", async () => {

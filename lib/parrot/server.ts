@@ -110,17 +110,21 @@ export interface ParrotServerOptions {
   onMessage?: (from: string, payload: Uint8Array) => void;
   /** Aborting it starts the graceful shutdown. */
   signal?: AbortSignal;
-  /**
-   * For one shard of a server that runs in several Workers (`threads/sharded_server.ts`): the
-   * other shards, which get every relay batch that has subscribers there.
-   */
+}
+
+/**
+ * What one shard of a server on several threads (`threads/sharded_server.ts`) is wired
+ * to besides its {@linkcode ParrotServerOptions}. Internal: not part of the public API.
+ */
+export interface ShardPlumbing {
+  /** The other shards, which get every relay batch that has subscribers there. */
   peers?: RelayPeers;
-  /** For one shard: the client limit shared by all shards, in place of `maxClients`. */
+  /** The client limit shared by all shards, in place of `maxClients`. */
   connectionSlots?: ConnectionSlots;
   /**
-   * For one shard: called before a warning that is logged once per process (running
-   * out of file descriptors); it returns whether this shard is the first, as the shards
-   * share one log. Default: this server logs it once.
+   * Called before a warning that is logged once per process (running out of file
+   * descriptors); it returns whether this shard is the first, as the shards share one
+   * log. Default: this server logs it once.
    */
   claimWarning?: (warning: "out of files") => boolean;
 }
@@ -204,6 +208,25 @@ export interface ParrotServer {
  * ```
  */
 export function startParrotServer(options: ParrotServerOptions = {}): ParrotServer {
+  return startParrotServerWith(options, {});
+}
+
+/**
+ * {@linkcode startParrotServer} for one shard of a server on several threads, wired to
+ * the other shards by `shard`. Internal: the shards' entry, not part of the public API.
+ *
+ * @example A server with no other shards, as startParrotServer() runs one
+ * ```ts
+ * import { startParrotServerWith } from "./server.ts";
+ *
+ * const server = startParrotServerWith({ port: 0, output: null }, {});
+ * await server.shutdown();
+ * ```
+ */
+export function startParrotServerWith(
+  options: ParrotServerOptions,
+  shard: ShardPlumbing,
+): ParrotServer {
   const channel = new Channel<ReadBatch>(options.queueCapacity ?? DEFAULT_QUEUE_CAPACITY);
   const counters: ConnectionCounters & {
     messages: number;
@@ -235,9 +258,9 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
           : `a write stalled for more than ${writeTimeoutMs}ms`,
         dropped,
       }),
-    peers: options.peers,
+    peers: shard.peers,
   });
-  options.peers?.onForwarded((bytes, messages, done) => {
+  shard.peers?.onForwarded((bytes, messages, done) => {
     counters.relayed += hub.deliverForwarded(bytes, messages, done);
   });
   const rate = options.rateLimit;
@@ -265,7 +288,7 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     counters,
   });
   let warnedAboutFiles = false;
-  const claimWarning = options.claimWarning ?? (() => {
+  const claimWarning = shard.claimWarning ?? (() => {
     const first = !warnedAboutFiles;
     warnedAboutFiles = true;
     return first;
@@ -278,8 +301,8 @@ export function startParrotServer(options: ParrotServerOptions = {}): ParrotServ
     hostname,
     port,
     listener,
-    maxConnections: options.connectionSlots ? Infinity : options.maxClients ?? DEFAULT_MAX_CLIENTS,
-    connectionSlots: options.connectionSlots,
+    maxConnections: shard.connectionSlots ? Infinity : options.maxClients ?? DEFAULT_MAX_CLIENTS,
+    connectionSlots: shard.connectionSlots,
     backlog: options.backlog,
     // Each connection's task ends by closing its session (connection.ts).
     handlerCloses: true,
@@ -472,7 +495,6 @@ async function drain(
     // Subscribers here or on other shards fell behind: take no more input for a
     // moment, so that they can catch up before the slow-consumer rule applies.
     await hub.whenCaughtUp(DEFAULT_STALL_MS);
-    if (options.peers?.congested) await options.peers.whenClear();
     if (stdout) {
       for (const session of pongs) stdout.afterWritten(() => session.send(PONG_LINE));
       for (const session of quits) stdout.afterWritten(() => session.finish());

@@ -3,7 +3,7 @@
  * server for the clients its own listener accepts, wired to what the shards share.
  *
  * It binds its own listener on the server's port with `SO_REUSEPORT`, runs
- * {@linkcode startParrotServer} with the shared client limit, the stdout lock, the
+ * {@linkcode startParrotServerWith} with the shared client limit, the stdout lock, the
  * links to the other shards and its slot of the counters, and runs its own idle
  * collection. It talks to the thread that started it through an endpoint: `self` in a
  * Worker (`shard_worker.ts`), or one end of a `MessageChannel` for the shard that runs
@@ -23,13 +23,13 @@ import {
 import { SharedConnectionSlots } from "../../net/connection_slots.ts";
 import { ExclusiveWriter } from "../../net/exclusive_writer.ts";
 import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS, DEFAULT_TCP_BACKLOG } from "../../defaults.ts";
-import { type ParrotServerOptions, type ServerStats, startParrotServer } from "../server.ts";
+import { type ParrotServerOptions, type ServerStats, startParrotServerWith } from "../server.ts";
 import { ShardLink } from "./shard_link.ts";
 
 /** The options of one shard: those of {@linkcode ParrotServerOptions} that can cross to a Worker. */
 export type ShardServerOptions = Omit<
   ParrotServerOptions,
-  "listener" | "output" | "onMessage" | "signal" | "peers" | "connectionSlots"
+  "listener" | "output" | "onMessage" | "signal"
 >;
 
 /** How the shards log (LogTape, to stderr), as the server CLI's `--log-level` and `--log-format`. */
@@ -141,10 +141,11 @@ async function start(init: ShardInit, endpoint: ShardEndpoint): Promise<void> {
     ports: init.ports,
   });
   const warnings = new Int32Array(init.warnings);
-  const server = startParrotServer({
+  const server = startParrotServerWith({
     ...options,
     listener,
     output: init.stdout ? new ExclusiveWriter(Deno.stdout, init.stdoutLock) : null,
+  }, {
     peers: link,
     connectionSlots: new SharedConnectionSlots(
       options.maxClients ?? DEFAULT_MAX_CLIENTS,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { TextConn } from "../../testing.ts";
-import { type ParrotServer, startParrotServer } from "../server.ts";
+import { type ParrotServer, startParrotServerWith } from "../server.ts";
 import { type ForwardedDelivery, ShardLink, shardPorts } from "./shard_link.ts";
 
 const encoder = new TextEncoder();
@@ -107,10 +107,10 @@ Deno.test("ShardLink.whenClear() gives up after maxStallMs, and a peer without s
 
 /** Two parrot servers on their own ports, linked as two shards of one. */
 function twoShards(): ParrotServer[] {
-  return links(2).map((peers) => startParrotServer({ port: 0, output: null, peers }));
+  return links(2).map((peers) => startParrotServerWith({ port: 0, output: null }, { peers }));
 }
 
-Deno.test("startParrotServer() with peers relays to the other shard's subscribers in each sender's order", async () => {
+Deno.test("startParrotServerWith() with peers relays to the other shard's subscribers in each sender's order", async () => {
   const [first, second] = twoShards();
   const ann = await TextConn.connect(first.addr.port);
   const bob = await TextConn.connect(second.addr.port);
@@ -134,14 +134,11 @@ Deno.test("startParrotServer() with peers relays to the other shard's subscriber
   }
 });
 
-Deno.test("startParrotServer() with peers cuts off a stuck subscriber on the other shard; the sender goes on", async () => {
+Deno.test("startParrotServerWith() with peers cuts off a stuck subscriber on the other shard; the sender goes on", async () => {
   const shards = links(2, { maxStallMs: 20 });
-  const first = startParrotServer({ port: 0, output: null, peers: shards[0] });
-  const second = startParrotServer({
-    port: 0,
-    output: null,
+  const first = startParrotServerWith({ port: 0, output: null }, { peers: shards[0] });
+  const second = startParrotServerWith({ port: 0, output: null, maxOutboundBytes: 64 * 1024 }, {
     peers: shards[1],
-    maxOutboundBytes: 64 * 1024,
   });
   const ann = await TextConn.connect(first.addr.port);
   const stuck = await TextConn.connect(second.addr.port);
