@@ -19,10 +19,10 @@
  * theirs is left unfinished) and no suspended function (see `ConnectionTask`).
  *
  * Deadlines: after each read the task notes on its session when the client was last
- * heard from and when its unfinished frame began; the server's deadline sweep
- * (`deadline_sweep.ts`) acts on them, so a read is never raced against a timer. Time
- * the server makes a connection wait (a full channel, the rate limit) is marked
- * `held` and does not count against it.
+ * heard from and when its unfinished frame began (`Session.heardFrom`); the server's
+ * deadline sweep (`deadline_sweep.ts`) acts on them, so a read is never raced against a
+ * timer. Time the server makes a connection wait (a full channel, the rate limit) is
+ * held (`Session.hold`) and does not count against it.
  *
  * @module
  */
@@ -265,7 +265,7 @@ class ConnectionTask {
       context.hub.add(session, false);
       log.debug("Client {name} connected", { name: session.name });
       if (context.rateLimit) this.#bucket = new TokenBucket(context.rateLimit);
-      session.lastHeardAt = Date.now();
+      session.heardFrom(Date.now(), 0);
       // Bytes that came with the AUTH line are decoded before the first read.
       const leftover = admission?.leftover;
       if (leftover && leftover.length > 0) this.#turn(leftover);
@@ -317,7 +317,7 @@ class ConnectionTask {
       };
       // Time spent waiting for room in the channel (backpressure) or for the rate limit
       // is the server's, not the peer's: no deadline runs meanwhile.
-      session.held = true;
+      session.hold();
       if (frameCount > 0) {
         batch.chunk = chunk;
         batch.buffer = step.handedOff;
@@ -360,12 +360,15 @@ class ConnectionTask {
   /** The deadlines count again from here; then a QUIT, an error, or the next read. */
   #resume(step: InputStep): Promise<void> | undefined {
     const session = this.#session;
-    session.held = false;
     const now = Date.now();
-    session.lastHeardAt = now;
-    session.pinged = false;
-    if (!this.#framePending) session.frameStartedAt = 0;
-    else if (!step.wasPending || step.frameCount > 0) session.frameStartedAt = now;
+    // An unfinished frame began with this read, unless it was there before and the read
+    // completed none.
+    const frameStartedAt = !this.#framePending
+      ? 0
+      : !step.wasPending || step.frameCount > 0
+      ? now
+      : session.frameStartedAt;
+    session.heardFrom(now, frameStartedAt);
     if (step.quit) return session.done.then(() => this.#end());
     if (step.error) {
       this.#context.counters.protocolErrors++;

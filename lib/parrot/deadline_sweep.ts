@@ -3,8 +3,8 @@
  * of a timer per connection.
  *
  * Each connection task only notes times on its {@linkcode Session} after each read
- * (`lastHeardAt`, `frameStartedAt`) and marks itself `held` while the server makes it
- * wait. The sweep, run a few times per deadline by the server, does the rest: a
+ * (`Session.heardFrom`: when the client was last heard from and when its unfinished frame
+ * began) and marks it held while the server makes it wait (`Session.hold`). The sweep, run a few times per deadline by the server, does the rest: a
  * frame unfinished for the read timeout gets `ERR read timeout`, a client silent for
  * the idle timeout gets `PING`, and silent for as long again `ERR idle timeout`.
  * Closing the connection ends the task's pending read, so no read is ever raced
@@ -14,7 +14,6 @@
  */
 
 import { REASON } from "./frame.ts";
-import { PING_LINE } from "./frame_encoder.ts";
 import type { Session } from "./session.ts";
 
 /** The deadlines a sweep enforces. */
@@ -71,9 +70,7 @@ export function sweepDeadlines(
         counters.idleTimeouts++;
         session.fail(REASON.idleTimeout);
       } else {
-        session.pinged = true;
-        session.lastHeardAt = now;
-        session.send(PING_LINE);
+        session.ping(now);
       }
     }
   }

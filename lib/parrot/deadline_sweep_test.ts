@@ -8,13 +8,13 @@ const DEADLINES = { readTimeoutMs: 100, idleTimeoutMs: 1_000 };
 function setup() {
   const conn = new FakeConn();
   const session = new Session(conn, 1, "ann");
-  session.lastHeardAt = 10_000;
+  session.heardFrom(10_000, 0);
   return { conn, session, counters: { readTimeouts: 0, idleTimeouts: 0 } };
 }
 
 Deno.test("sweepDeadlines() fails a frame left unfinished for the read timeout", async () => {
   const { conn, session, counters } = setup();
-  session.frameStartedAt = 10_000;
+  session.heardFrom(10_000, 10_000);
   sweepDeadlines([session], 10_099, DEADLINES, counters);
   assert.equal(session.closed, false, "not yet");
   sweepDeadlines([session], 10_100, DEADLINES, counters);
@@ -39,12 +39,11 @@ Deno.test("sweepDeadlines() pings a silent client, then drops it after as long a
 
 Deno.test("sweepDeadlines() leaves a held client alone, and idle checks off with 0", () => {
   const { session, counters } = setup();
-  session.frameStartedAt = 10_000;
-  session.held = true;
+  session.heardFrom(10_000, 10_000);
+  session.hold();
   sweepDeadlines([session], 99_999, DEADLINES, counters);
   assert.equal(session.closed, false, "waiting on the server is not the client's time");
-  session.held = false;
-  session.frameStartedAt = 0;
+  session.heardFrom(10_000, 0);
   sweepDeadlines([session], 99_999, { readTimeoutMs: 100, idleTimeoutMs: 0 }, counters);
   assert.equal(session.pinged, false);
   assert.equal(session.closed, false);

@@ -138,7 +138,7 @@ export class Hub {
 
   /** Starts (`SUB`) or stops (`UNSUB`) relaying to `session`. */
   subscribe(session: Session, subscribed: boolean): void {
-    session.subscribed = subscribed;
+    session.setSubscribed(subscribed);
     const before = this.#subscribers.size;
     if (subscribed && this.#sessions.has(session)) this.#subscribers.add(session);
     else this.#subscribers.delete(session);

@@ -90,7 +90,7 @@ Deno.test("Hub.add() keeps a session that is not subscribed out of the relay", a
   const hub = new Hub();
   const [ann] = session(1, "ann");
   const [bob, bobConn] = session(2, "bob");
-  bob.subscribed = false;
+  bob.setSubscribed(false);
   hub.add(ann);
   hub.add(bob);
   assert.equal(hub.relay(ann, encoder.encode("x")), 0);

@@ -1,10 +1,17 @@
 /**
  * One connected client as the rest of the server sees it: its name, whether it wants
- * relayed messages, and its outbound queue.
+ * relayed messages, its outbound queue, and the times its deadlines count from.
  *
  * Everything the server sends to a client goes through {@linkcode Session.send}, which
  * queues on a write coalescer (one write in flight per connection). Closing is owned
  * here too, so that an error line, a goodbye and a forced close each happen once.
+ *
+ * The state others change is changed through methods, each with one caller: the
+ * connection task notes when it heard from the client ({@linkcode Session.heardFrom})
+ * and when the server holds it ({@linkcode Session.hold}); the deadline sweep reads
+ * those and sends the idle `PING` ({@linkcode Session.ping}); the hub records
+ * `SUB`/`UNSUB` ({@linkcode Session.setSubscribed}). The fields live here, not in an
+ * object of their own, so that an idle connection costs no extra object.
  *
  * @module
  */
@@ -12,7 +19,7 @@
 import { CLOSE_FLUSH_TIMEOUT_MS } from "../defaults.ts";
 import { settlesWithin } from "../net/delay.ts";
 import { type ChunkDone, WriteCoalescer } from "../net/write_coalescer.ts";
-import { encodeErr } from "./frame_encoder.ts";
+import { encodeErr, PING_LINE } from "./frame_encoder.ts";
 
 const encoder = new TextEncoder();
 const CLOSED: Promise<void> = Promise.resolve();
@@ -42,20 +49,15 @@ const CLOSED: Promise<void> = Promise.resolve();
 export class Session {
   /** A number unique among the server's connections. */
   readonly id: number;
-  /** Whether relayed messages are sent to this client (`SUB`/`UNSUB`). */
-  subscribed = true;
   /** Whether the main task has taken any input from this client yet. */
   started = false;
-  /** When the client was last heard from (ms since the epoch): the idle deadline counts from it. */
-  lastHeardAt: number = Date.now();
-  /** When the frame the client has not finished began, or 0 when none is unfinished. */
-  frameStartedAt = 0;
-  /** Whether the idle `PING` went out since the client was last heard from. */
-  pinged = false;
-  /** Whether the server is making the client wait (full channel, rate limit): no deadline runs. */
-  held = false;
   /** The client's outbound queue. */
   readonly outbound: WriteCoalescer;
+  #subscribed = true;
+  #lastHeardAt: number = Date.now();
+  #frameStartedAt = 0;
+  #pinged = false;
+  #held = false;
   #name = "";
   #prefix: Uint8Array | undefined;
   #relayHeader: Uint8Array | undefined;
@@ -103,6 +105,65 @@ export class Session {
   /** Whether the connection has been closed (or is closing). */
   get closed(): boolean {
     return this.#closing !== undefined;
+  }
+
+  /** Whether relayed messages are sent to this client (`SUB`/`UNSUB`; see `Hub.subscribe`). */
+  get subscribed(): boolean {
+    return this.#subscribed;
+  }
+
+  /** When the client was last heard from (ms since the epoch): the idle deadline counts from it. */
+  get lastHeardAt(): number {
+    return this.#lastHeardAt;
+  }
+
+  /** When the frame the client has not finished began, or 0 when none is unfinished. */
+  get frameStartedAt(): number {
+    return this.#frameStartedAt;
+  }
+
+  /** Whether the idle `PING` went out since the client was last heard from. */
+  get pinged(): boolean {
+    return this.#pinged;
+  }
+
+  /** Whether the server is making the client wait (full channel, rate limit): no deadline runs. */
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /** Records `SUB` (true) or `UNSUB` (false); the hub's to call, as it keeps the subscribers. */
+  setSubscribed(subscribed: boolean): void {
+    this.#subscribed = subscribed;
+  }
+
+  /**
+   * The server makes the client wait (a full channel, the rate limit): no deadline runs
+   * until {@linkcode Session.heardFrom}. The connection task's to call.
+   */
+  hold(): void {
+    this.#held = true;
+  }
+
+  /**
+   * The client was heard from at `now` and is no longer held; its unfinished frame began
+   * at `frameStartedAt` (0: none is unfinished). The connection task's to call.
+   */
+  heardFrom(now: number, frameStartedAt: number): void {
+    this.#held = false;
+    this.#lastHeardAt = now;
+    this.#pinged = false;
+    this.#frameStartedAt = frameStartedAt;
+  }
+
+  /**
+   * Sends the idle `PING` at `now`: the client has another idle period, counted from
+   * now, to answer. The deadline sweep's to call.
+   */
+  ping(now: number): void {
+    this.#pinged = true;
+    this.#lastHeardAt = now;
+    this.send(PING_LINE);
   }
 
   /** Renames the client (its `HELLO`). */

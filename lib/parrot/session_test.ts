@@ -127,3 +127,18 @@ Deno.test("Session.finish() closes after CLOSE_FLUSH_TIMEOUT_MS when the writer 
   await session.done;
   assert.deepEqual(conn.writes, []);
 });
+
+Deno.test("Session.heardFrom() ends a hold, clears the PING and notes the unfinished frame", async () => {
+  const conn = new FakeConn();
+  const session = new Session(conn, 1, "a");
+  session.ping(5_000);
+  session.hold();
+  assert.deepEqual([session.pinged, session.held, session.lastHeardAt], [true, true, 5_000]);
+  session.heardFrom(6_000, 5_500);
+  assert.deepEqual(
+    [session.pinged, session.held, session.lastHeardAt, session.frameStartedAt],
+    [false, false, 6_000, 5_500],
+  );
+  await session.outbound.flush();
+  assert.deepEqual(conn.texts, ["PING\n"]);
+});
