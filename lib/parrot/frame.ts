@@ -121,6 +121,10 @@ export const REASON = {
   truncatedFrame: "truncated frame",
   /** A line the client decoder does not know. */
   unknownFrame: "unknown frame",
+  /** A connection over the server's client limit. */
+  tooManyClients: "too many clients",
+  /** A subscriber that did not take its relays fast enough (queue limit or write timeout). */
+  slowConsumer: "slow consumer",
 } as const;
 
 /**

@@ -19,6 +19,7 @@
 import { DEFAULT_MAX_OUTBOUND_BYTES } from "../defaults.ts";
 import { BufferPool } from "../net/buffer_pool.ts";
 import { settlesWithin } from "../net/delay.ts";
+import { REASON } from "./frame.ts";
 import { encodeRelays } from "./frame_encoder.ts";
 import type { Session } from "./session.ts";
 import type { RelayPeers } from "./threads/shard_link.ts";
@@ -394,7 +395,7 @@ export class Hub {
     this.slowConsumers++;
     this.slowConsumerDrops += dropped;
     this.#onSlowConsumer?.({ session, cause, dropped });
-    session.fail("slow consumer");
+    session.fail(REASON.slowConsumer);
   }
 }
 

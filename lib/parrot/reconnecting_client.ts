@@ -37,7 +37,7 @@ import { Backoff } from "../net/backoff.ts";
 import { Channel } from "../net/channel.ts";
 import { delay } from "../net/delay.ts";
 import { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./client.ts";
-import { ProtocolError } from "./frame.ts";
+import { ProtocolError, REASON } from "./frame.ts";
 import { encodeAuth, encodeHello } from "./frame_encoder.ts";
 
 /** Options of {@linkcode ReconnectingClient}: those of a {@linkcode ParrotClient}, and the policy. */
@@ -347,7 +347,7 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
         ending ??= { kind: "quit" };
         await this.#emit(event);
       } else if (event.type === "error") {
-        ending ??= event.reason === "unauthorized"
+        ending ??= event.reason === REASON.unauthorized
           ? { kind: "refused", reason: event.reason }
           : { kind: "lost", reason: `ERR ${event.reason}` };
       }

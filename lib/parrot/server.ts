@@ -52,6 +52,7 @@ import {
   type ConnectionCounters,
   createConnectionHandler,
 } from "./connection.ts";
+import { REASON } from "./frame.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
 import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
@@ -393,7 +394,7 @@ export function startParrotServerWith(
   };
 }
 
-const TOO_MANY_CLIENTS = encodeErr("too many clients");
+const TOO_MANY_CLIENTS = encodeErr(REASON.tooManyClients);
 /** How long a refused connection may take to close its side after our ERR line. */
 const REJECT_LINGER_MS = 1_000;
 
