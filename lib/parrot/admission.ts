@@ -15,6 +15,7 @@ import { MAX_CONTROL_LINE_BYTES } from "../defaults.ts";
 import { abortable, isTimeoutError } from "../net/deadline.ts";
 import { type ByteReader, TimedReader } from "../net/timed_reader.ts";
 import { REASON } from "./frame.ts";
+import { parseAuthLine } from "./frame_decoder.ts";
 
 /** How a connection is admitted. */
 export interface AdmissionPolicy {
@@ -33,7 +34,6 @@ export type Admission =
 
 const LF = 0x0a;
 const CR = 0x0d;
-const AUTH_PREFIX = new TextEncoder().encode("AUTH ");
 
 /**
  * Runs the admission of one connection: TLS handshake (for a `Deno.TlsConn`), then the
@@ -137,14 +137,13 @@ async function readAuthLine(
       continue;
     }
     const lineEnd = searchFrom + lf;
-    const line = buffer.subarray(
+    const given = parseAuthLine(
+      buffer,
       0,
       lineEnd > 0 && buffer[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd,
     );
-    if (!startsWith(line, AUTH_PREFIX)) {
-      return refuse(REASON.unauthorized, "the first line is not AUTH");
-    }
-    if (!constantTimeEqual(line.subarray(AUTH_PREFIX.length), token)) {
+    if (!given) return refuse(REASON.unauthorized, "the first line is not AUTH");
+    if (!constantTimeEqual(given, token)) {
       return refuse(REASON.unauthorized, "wrong token");
     }
     return { admitted: true, leftover: buffer.subarray(lineEnd + 1, filled) };
@@ -153,12 +152,6 @@ async function readAuthLine(
 
 function refuse(reason: string, detail: string): Admission {
   return { admitted: false, failure: "auth", reason, detail };
-}
-
-function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
-  if (bytes.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
-  return true;
 }
 
 /**

@@ -33,7 +33,9 @@ Deno.test("admit() admits AUTH split over reads and returns the bytes after it",
 });
 
 Deno.test("admit() refuses a wrong token, another verb, and an empty token", async () => {
-  for (const line of ["AUTH s3cre\n", "AUTH s3cretx\n", "HELLO s3cret\n", "AUTH \n", "\n"]) {
+  for (
+    const line of ["AUTH s3cre\n", "AUTH s3cretx\n", "HELLO s3cret\n", "AUTH \n", "AUTH\n", "\n"]
+  ) {
     const result = await run(source([line]));
     assert.deepEqual(
       result.admitted ? "admitted" : result.reason,

@@ -204,6 +204,30 @@ function isVerb(bytes: Uint8Array, start: number, end: number, verb: Uint8Array)
   return end - start === length || bytes[start + length] === SPACE;
 }
 
+/**
+ * The token of an `AUTH <token>` line, as a view of `line` (the line without its line
+ * end); `undefined` when the line is not `AUTH`. The one parser of `AUTH`: the server's
+ * admission reads the first line with it, and the client decoder its `auth` frames.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseAuthLine } from "./frame_decoder.ts";
+ *
+ * const line = new TextEncoder().encode("AUTH s3cret");
+ * assert.equal(new TextDecoder().decode(parseAuthLine(line, 0, line.length)), "s3cret");
+ * assert.equal(parseAuthLine(new TextEncoder().encode("AUTHX"), 0, 5), undefined);
+ * ```
+ */
+export function parseAuthLine(
+  line: Uint8Array,
+  start: number,
+  end: number,
+): Uint8Array | undefined {
+  if (!isVerb(line, start, end, VERB_AUTH)) return undefined;
+  return line.subarray(Math.min(start + VERB_AUTH.length + 1, end), end);
+}
+
 /** Quotes (at most the first {@linkcode PREVIEW_BYTES} of) a peer's input for an error message. */
 function preview(bytes: Uint8Array, start: number, end: number): string {
   const length = end - start;
@@ -567,12 +591,12 @@ class ClientGrammar implements Grammar<ClientFrame | PayloadRange> {
       case 0x48: // H
         if (isVerb(bytes, start, end, VERB_HELLO)) return hello(bytes, start + 6, end);
         break;
-      case 0x41: // A
-        // Copied: the token outlives the read buffer only as long as the check takes.
-        if (isVerb(bytes, start, end, VERB_AUTH)) {
-          return { type: "auth", token: bytes.slice(start + 5, end) };
-        }
+      case 0x41: { // A
+        const token = parseAuthLine(bytes, start, end);
+        // Copied: the frame may outlive the read buffer.
+        if (token) return { type: "auth", token: token.slice() };
         break;
+      }
       case 0x50: // P
         if (isLine(bytes, start, end, LINE_PING)) return { type: "ping" };
         if (isLine(bytes, start, end, LINE_PONG)) return { type: "pong" };

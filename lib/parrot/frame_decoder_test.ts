@@ -6,6 +6,7 @@ import {
   ClientFrameDecoder,
   type DecodeResult,
   type DecoderOptions,
+  parseAuthLine,
   PAYLOAD_RANGE,
   type RangedFrames,
   ServerFrameDecoder,
@@ -528,6 +529,18 @@ Deno.test("ClientFrameDecoder.push() decodes AUTH with its token as bytes", () =
   assert.equal(frames[0].type === "auth" && new TextDecoder().decode(frames[0].token), "s3 cr");
   assert.equal(frames[1].type === "auth" && frames[1].token.length, 0);
   assert.equal(frames[2].type, "text");
+});
+
+Deno.test("parseAuthLine() reads the token within [start, end) as a view, and only of AUTH", () => {
+  const line = bytes("xxAUTH tok en\r\n");
+  const token = parseAuthLine(line, 2, line.length - 2);
+  assert.equal(new TextDecoder().decode(token), "tok en");
+  assert.equal(token?.buffer, line.buffer, "a view, not a copy");
+  assert.equal(parseAuthLine(line, 2, 6)?.length, 0, "AUTH alone: an empty token");
+  for (const other of ["AUTHX s", "AUT", "auth s", " AUTH s", ""]) {
+    const text = bytes(other);
+    assert.equal(parseAuthLine(text, 0, text.length), undefined, other);
+  }
 });
 
 Deno.test("ClientFrameDecoder.push() refuses a name that starts with a UTF-8 BOM", () => {
