@@ -15,7 +15,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import { machineInfo } from "./bench/probes.ts";
 import { type BenchReport, formatTable } from "./bench/report.ts";
 import { runBenchScenario, SCENARIOS, selectScenarios } from "./bench/scenarios.ts";
-import { parseCliOptions, runInSequence, writeReport } from "./torture/harness.ts";
+import { parseCliOptions, runInSequence, writeReport } from "./shared/harness.ts";
 
 const RESULTS_DIR = "bench-results";
 

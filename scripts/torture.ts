@@ -11,7 +11,7 @@
  */
 
 import denoJson from "../deno.json" with { type: "json" };
-import { formatTable, parseCliOptions, runInSequence, writeReport } from "./torture/harness.ts";
+import { formatTable, parseCliOptions, runInSequence, writeReport } from "./shared/harness.ts";
 import { runScenario, SCENARIOS } from "./torture/scenarios.ts";
 
 const RESULTS_DIR = "torture-results";

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { ScenarioResult } from "../scripts/torture/harness.ts";
+import type { ScenarioResult } from "../scripts/shared/harness.ts";
 import { runScenario, SCENARIOS } from "../scripts/torture/scenarios.ts";
 
 async function runQuick(id: number): Promise<ScenarioResult> {

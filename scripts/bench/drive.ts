@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { TortureServer } from "../torture/harness.ts";
+import type { TortureServer } from "../shared/harness.ts";
 import { GeneratorProcess } from "./generator_process.ts";
 import type { GeneratorResult, Role } from "./plan.ts";
 import { cpuBetween, cpuSnapshots, RssSampler } from "./probes.ts";

@@ -10,7 +10,7 @@
  */
 
 import { Collected, DENO, ROOT } from "../../lib/testing.ts";
-import { within } from "../torture/harness.ts";
+import { within } from "../shared/harness.ts";
 import type { GeneratorEvent, GeneratorPlan, GeneratorResult } from "./plan.ts";
 
 const encoder = new TextEncoder();

@@ -12,9 +12,9 @@
  * @module
  */
 
-import { shell } from "../torture/harness.ts";
+import { shell } from "../shared/harness.ts";
 
-export { probeProcess, shell } from "../torture/harness.ts";
+export { probeProcess, shell } from "../shared/harness.ts";
 
 const decoder = new TextDecoder();
 let clockTicks: Promise<number> | null = null;

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { formatMegabytes } from "../torture/harness.ts";
+import { formatMegabytes } from "../shared/harness.ts";
 import type { BenchOutcome } from "./drive.ts";
 import type { MachineInfo } from "./probes.ts";
 

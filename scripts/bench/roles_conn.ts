@@ -12,7 +12,7 @@
  * @module
  */
 
-import { mapConcurrent } from "../torture/harness.ts";
+import { mapConcurrent } from "../shared/harness.ts";
 import { checkDeadline, Peer } from "./peer.ts";
 import type { ChurnRole, IdleRole } from "./plan.ts";
 import { type PreparedRole, quantile, type RoleContext, round } from "./role.ts";

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { mapConcurrent } from "../torture/harness.ts";
+import { mapConcurrent } from "../shared/harness.ts";
 import { checkDeadline, frameBatch, msgFrame, Peer } from "./peer.ts";
 import { type SendRole, SHARED_GENERATION_SLOT, type SubscribeRole } from "./plan.ts";
 import type { PreparedRole, RoleContext } from "./role.ts";

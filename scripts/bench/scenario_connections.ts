@@ -11,7 +11,7 @@
  */
 
 import { RawClient } from "../../lib/testing.ts";
-import { formatMegabytes, type Sizes, TortureServer } from "../torture/harness.ts";
+import { formatMegabytes, type Sizes, TortureServer } from "../shared/harness.ts";
 import { type BenchContext, type BenchOutcome, drive, formatCount } from "./drive.ts";
 
 /** The server collects garbage after 1 s of quiet; this is past that. */

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { type Sizes, TortureServer } from "../torture/harness.ts";
+import { type Sizes, TortureServer } from "../shared/harness.ts";
 import { type BenchContext, type BenchOutcome, drive, formatCount } from "./drive.ts";
 import { countRecords } from "./records.ts";
 

@@ -3,7 +3,7 @@
  * (publishers to subscribers) and memory under load (fan-in with RSS watched during and
  * after it).
  *
- * Each starts a fresh server as a user would (scripts/torture/harness.ts's
+ * Each starts a fresh server as a user would (scripts/shared/harness.ts's
  * {@linkcode TortureServer}: `deno run` with the server task's permissions and V8 flags,
  * stdout to a file), drives it with the generator, and checks that every message
  * arrived: fan-in counts every connection's records on the server's stdout; fan-out has
@@ -17,7 +17,7 @@ import {
   type ProcessProbe,
   type Sizes,
   TortureServer,
-} from "../torture/harness.ts";
+} from "../shared/harness.ts";
 import { type BenchContext, type BenchOutcome, drive, type Driven, formatCount } from "./drive.ts";
 import type { SendRole } from "./plan.ts";
 import { RssSampler } from "./probes.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { runIsolated, type Sizes } from "../torture/harness.ts";
+import { runIsolated, type Sizes } from "../shared/harness.ts";
 import type { BenchContext, BenchOutcome } from "./drive.ts";
 import type { BenchResult } from "./report.ts";
 import { runChurn, runIdleConnections } from "./scenario_connections.ts";

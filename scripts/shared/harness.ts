@@ -1,12 +1,14 @@
 /**
- * The torture harness: what every scenario shares and nothing protocol-specific.
+ * The harness the torture scenarios and the bench share, with nothing protocol-specific.
  *
  * It owns starting a real server process per scenario (as a user would, stdout to a
  * file, stderr collected), measuring that process from the outside (RSS and open fds
  * through a `sh` probe of /proc, since reading /proc from Deno would need
  * --allow-all), reading the kernel's TCP table (to see unread bytes without reading
- * them), the result type of a scenario, and the table it is printed in. The
- * scenarios import it; the CLI and the tests only see {@linkcode ScenarioResult}.
+ * them), running scenarios in sequence or each in a process of its own, the command-line
+ * options both CLIs take, the result type of a scenario, and the table it is printed in.
+ * The torture and bench scenarios import it; the tests only see
+ * {@linkcode ScenarioResult}.
  *
  * @module
  */

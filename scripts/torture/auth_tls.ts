@@ -27,7 +27,7 @@ import {
   type Sizes,
   TortureServer,
   within,
-} from "./harness.ts";
+} from "../shared/harness.ts";
 import { seededRandom } from "./malformed.ts";
 
 const encoder = new TextEncoder();

@@ -25,7 +25,7 @@ import {
   TCP_ESTABLISHED,
   TortureServer,
   within,
-} from "./harness.ts";
+} from "../shared/harness.ts";
 
 const encoder = new TextEncoder();
 /** Open fds the server may hold above its starting count once everyone has left. */

@@ -12,7 +12,7 @@
 
 import { ServerFrameDecoder } from "../../lib/parrot/frame_decoder.ts";
 import { concatBytes, msg, RawClient } from "../../lib/testing.ts";
-import { within } from "./harness.ts";
+import { within } from "../shared/harness.ts";
 
 const encoder = new TextEncoder();
 

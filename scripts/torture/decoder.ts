@@ -10,7 +10,12 @@
  */
 
 import { runDecoderFuzz } from "./decoder_fuzz.ts";
-import { Checks, type ScenarioContext, type ScenarioOutcome, type Sizes } from "./harness.ts";
+import {
+  Checks,
+  type ScenarioContext,
+  type ScenarioOutcome,
+  type Sizes,
+} from "../shared/harness.ts";
 
 /** Sizes: `numRuns` (generated cases per property). */
 export function runDecoderFuzzScenario(

@@ -20,7 +20,7 @@ import {
   type ScenarioOutcome,
   type Sizes,
   TortureServer,
-} from "./harness.ts";
+} from "../shared/harness.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;

@@ -21,7 +21,7 @@ import {
   type Sizes,
   TCP_ESTABLISHED,
   TortureServer,
-} from "./harness.ts";
+} from "../shared/harness.ts";
 import { seededRandom } from "./malformed.ts";
 
 const LIMITS_DOC = new URL("../../docs/LIMITS.md", import.meta.url);

@@ -18,7 +18,7 @@ import {
   type ScenarioOutcome,
   type ScenarioResult,
   type Sizes,
-} from "./harness.ts";
+} from "../shared/harness.ts";
 import { runMalformedInputs } from "./malformed.ts";
 import { runMemoryBound } from "./memory.ts";
 import { runShutdownUnderLoad } from "./shutdown.ts";

@@ -21,7 +21,7 @@ import {
   type ScenarioOutcome,
   type Sizes,
   TortureServer,
-} from "./harness.ts";
+} from "../shared/harness.ts";
 
 const BATCH = 100;
 const BATCHES_PER_PING = 5;

@@ -24,7 +24,7 @@ import {
   type Sizes,
   TortureServer,
   within,
-} from "./harness.ts";
+} from "../shared/harness.ts";
 
 const encoder = new TextEncoder();
 
