@@ -3,14 +3,16 @@
  * tests under `tests/`, and the bench and torture scripts: waiting a turn or for a
  * condition, spying on abort listeners, building byte arrays, a connected TCP pair, a
  * text view of one end of a connection, fake connections and writers that record what
- * they are given; and (from `testing/processes.ts`) starting the real server and client
- * processes and talking to them over raw sockets.
+ * they are given; and, from `testing/`, starting the real server and client processes
+ * and talking to them over raw sockets (`processes.ts`), and throw-away TLS material
+ * (`certs.ts`).
  *
  * Test support only: nothing here is exported from `mod.ts`.
  *
  * @module
  */
 
+export * from "./testing/certs.ts";
 export * from "./testing/processes.ts";
 
 const encoder = new TextEncoder();

@@ -8,8 +8,16 @@
  */
 
 import assert from "node:assert/strict";
-import { generateTestCert, type TestCert } from "./certs.ts";
-import { DENO, runDeno, type Running, spawn, startServer, waitFor } from "../lib/testing.ts";
+import {
+  DENO,
+  generateTestCert,
+  runDeno,
+  type Running,
+  spawn,
+  startServer,
+  type TestCert,
+  waitFor,
+} from "../lib/testing.ts";
 
 /** The permissions the `client` task grants. */
 const CLIENT_RUN_ARGS = [

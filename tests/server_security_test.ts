@@ -5,8 +5,14 @@
  */
 
 import assert from "node:assert/strict";
-import { generateTestCert } from "./certs.ts";
-import { DENO, listeningPort, RawClient, spawn, startServer } from "../lib/testing.ts";
+import {
+  DENO,
+  generateTestCert,
+  listeningPort,
+  RawClient,
+  spawn,
+  startServer,
+} from "../lib/testing.ts";
 
 const TOKEN = "tok-7f3a9c1e";
 

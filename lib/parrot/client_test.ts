@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { settlesWithin } from "../net/delay.ts";
-import { countingController, nextTurn, TextConn } from "../testing.ts";
-import { generateTestCert } from "../../tests/certs.ts";
+import { countingController, generateTestCert, nextTurn, TextConn } from "../testing.ts";
 import { type ClientEvent, ParrotClient } from "./client.ts";
 
 const encoder = new TextEncoder();

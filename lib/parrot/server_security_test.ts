@@ -4,9 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { generateTestCert } from "../../tests/certs.ts";
+import { generateTestCert, RecordingWriter, TextConn, waitFor } from "../testing.ts";
 import { delay } from "../net/delay.ts";
-import { RecordingWriter, TextConn, waitFor } from "../testing.ts";
 import { type ParrotServerOptions, startParrotServer } from "./server.ts";
 
 const TOKEN = "s3cret-token";

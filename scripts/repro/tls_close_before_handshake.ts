@@ -5,7 +5,7 @@
  * connections on its TLS port; it can only stop counting them.
  *
  * Run: deno run --allow-net=127.0.0.1 --allow-read scripts/repro/tls_close_before_handshake.ts <cert.pem> <key.pem>
- * (any certificate for 127.0.0.1; `tests/certs.ts` shows how to make one). Prints
+ * (any certificate for 127.0.0.1; `lib/testing/certs.ts` shows how to make one). Prints
  * whether the plain TCP peer saw the close within 3 seconds; exits 1 when it did not.
  *
  * @module

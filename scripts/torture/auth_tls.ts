@@ -14,8 +14,7 @@
  * @module
  */
 
-import { generateTestCert } from "../../tests/certs.ts";
-import { RawClient, waitFor } from "../../lib/testing.ts";
+import { generateTestCert, RawClient, waitFor } from "../../lib/testing.ts";
 import { offend } from "./clients.ts";
 import {
   Checks,
