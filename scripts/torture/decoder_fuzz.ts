@@ -15,6 +15,10 @@
  * deno run scripts/torture/decoder_fuzz.ts --runs 20000 [--seed 42]
  * ```
  *
+ * The client decoder is fuzzed twice: through `push()`, and through `pushRanges()`
+ * with one reused batch, as the server's connection task runs it, with the `MSG` fast
+ * path (`messageAt`) that only `pushRanges()` takes; see {@linkcode rangedClientDecoder}.
+ *
  * Every push goes through one reused read buffer that is scribbled over after the
  * frames are copied out, as a socket reader that reuses its buffer does, so a decoder
  * that kept a view of an old chunk is caught too. A failed property never throws: it
@@ -41,6 +45,7 @@ import {
   ClientFrameDecoder,
   type DecodeResult,
   type DecoderOptions,
+  type RangedFrames,
   ServerFrameDecoder,
 } from "../../lib/parrot/frame_decoder.ts";
 import {
@@ -81,6 +86,65 @@ export interface FuzzedDecoder<F> {
   readonly bufferedBytes: number;
 }
 
+/** What {@linkcode rangedClientDecoder} drives: the part of a client decoder the server uses. */
+export type RangedDecoder = Pick<ClientFrameDecoder, "pushRanges" | "pending" | "bufferedBytes">;
+
+/**
+ * A client decoder driven as the server drives it: each push goes through
+ * `pushRanges()` into one batch whose arrays are reused from push to push, which takes
+ * the `MSG` fast path; each payload range comes back as a `msg` frame with a view of
+ * the chunk, so the properties compare it with what was sent.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ClientFrameDecoder } from "../../lib/parrot/frame_decoder.ts";
+ * import { rangedClientDecoder } from "./decoder_fuzz.ts";
+ *
+ * const decoder = rangedClientDecoder(new ClientFrameDecoder());
+ * const { frames } = decoder.push(new TextEncoder().encode("MSG 2\nhi\nPING\n"));
+ * assert.deepEqual(frames, [
+ *   { type: "msg", payload: new TextEncoder().encode("hi") },
+ *   { type: "ping" },
+ * ]);
+ * ```
+ */
+export function rangedClientDecoder(decoder: RangedDecoder): FuzzedDecoder<ClientFrame> {
+  const batch: RangedFrames = { frames: [], frameCount: 0, ranges: [], rangeCount: 0 };
+  return {
+    push(chunk: Uint8Array): DecodeResult<ClientFrame> {
+      batch.frameCount = 0;
+      batch.rangeCount = 0;
+      const error = decoder.pushRanges(chunk, batch);
+      const frames: ClientFrame[] = [];
+      let range = 0;
+      for (let i = 0; i < batch.frameCount; i++) {
+        const frame = batch.frames[i];
+        if (frame.type !== "range") {
+          frames.push(frame);
+          continue;
+        }
+        const start = batch.ranges[range++];
+        const end = batch.ranges[range++];
+        if (!(0 <= start && start <= end && end <= chunk.length)) {
+          throw new Error(`payload range [${start}, ${end}) outside a ${chunk.length}-byte chunk`);
+        }
+        frames.push({ type: "msg", payload: chunk.subarray(start, end) });
+      }
+      if (range !== batch.rangeCount) {
+        throw new Error(`${batch.rangeCount} range bounds for ${range / 2} payload ranges`);
+      }
+      return error === undefined ? { frames } : { frames, error };
+    },
+    get pending() {
+      return decoder.pending;
+    },
+    get bufferedBytes() {
+      return decoder.bufferedBytes;
+    },
+  };
+}
+
 /**
  * Options of {@linkcode runDecoderFuzz}.
  *
@@ -103,6 +167,11 @@ export interface DecoderFuzzOptions {
    */
   createClientDecoder?: (options: DecoderOptions) => FuzzedDecoder<ClientFrame>;
   /**
+   * Makes the client decoder fuzzed through `pushRanges()`; defaults to
+   * `rangedClientDecoder(new ClientFrameDecoder(options))`.
+   */
+  createRangedClientDecoder?: (options: DecoderOptions) => FuzzedDecoder<ClientFrame>;
+  /**
    * Makes the server-to-client decoder under test; defaults to
    * `new ServerFrameDecoder(options)`.
    */
@@ -118,7 +187,7 @@ export interface DecoderFuzzOptions {
  * import { type DecoderFuzzResult, runDecoderFuzz } from "./decoder_fuzz.ts";
  *
  * const result: DecoderFuzzResult = runDecoderFuzz({ numRuns: 2, seed: 1 });
- * assert.equal(result.properties, 10);
+ * assert.equal(result.properties, 15);
  * assert.equal(result.failures.length <= result.properties, true);
  * ```
  */
@@ -995,7 +1064,9 @@ function formatFailure(name: string, details: fc.RunDetails<unknown[]>): string 
  * Checks the properties of both frame decoders with fast-check and reports what
  * failed, without throwing.
  *
- * For each of `ClientFrameDecoder` and `ServerFrameDecoder` (five properties each):
+ * For `ClientFrameDecoder` through `push()`, the same through `pushRanges()` (the
+ * server's path, see {@linkcode rangedClientDecoder}), and `ServerFrameDecoder` (five
+ * properties each):
  *
  * 1. random valid frames (binary payloads with LF, CR and NUL up to `maxFrameBytes`,
  *    names, tokens, non-verb text lines up to `maxLineBytes`, LF and CR LF line ends,
@@ -1024,8 +1095,8 @@ function formatFailure(name: string, details: fc.RunDetails<unknown[]>): string 
  * import { runDecoderFuzz } from "./decoder_fuzz.ts";
  *
  * const { properties, runs, failures } = runDecoderFuzz({ numRuns: 5, seed: 42 });
- * assert.equal(properties, 10);
- * assert.equal(runs <= 50, true);
+ * assert.equal(properties, 15);
+ * assert.equal(runs <= 75, true);
  * for (const failure of failures) console.error(failure);
  * ```
  *
@@ -1062,6 +1133,14 @@ export function runDecoderFuzz(options: DecoderFuzzOptions): DecoderFuzzResult {
       name: "ClientFrameDecoder",
       reasons: CLIENT_REASONS,
       create: options.createClientDecoder ?? ((limits) => new ClientFrameDecoder(limits)),
+      item: clientItemArb,
+      invalid: clientInvalidArb,
+    }),
+    ...directionProperties<ClientFrame>({
+      name: "ClientFrameDecoder.pushRanges()",
+      reasons: CLIENT_REASONS,
+      create: options.createRangedClientDecoder ??
+        ((limits) => rangedClientDecoder(new ClientFrameDecoder(limits))),
       item: clientItemArb,
       invalid: clientInvalidArb,
     }),
