@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { delay } from "../net/delay.ts";
+import { waitFor } from "../testing.ts";
 import { collectWhenIdle } from "./idle_gc.ts";
 
 Deno.test("collectWhenIdle() collects once after activity stops, and never while it goes on", async () => {
@@ -17,15 +17,15 @@ Deno.test("collectWhenIdle() collects once after activity stops, and never while
     collect: () => collections++,
   });
   try {
-    while (checks < 5) await delay(5);
+    await waitFor(() => checks >= 5, "5 checks");
     assert.equal(collections, 0, "no activity yet: nothing to give back");
     busy = true;
     const busyFrom = checks;
-    while (checks < busyFrom + 5) await delay(5);
+    await waitFor(() => checks >= busyFrom + 5, "5 busy checks");
     assert.equal(collections, 0, "never while busy");
     busy = false;
     const quietFrom = checks;
-    while (checks < quietFrom + 5) await delay(5);
+    await waitFor(() => checks >= quietFrom + 5, "5 quiet checks");
     assert.equal(collections, 1, "one collection per quiet period");
     assert.deepEqual(trims, [0], "beforeCollect runs once, before the collection");
   } finally {

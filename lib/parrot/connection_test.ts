@@ -3,6 +3,7 @@ import { BufferPool } from "../net/buffer_pool.ts";
 import { Channel } from "../net/channel.ts";
 import { tcpPair, TextConn, waitFor } from "../testing.ts";
 import { closeForShutdown, type ConnectionContext, createConnectionHandler } from "./connection.ts";
+import { sweepDeadlines } from "./deadline_sweep.ts";
 import { Hub } from "./hub.ts";
 import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
 import type { Session } from "./session.ts";
@@ -132,6 +133,35 @@ Deno.test("createConnectionHandler() holds a connection while the channel is ful
     assert.deepEqual((await nextBatch(ctx)).frames, ["ping"]);
     assert.deepEqual((await nextBatch(ctx)).frames, ["pong"]);
     await waitFor(() => !session.held, "the hold to end once there was room");
+  } finally {
+    close();
+    await finished;
+  }
+});
+
+Deno.test("createConnectionHandler() does not count the wait for the channel against an unfinished frame", async () => {
+  const ctx = context({ capacity: 1 });
+  const { peer, finished, close } = await serve(ctx);
+  try {
+    await peer.write("PING\n");
+    await waitFor(() => ctx.channel.size === 1, "the first batch in the channel");
+    const session = onlySession(ctx);
+    await waitFor(() => !session.held, "the first send to complete");
+    // The read ends mid-frame, and its complete frame waits for room in the channel.
+    await peer.write("MSG 2\nm3\nMSG 2\nm");
+    await waitFor(() => session.held, "the task to wait for room in the channel");
+    const deadlines = { readTimeoutMs: 100, idleTimeoutMs: 100 };
+    const counters = { readTimeouts: 0, idleTimeouts: 0 };
+    sweepDeadlines(ctx.hub.sessions(), Date.now() + 60_000, deadlines, counters);
+    assert.equal(session.closed, false, "the server's wait is not the client's time");
+    assert.deepEqual(counters, { readTimeouts: 0, idleTimeouts: 0 });
+    assert.deepEqual((await nextBatch(ctx)).frames, ["ping"]);
+    assert.deepEqual((await nextBatch(ctx)).frames, ["msg:m3"]);
+    await waitFor(() => !session.held, "the hold to end");
+    const heldUntil = session.lastHeardAt;
+    assert.equal(session.frameStartedAt, heldUntil, "the read deadline counts from the hold's end");
+    await peer.write("4\n");
+    assert.deepEqual((await nextBatch(ctx)).frames, ["msg:m4"]);
   } finally {
     close();
     await finished;

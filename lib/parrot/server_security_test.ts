@@ -5,7 +5,6 @@
 
 import assert from "node:assert/strict";
 import { generateTestCert, RecordingWriter, TextConn, waitFor } from "../testing.ts";
-import { delay } from "../net/delay.ts";
 import { type ParrotServerOptions, startParrotServer } from "./server.ts";
 
 const TOKEN = "s3cret-token";
@@ -211,7 +210,7 @@ Deno.test("startParrotServer() with a rate limit slows a fast sender and keeps a
         await fast.until("PONG\n");
       }
     })();
-    while (sent < 10) await delay(5);
+    await waitFor(() => sent >= 10, "10 round trips");
     await other.write("PING\n");
     await other.until("PONG\n");
     assert.ok(sent < 30, "the other client was answered while the fast one was held back");
