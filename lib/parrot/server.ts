@@ -91,7 +91,7 @@ export interface ParrotServerOptions {
   maxFrameBytes?: number;
   /** Bytes queued for one client before it is a slow consumer. Default 8 MiB. */
   maxOutboundBytes?: number;
-  /** Channel capacity, in read batches. Default 256. */
+  /** Channel capacity, in read batches. Default 32. */
   queueCapacity?: number;
   /** Milliseconds one write to a client may stay in flight before it is a slow consumer. Default 10000. */
   writeTimeoutMs?: number;

@@ -1,5 +1,17 @@
 import assert from "node:assert/strict";
-import { MAX_READ_BUFFER_BYTES, READ_BUFFER_BUDGET_BYTES } from "../defaults.ts";
+import {
+  DEFAULT_AUTH_TIMEOUT_MS,
+  DEFAULT_GRACE_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_QUEUE_CAPACITY,
+  DEFAULT_READ_TIMEOUT_MS,
+  DEFAULT_TCP_BACKLOG,
+  DEFAULT_WRITE_TIMEOUT_MS,
+  MAX_READ_BUFFER_BYTES,
+  READ_BUFFER_BUDGET_BYTES,
+} from "../defaults.ts";
 import { delay } from "../net/delay.ts";
 import { concatBytes, nextTurn, RecordingWriter, TextConn, waitFor } from "../testing.ts";
 import { type ClientEvent, ParrotClient } from "./client.ts";
@@ -599,5 +611,28 @@ Deno.test("startParrotServer() relays nothing to a client whose first line is UN
     quiet.close();
   } finally {
     await closeAll(server, ann);
+  }
+});
+
+Deno.test("ParrotServerOptions documents the defaults startParrotServer() uses", async () => {
+  const source = await Deno.readTextFile(new URL("./server.ts", import.meta.url));
+  const documented = (field: string) => {
+    const match = source.match(new RegExp(`Default (\\d+)\\. \\*/\\n  ${field}\\?:`));
+    assert.ok(match, `no "Default <n>." in the doc of ${field}`);
+    return Number(match[1]);
+  };
+  const defaults: Record<string, number> = {
+    maxClients: DEFAULT_MAX_CLIENTS,
+    backlog: DEFAULT_TCP_BACKLOG,
+    readTimeoutMs: DEFAULT_READ_TIMEOUT_MS,
+    idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+    graceMs: DEFAULT_GRACE_MS,
+    maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+    queueCapacity: DEFAULT_QUEUE_CAPACITY,
+    writeTimeoutMs: DEFAULT_WRITE_TIMEOUT_MS,
+    authTimeoutMs: DEFAULT_AUTH_TIMEOUT_MS,
+  };
+  for (const [field, value] of Object.entries(defaults)) {
+    assert.equal(documented(field), value, field);
   }
 });
