@@ -11,6 +11,7 @@ export const DENO = "deno";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+import { runTask } from "../lib/cli/run_flags.ts";
 import { waitFor } from "../lib/testing.ts";
 export { waitFor };
 
@@ -115,23 +116,21 @@ export interface ServerProcess extends Running {
   kill(signal?: Deno.Signal): void;
 }
 
-/**
- * The environment the `server` task sets: glibc's allocator maps 64 KiB and larger
- * blocks on their own (a fixed threshold, instead of one that grows with the largest
- * block freed), so that memory goes back to the system when it is freed.
- */
-export const SERVER_ENV = { GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=65536" };
+const serverTask = runTask("server");
+const clientTask = runTask("client");
 
-/** The permissions and V8 flags of the `server` task. */
-export const SERVER_RUN_ARGS = [
-  "run",
-  "--unstable-net",
-  "--allow-net=127.0.0.1",
-  "--allow-read",
-  "--allow-env=PARROT_TOKEN",
-  "--v8-flags=--expose-gc,--max-semi-space-size=2",
-  "server.ts",
-];
+/**
+ * The environment the `server` task sets (read from deno.json): glibc's allocator maps
+ * 64 KiB and larger blocks on their own (a fixed threshold, instead of one that grows
+ * with the largest block freed), so that memory goes back to the system when it is freed.
+ */
+export const SERVER_ENV: Record<string, string> = serverTask.env;
+
+/** `deno` arguments running `server.ts` as the `server` task does (read from deno.json). */
+export const SERVER_RUN_ARGS: string[] = ["run", ...serverTask.flags, serverTask.script];
+
+/** `deno` arguments running `client.ts` as the `client` task does (read from deno.json). */
+export const CLIENT_RUN_ARGS: string[] = ["run", ...clientTask.flags, clientTask.script];
 
 /**
  * Starts `server.ts` on port 0 with `args` and waits for its "listening on" line.
