@@ -9,16 +9,16 @@
 
 import assert from "node:assert/strict";
 import { generateTestCert, type TestCert } from "./certs.ts";
-import { DENO, runDeno, type Running, spawn, startServer, waitFor } from "./helpers.ts";
+import {
+  CLIENT_RUN_ARGS,
+  DENO,
+  runDeno,
+  type Running,
+  spawn,
+  startServer,
+  waitFor,
+} from "./helpers.ts";
 
-/** The permissions the `client` task grants. */
-const CLIENT_RUN_ARGS = [
-  "run",
-  "--allow-net=127.0.0.1",
-  "--allow-read",
-  "--allow-env=PARROT_TOKEN",
-  "client.ts",
-];
 const TOKEN = "correct-horse-battery-staple";
 const WRONG = "not-the-right-token-42";
 
@@ -123,6 +123,9 @@ Deno.test("client with a wrong token says so in one line and exits 1, without pr
         /^client\(\d+\): the server refused the token .*ERR unauthorized$/,
       );
       assert.doesNotMatch(client.stdout, /reconnecting|retrying/, "no retry after unauthorized");
+      if (extra.length === 0) {
+        assert.doesNotMatch(client.stdout, /write/, "a write was claimed before the refusal");
+      }
       assertNoSecret(client.stdout, client.stderr);
     }
     assert.equal(serverOut(), "", "nothing from an unauthorized client is printed");
