@@ -110,8 +110,11 @@ interface Session {
    * report when it did not.
    */
   confirm(): Promise<string | undefined>;
-  /** Says QUIT and waits for the server, or gives up reconnecting; the error to report, if any. */
-  close(): Promise<string | undefined>;
+  /**
+   * Says QUIT and waits for the server (at once, without waiting, when `wait` is false),
+   * or gives up reconnecting; the error to report, if any.
+   */
+  close(wait: boolean): Promise<string | undefined>;
   /** Settles when the connection is over, with the error to report, if any. */
   outcome: Promise<{ error?: string }>;
 }
@@ -171,7 +174,7 @@ async function main(): Promise<number> {
   say("running...");
   let session: Session;
   if (reconnect) {
-    session = startReconnecting({ ...connection, ...reconnect }, say, stop);
+    session = startReconnecting({ ...connection, ...reconnect }, say, stop, confirmMs);
   } else {
     let client: ParrotClient;
     // A TLS server that never answers the handshake gets --confirm-timeout too.
@@ -224,7 +227,7 @@ async function main(): Promise<number> {
   say("stopping...");
   const notConfirmed = sent > 0 ? await session.confirm() : undefined;
   if (notConfirmed !== undefined) dropped.abort();
-  const notClosed = await session.close();
+  const notClosed = await session.close(notConfirmed === undefined);
   const outcome = await session.outcome;
   for (const signal of signals) Deno.removeSignalListener(signal, stop);
   const error = outcome.error ?? notConfirmed ?? notClosed;
@@ -368,9 +371,12 @@ function startReconnecting(
   options: ConstructorParameters<typeof ReconnectingClient>[0],
   say: (line: string) => void,
   stop: () => void,
+  confirmMs: number,
 ): Session {
   const client = new ReconnectingClient(options);
   let everConnected = false;
+  /** Whether the server said QUIT, or the client is done: nothing more to confirm. */
+  let over = false;
   let attempted = () => {};
   const ready = new Promise<undefined>((resolve) => attempted = () => resolve(undefined));
   const outcome = (async (): Promise<{ error?: string }> => {
@@ -381,6 +387,7 @@ function startReconnecting(
           say(`read ${event.payload.length} bytes`);
           break;
         case "quit":
+          over = true;
           say("received request to quit");
           stop();
           break;
@@ -418,9 +425,23 @@ function startReconnecting(
       if (connected) return `write ${size} bytes`;
       return `keep ${size} bytes until ${everConnected ? "reconnected" : "connected"}`;
     },
-    confirm: () => Promise.resolve(undefined),
-    close: async () => {
-      await client.close();
+    confirm: async () => {
+      if (over) return undefined;
+      const unsent = client.unsent;
+      try {
+        await client.ping({ signal: AbortSignal.timeout(confirmMs) });
+        return undefined;
+      } catch (error) {
+        if (error instanceof DOMException && error.name === "TimeoutError") {
+          return `the server did not confirm the messages within ${formatDuration(confirmMs)}`;
+        }
+        return `the server did not confirm the messages: ${
+          client.connected ? "the connection was lost" : "not connected"
+        }${unsent === 0 ? "" : ` (${plural(unsent, "unsent message")})`}`;
+      }
+    },
+    close: async (wait) => {
+      await client.close(wait ? undefined : 0);
       if (client.unsent > 0) say(`${plural(client.unsent, "unsent message")} not delivered`);
       return undefined;
     },

@@ -117,14 +117,44 @@ Deno.test("client whose last messages the server does not confirm exits 1", asyn
   );
 });
 
+Deno.test("client --reconnect whose last messages the server does not confirm exits 1", async () => {
+  await using halfDeaf = answeringListener(1);
+  const client = await runClient(halfDeaf.port, [
+    "--reconnect",
+    "--count",
+    "2",
+    "--interval",
+    "10ms",
+    "--confirm-timeout",
+    "200ms",
+  ]);
+  assert.equal(client.code, 1, client.stdout + client.stderr);
+  assert.match(client.stdout, /write \d+ bytes/);
+  assertOneLine(
+    client.stderr,
+    /^client\(\d+\): the server did not confirm the messages within 200ms$/,
+  );
+});
+
 Deno.test("client --count exits 0 once the server has printed every message", async () => {
   const server = await startServer();
   try {
-    const client = await runClient(server.port, ["--count", "3", "--message", "hi"]);
-    assert.equal(client.code, 0, client.stderr);
-    const pid = client.stdout.match(/^client\((\d+)\)/)?.[1];
-    // No waiting: the PONG the client waited for says the messages are on stdout.
-    assert.equal(server.stdout.text(), `${pid}: hi\n`.repeat(3));
+    for (const mode of [[], ["--reconnect"]]) {
+      const before = server.stdout.text();
+      const client = await runClient(server.port, [
+        ...mode,
+        "--count",
+        "3",
+        "--interval",
+        "10ms",
+        "--message",
+        "hi",
+      ]);
+      assert.equal(client.code, 0, client.stderr);
+      const pid = client.stdout.match(/^client\((\d+)\)/)?.[1];
+      // No waiting: the PONG the client waited for says the messages are on stdout.
+      assert.equal(server.stdout.text(), before + `${pid}: hi\n`.repeat(3), `${mode}`);
+    }
   } finally {
     server.kill("SIGINT");
     await server.status;
