@@ -6,6 +6,13 @@
  * bytes`, `read <n> bytes`, `received request to quit`, `stopping...`) and answers the
  * server's `PING` by itself. Ctrl+C or SIGTERM sends `QUIT` and exits 0.
  *
+ * Exit 0 means the server took every message: a plain client sends `PING` after `AUTH`
+ * and `HELLO` and starts writing only once the `PONG` is back (so a refused token is
+ * never preceded by a `write` line), and sends another after its last message; the
+ * server answers a `PING` only once every earlier message is on its stdout. An answer
+ * that does not come within `--confirm-timeout` is an error (exit 1), with a hint when
+ * nothing at all came back (a plain client talking to a TLS server, say).
+ *
  * It also turns the command line into connection options: the token (`--token`,
  * `--token-file` or `PARROT_TOKEN`, never printed), TLS (`--tls`, `--ca`), and with
  * `--reconnect` hands the connection to a {@linkcode ReconnectingClient}, printing
@@ -17,8 +24,10 @@
 import denoJson from "./deno.json" with { type: "json" };
 import * as cli from "./lib/cli/args.ts";
 import { resolveToken, TOKEN_ENV } from "./lib/cli/token.ts";
+import { explainConnectError } from "./lib/cli/connect_errors.ts";
 import {
   DEFAULT_CLIENT_INTERVAL_MS,
+  DEFAULT_CONFIRM_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_MAX_UNSENT,
   DEFAULT_RECONNECT_ATTEMPTS,
@@ -47,7 +56,11 @@ Options:
   --interval <time>         time between messages (default ${
     formatDuration(DEFAULT_CLIENT_INTERVAL_MS)
   })
-  --count <n>               send n messages, then QUIT and exit; 0 = until stopped (default 0)
+  --count <n>               send n messages, wait until the server confirms them, then QUIT
+                            and exit; 0 = until stopped (default 0)
+  --confirm-timeout <time>  how long to wait for the server's TLS handshake, and for it to
+                            confirm the connection and the last message, before giving up
+                            with exit 1 (default ${formatDuration(DEFAULT_CONFIRM_TIMEOUT_MS)})
   --message <text>          the message to send (default: a few lines about a parrot)
   --token <secret>          the server's token, sent with AUTH (default: $${TOKEN_ENV} if set)
   --token-file <path>       read the token from the first line of this file
@@ -63,10 +76,14 @@ Options:
 
 The token is never printed. Prefer --token-file or $${TOKEN_ENV}: other users can see --token
 in the process list.
-Ctrl+C or SIGTERM sends QUIT and exits 0; so does a QUIT from the server. With --reconnect,
-a client that gives up, or whose token the server refuses, exits 1.`;
+Exit 0 means the server confirmed every message sent (a PONG after the last one). Ctrl+C or
+SIGTERM sends QUIT and exits 0 once the messages sent are confirmed; a QUIT from the server
+exits 0. A client whose token is refused, whose server does not answer within
+--confirm-timeout, or which gives up reconnecting, exits 1.`;
 
 const HINT = "Run `deno task client --help` for usage.";
+/** Why a connection attempt was abandoned after --confirm-timeout. */
+const HANDSHAKE_TIMEOUT = new Error("The handshake took too long");
 
 /** The client's command-line options. */
 export const CLIENT_OPTIONS = {
@@ -74,20 +91,32 @@ export const CLIENT_OPTIONS = {
   name: { type: "string" },
   interval: { type: "string" },
   count: { type: "string", default: "0" },
+  "confirm-timeout": { type: "string" },
   message: { type: "string" },
   ...cli.CONNECTION_OPTIONS,
 } as const;
 
 /** A connection as the send loop sees it, plain or reconnecting. */
 interface Session {
+  /**
+   * Settles once the first connection attempt has succeeded or failed; with the error to
+   * report when the server did not confirm the connection (then nothing is sent).
+   */
+  ready: Promise<string | undefined>;
   /** Sends (or keeps) one message; returns the line to print. */
   send(payload: Uint8Array): string;
-  /** Says QUIT and waits for the server, or gives up reconnecting. */
-  close(): Promise<void>;
+  /**
+   * Waits until the server has confirmed every message sent; resolves with the error to
+   * report when it did not.
+   */
+  confirm(): Promise<string | undefined>;
+  /**
+   * Says QUIT and waits for the server (at once, without waiting, when `wait` is false),
+   * or gives up reconnecting; the error to report, if any.
+   */
+  close(wait: boolean): Promise<string | undefined>;
   /** Settles when the connection is over, with the error to report, if any. */
   outcome: Promise<{ error?: string }>;
-  /** Settles once the first connection attempt has succeeded or failed. */
-  ready: Promise<unknown>;
 }
 
 async function main(): Promise<number> {
@@ -101,6 +130,9 @@ async function main(): Promise<number> {
     ? DEFAULT_CLIENT_INTERVAL_MS
     : cli.parseDurationOption("interval", values.interval as string);
   const count = cli.parseCount("count", values.count as string);
+  const confirmMs = values["confirm-timeout"] === undefined
+    ? DEFAULT_CONFIRM_TIMEOUT_MS
+    : cli.parseDurationOption("confirm-timeout", values["confirm-timeout"] as string);
   const message = (values.message as string | undefined) ?? DEFAULT_MESSAGE;
   const pid = Deno.pid;
   const name = (values.name as string | undefined) ?? String(pid);
@@ -115,12 +147,15 @@ async function main(): Promise<number> {
     tokenFile: values["token-file"] as string | undefined,
   });
   const ca = values.ca as string | undefined;
+  const tls = values.tls === true || ca !== undefined;
+  // Aborted to drop the connection at once (a server that does not answer gets no grace).
+  const dropped = new AbortController();
   const connection: ParrotClientOptions = {
     hostname,
     port,
     name,
     ...(token === undefined ? {} : { token }),
-    ...(values.tls || ca !== undefined ? { tls: true } : {}),
+    ...(tls ? { tls: true } : {}),
     ...(ca === undefined ? {} : { caCerts: [await readCaFile(ca)] }),
   };
   const say = (line: string) => console.log(`client(${pid}): ${line}`);
@@ -139,21 +174,44 @@ async function main(): Promise<number> {
   say("running...");
   let session: Session;
   if (reconnect) {
-    session = startReconnecting({ ...connection, ...reconnect }, say, stop);
+    session = startReconnecting({ ...connection, ...reconnect }, say, stop, confirmMs);
   } else {
+    let client: ParrotClient;
+    // A TLS server that never answers the handshake gets --confirm-timeout too.
+    const handshakeTimer = setTimeout(() => dropped.abort(HANDSHAKE_TIMEOUT), confirmMs);
     try {
-      session = startPlain(await ParrotClient.connect(connection), say, stop, () => stopping);
+      client = await ParrotClient.connect({ ...connection, signal: dropped.signal });
     } catch (error) {
-      complain(`cannot connect to ${hostname}:${port}: ${reason(error)}`);
+      const why = error === HANDSHAKE_TIMEOUT
+        ? `the server did not complete the TLS handshake within ${
+          formatDuration(confirmMs)
+        } (does it speak TLS? if not, drop --tls and --ca)`
+        : explainConnectError(error, { hostname, tls });
+      complain(`cannot connect to ${hostname}:${port}: ${why}`);
       return 1;
+    } finally {
+      clearTimeout(handshakeTimer);
     }
+    session = startPlain(client, { say, stop, isStopping: () => stopping, confirmMs, tls });
   }
 
   const signals = ["SIGINT", "SIGTERM"] as const;
   for (const signal of signals) Deno.addSignalListener(signal, stop);
-  await Promise.race([session.ready, session.outcome, stopped]);
+  const unconfirmed = await Promise.race([
+    session.ready,
+    session.outcome.then(() => undefined),
+    stopped.then(() => undefined),
+  ]);
+  if (unconfirmed !== undefined) {
+    for (const signal of signals) Deno.removeSignalListener(signal, stop);
+    dropped.abort();
+    await session.outcome;
+    complain(unconfirmed);
+    return 1;
+  }
   const payload = new TextEncoder().encode(message);
-  for (let sent = 0; !stopping && (count === 0 || sent < count);) {
+  let sent = 0;
+  while (!stopping && (count === 0 || sent < count)) {
     say(session.send(payload));
     sent++;
     if (count !== 0 && sent >= count) break;
@@ -167,11 +225,14 @@ async function main(): Promise<number> {
   }
   stop();
   say("stopping...");
-  await session.close();
+  const notConfirmed = sent > 0 ? await session.confirm() : undefined;
+  if (notConfirmed !== undefined) dropped.abort();
+  const notClosed = await session.close(notConfirmed === undefined);
   const outcome = await session.outcome;
   for (const signal of signals) Deno.removeSignalListener(signal, stop);
-  if (outcome.error) {
-    complain(outcome.error);
+  const error = outcome.error ?? notConfirmed ?? notClosed;
+  if (error !== undefined) {
+    complain(error);
     return 1;
   }
   return 0;
@@ -222,47 +283,87 @@ function fileProblem(error: unknown): string {
   return describeError(error);
 }
 
-/** A single connection: any loss ends the client. */
-function startPlain(
-  client: ParrotClient,
-  say: (line: string) => void,
-  stop: () => void,
-  isStopping: () => boolean,
-): Session {
-  return {
-    send: (payload) => `write ${client.send(payload)} bytes`,
-    close: () => client.close(),
-    outcome: listen(client, say, stop, isStopping),
-    ready: Promise.resolve(),
-  };
+/** What a plain connection needs from the command line. */
+interface PlainOptions {
+  say: (line: string) => void;
+  stop: () => void;
+  isStopping: () => boolean;
+  /** How long to wait for a PONG. */
+  confirmMs: number;
+  /** Whether the client speaks TLS (no hint to try --tls then). */
+  tls: boolean;
 }
 
-/** Prints relayed messages and the server's QUIT; resolves with any error seen. */
-async function listen(
-  client: ParrotClient,
-  say: (line: string) => void,
-  stop: () => void,
-  isStopping: () => boolean,
-): Promise<{ error?: string }> {
-  try {
-    for await (const event of client as AsyncIterable<ClientEvent>) {
-      if (event.type === "message") {
-        say(`read ${event.payload.length} bytes`);
-      } else if (event.type === "quit") {
-        say("received request to quit");
-        stop();
-      } else {
-        stop();
-        return { error: serverError(event.reason) };
+/**
+ * A single connection: any loss ends the client. It is confirmed with a PING before the
+ * first message (the server has accepted the token and the name), and `confirm()` sends
+ * another after the last.
+ */
+function startPlain(client: ParrotClient, options: PlainOptions): Session {
+  const { say, stop, isStopping, confirmMs, tls } = options;
+  /** Whether anything parrot came back: a frame, or the first PONG. */
+  let heard = false;
+  /** Whether the connection is over, or the server said QUIT: nothing more to confirm. */
+  let over = false;
+  const noAnswer = (what: string) =>
+    heard || tls ? what : `${what} (does the server speak TLS? try --tls)`;
+
+  const outcome = (async (): Promise<{ error?: string }> => {
+    try {
+      for await (const event of client as AsyncIterable<ClientEvent>) {
+        heard = true;
+        if (event.type === "message") {
+          say(`read ${event.payload.length} bytes`);
+        } else if (event.type === "quit") {
+          over = true;
+          say("received request to quit");
+          stop();
+        } else {
+          over = true;
+          stop();
+          return { error: serverError(event.reason) };
+        }
       }
+    } catch (error) {
+      stop();
+      return { error: noAnswer(`the connection failed: ${reason(error)}`) };
+    } finally {
+      over = true;
     }
-  } catch (error) {
+    if (isStopping()) return {};
     stop();
-    return { error: `the connection failed: ${reason(error)}` };
-  }
-  if (isStopping()) return {};
-  stop();
-  return { error: "the server closed the connection" };
+    const failure = client.readError;
+    return {
+      error: noAnswer(
+        failure === undefined
+          ? "the server closed the connection"
+          : `the connection failed: ${describeError(failure)}`,
+      ),
+    };
+  })();
+
+  /** Waits for a PONG; the error to report if none came. */
+  const pong = async (what: string): Promise<string | undefined> => {
+    try {
+      await client.ping({ signal: AbortSignal.timeout(confirmMs) });
+      heard = true;
+      return undefined;
+    } catch (error) {
+      if (error instanceof DOMException && error.name === "TimeoutError") {
+        return noAnswer(`the server did not confirm ${what} within ${formatDuration(confirmMs)}`);
+      }
+      // The connection ended first: the outcome says why (an ERR, a close, a failure).
+      return (await outcome).error ?? `the connection ended before the server confirmed ${what}`;
+    }
+  };
+
+  return {
+    ready: pong("the connection"),
+    send: (payload) => `write ${client.send(payload)} bytes`,
+    confirm: () => over ? Promise.resolve(undefined) : pong("the messages"),
+    close: () => client.close().then(() => undefined),
+    outcome,
+  };
 }
 
 /** A connection that is re-established when lost, printing what happens. */
@@ -270,11 +371,14 @@ function startReconnecting(
   options: ConstructorParameters<typeof ReconnectingClient>[0],
   say: (line: string) => void,
   stop: () => void,
+  confirmMs: number,
 ): Session {
   const client = new ReconnectingClient(options);
   let everConnected = false;
+  /** Whether the server said QUIT, or the client is done: nothing more to confirm. */
+  let over = false;
   let attempted = () => {};
-  const ready = new Promise<void>((resolve) => attempted = resolve);
+  const ready = new Promise<undefined>((resolve) => attempted = () => resolve(undefined));
   const outcome = (async (): Promise<{ error?: string }> => {
     for await (const event of client) {
       attempted();
@@ -283,6 +387,7 @@ function startReconnecting(
           say(`read ${event.payload.length} bytes`);
           break;
         case "quit":
+          over = true;
           say("received request to quit");
           stop();
           break;
@@ -320,9 +425,25 @@ function startReconnecting(
       if (connected) return `write ${size} bytes`;
       return `keep ${size} bytes until ${everConnected ? "reconnected" : "connected"}`;
     },
-    close: async () => {
-      await client.close();
+    confirm: async () => {
+      if (over) return undefined;
+      const unsent = client.unsent;
+      try {
+        await client.ping({ signal: AbortSignal.timeout(confirmMs) });
+        return undefined;
+      } catch (error) {
+        if (error instanceof DOMException && error.name === "TimeoutError") {
+          return `the server did not confirm the messages within ${formatDuration(confirmMs)}`;
+        }
+        return `the server did not confirm the messages: ${
+          client.connected ? "the connection was lost" : "not connected"
+        }${unsent === 0 ? "" : ` (${plural(unsent, "unsent message")})`}`;
+      }
+    },
+    close: async (wait) => {
+      await client.close(wait ? undefined : 0);
       if (client.unsent > 0) say(`${plural(client.unsent, "unsent message")} not delivered`);
+      return undefined;
     },
     outcome,
     ready,

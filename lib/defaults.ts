@@ -54,6 +54,8 @@ export const READ_BUFFER_BUDGET_BYTES = 8 * 1024 * 1024;
 export const MIN_BUSY_READ_BUFFER_BYTES = 4 * 1024;
 /** Default client message interval in milliseconds. */
 export const DEFAULT_CLIENT_INTERVAL_MS = 1_000;
+/** How long the client waits for the server to confirm its connection and its last message. */
+export const DEFAULT_CONFIRM_TIMEOUT_MS = 10_000;
 /** Default number of client processes the launcher starts. */
 export const DEFAULT_LAUNCH_COUNT = 3;
 /** Default delay between two client starts of the launcher, in milliseconds. */

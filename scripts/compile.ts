@@ -1,55 +1,61 @@
 /**
  * `deno task compile`: builds the single binaries `dist/parrot-server` and
- * `dist/parrot-client` with `deno compile`, with the permissions of their tasks baked in
- * (`--allow-net=127.0.0.1`, and read access and `PARROT_TOKEN` for the token, CA,
- * certificate and key files).
+ * `dist/parrot-client` with `deno compile`, with the flags of their tasks baked in (read
+ * from deno.json's `server` and `client` tasks through lib/cli/run_flags.ts: network
+ * access for any `--host`, read access and `PARROT_TOKEN` for the token, CA,
+ * certificate and key files, and the server's V8 flags).
  *
- * It owns turning the compiler's output into one line a user can act on. `deno
- * compile` downloads `denort`, the runtime every binary is built on, on first use;
- * offline that fails, and `deno compile` then honours the `DENORT_BIN` environment
- * variable natively (no flag needed): set it to a `denort` binary of the same Deno
- * version and the build works without a network. (The full `deno` binary does not
- * work as `DENORT_BIN`.) A failed build exits 1 with one line and never leaves a
- * fake binary behind. The task grants `--allow-run=deno --allow-env=DENORT_BIN
- * --allow-read=. --allow-write=dist`, which is all this needs.
+ * It owns turning the compiler's output into one line a user can act on, and checking
+ * that what it built is parrot. `deno compile` downloads `denort`, the runtime every
+ * binary is built on, on first use; offline that fails, and `deno compile` then honours
+ * the `DENORT_BIN` environment variable natively (no flag needed): set it to a `denort`
+ * binary of the same Deno version and the build works without a network. The full
+ * `deno` binary given as `DENORT_BIN` builds a file that is the deno CLI, not parrot: so
+ * each binary is run with `--version` once built, and one that does not answer as
+ * parrot is removed and the build fails. A failed build exits 1 with one line and never
+ * leaves a fake binary behind. The task grants `--allow-run` for `deno` and the two
+ * binaries, `--allow-env=DENORT_BIN`, `--allow-read=.` and `--allow-write=dist`, which is
+ * all this needs.
  *
  * @module
  */
 
 import denoJson from "../deno.json" with { type: "json" };
-import { parseProgramArgs, runCli } from "../lib/cli/args.ts";
+import { errorMessage, parseProgramArgs, runCli } from "../lib/cli/args.ts";
+import { runTask } from "../lib/cli/run_flags.ts";
 
 const USAGE = `parrot compile ${denoJson.version}: builds the single binaries with deno compile.
 
 Usage: deno task compile
 
-Builds dist/parrot-server from server.ts and dist/parrot-client from client.ts, both
-allowed to use the network on 127.0.0.1 only, to read files (token, certificates) and
-to read PARROT_TOKEN. deno compile downloads denort (the
-runtime of the binaries) on first use; offline, set DENORT_BIN to a denort binary of
-Deno ${Deno.version.deno} and it is used instead.
+Builds dist/parrot-server from server.ts and dist/parrot-client from client.ts with the
+permissions of their tasks (deno task server, deno task client): the network, for any
+--host; reading files (token, certificates); reading PARROT_TOKEN. Each binary is run with
+--version once built; one that does not answer as parrot is removed, and the build fails.
+deno compile downloads denort (the runtime of the binaries) on first use; offline, set
+DENORT_BIN to a denort binary of Deno ${Deno.version.deno} and it is used instead (not the
+deno binary itself: that builds copies of deno, which the check refuses).
 
 Options:
   -h, --help   show this help`;
 
 const HINT = "Run `deno task compile --help` for usage.";
 
-/** What is built, from which entry point, with which flags (permissions, V8). */
-const PERMISSIONS = ["--allow-net=127.0.0.1", "--allow-read", "--allow-env=PARROT_TOKEN"];
+/** What `--version` prints for a parrot program. */
+const PARROT_VERSION = `parrot ${denoJson.version}`;
+/** How long a built binary may take to answer `--version`. */
+const VERSION_TIMEOUT_MS = 30_000;
+
+/** What is built, from which entry point, with which flags (those of its task). */
 const BINARIES = [
   {
     output: "dist/parrot-server",
     source: "server.ts",
-    // The server's task flags too: a small young generation and a collection when idle,
-    // and its shards (Workers on one port through reusePort, which is unstable).
-    flags: [
-      ...PERMISSIONS,
-      "--v8-flags=--expose-gc,--max-semi-space-size=2",
-      "--unstable-net",
-      "--include=lib/parrot/threads/shard_worker.ts",
-    ],
+    // The server's shards run lib/parrot/threads/shard_worker.ts in Workers: compile it in.
+    // (The task's environment, GLIBC_TUNABLES, cannot be baked into a binary.)
+    flags: [...runTask("server").flags, "--include=lib/parrot/threads/shard_worker.ts"],
   },
-  { output: "dist/parrot-client", source: "client.ts", flags: PERMISSIONS },
+  { output: "dist/parrot-client", source: "client.ts", flags: runTask("client").flags },
 ] as const;
 
 async function main(): Promise<number> {
@@ -68,10 +74,65 @@ async function main(): Promise<number> {
       const compilerOutput = new TextDecoder().decode(result.stderr);
       throw new Error(explainFailure(source, compilerOutput, result.code));
     }
+    const answer = await versionOf(output);
+    if (answer !== PARROT_VERSION) {
+      await removeBuilt(output);
+      throw new Error(
+        `Cannot build ${output}: the built file answers --version with ${answer}, not ` +
+          `"${PARROT_VERSION}"` +
+          (Deno.env.get("DENORT_BIN") === undefined
+            ? ""
+            : " (is DENORT_BIN a denort binary? the deno binary itself builds copies of deno)") +
+          "; it was removed",
+      );
+    }
     const { size } = await Deno.stat(output);
     console.log(`built ${output} from ${source} (${(size / 1_048_576).toFixed(1)} MB)`);
   }
   return 0;
+}
+
+/**
+ * Removes a built binary. Deno refuses this process write access to the binaries it may
+ * run (`--allow-run=./dist/...`, and their folders), so a `deno` child allowed to write
+ * that one file removes it.
+ */
+async function removeBuilt(path: string): Promise<void> {
+  const child = new Deno.Command("deno", {
+    args: ["run", "--no-config", "--no-lock", `--allow-write=./${path}`, "-", `./${path}`],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode("await Deno.remove(Deno.args[0]);\n"));
+  await writer.close();
+  const { success, stderr } = await child.output();
+  if (!success) {
+    const why = new TextDecoder().decode(stderr).trim().split("\n")[0];
+    throw new Error(`Cannot remove ${path}, which is not parrot: ${why}`);
+  }
+}
+
+/** The first line a built binary prints for `--version`, quoted, or what went wrong. */
+async function versionOf(path: string): Promise<string> {
+  try {
+    const result = await new Deno.Command(`./${path}`, {
+      args: ["--version"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+      env: { NO_COLOR: "1" },
+      signal: AbortSignal.timeout(VERSION_TIMEOUT_MS),
+    }).output();
+    const first = new TextDecoder().decode(result.stdout).trim().split("\n")[0];
+    if (result.success) return JSON.stringify(first);
+    return result.signal === null
+      ? `exit code ${result.code}${first === "" ? "" : ` and ${JSON.stringify(first)}`}`
+      : `nothing within ${VERSION_TIMEOUT_MS / 1000}s`;
+  } catch (error) {
+    return `an error (${errorMessage(error)})`;
+  }
 }
 
 /** One line saying why `deno compile` failed on `source`, from its stderr. */

@@ -158,14 +158,13 @@ async function main(): Promise<number> {
     .filter(({ status }) => !status.success && !stoppedOnRequest(status))
     .map(({ pid, status }) => `client ${pid} ${describeExit(status)}`);
   if (failures.length > 0) {
-    console.error(
-      `error: ${failures.length} of ${plural(clients.length, "client")} failed: ${
-        failures.join(", ")
-      }`,
-    );
+    const which = clients.length === 1
+      ? "the client failed"
+      : `${failures.length} of ${clients.length} clients failed`;
+    console.error(`error: ${which}: ${failures.join(", ")}`);
     return 1;
   }
-  say(`all ${plural(clients.length, "client")} exited`);
+  say(clients.length === 1 ? "the client exited" : `all ${clients.length} clients exited`);
   return 0;
 }
 

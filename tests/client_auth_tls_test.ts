@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import {
+  CLIENT_RUN_ARGS,
   DENO,
   generateTestCert,
   runDeno,
@@ -19,14 +20,6 @@ import {
   waitFor,
 } from "../lib/testing.ts";
 
-/** The permissions the `client` task grants. */
-const CLIENT_RUN_ARGS = [
-  "run",
-  "--allow-net=127.0.0.1",
-  "--allow-read",
-  "--allow-env=PARROT_TOKEN",
-  "client.ts",
-];
 const TOKEN = "correct-horse-battery-staple";
 const WRONG = "not-the-right-token-42";
 
@@ -131,6 +124,11 @@ Deno.test("client with a wrong token says so in one line and exits 1, without pr
         /^client\(\d+\): the server refused the token .*ERR unauthorized$/,
       );
       assert.doesNotMatch(client.stdout, /reconnecting|retrying/, "no retry after unauthorized");
+      assert.doesNotMatch(
+        client.stdout,
+        /write/,
+        `${extra}: a write was claimed before the refusal`,
+      );
       assertNoSecret(client.stdout, client.stderr);
     }
     assert.equal(serverOut(), "", "nothing from an unauthorized client is printed");

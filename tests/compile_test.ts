@@ -56,7 +56,33 @@ async function assertBinariesWork(compileOutput: string): Promise<void> {
     }
     await server.status;
   }
+
+  // The binaries carry the tasks' permissions: any --host works (with a token, so nobody
+  // else can use the server while it listens on every interface).
+  const everywhere = runBinary(SERVER_BINARY, ["0", "--host", "0.0.0.0", "--token", TOKEN]);
+  try {
+    const port = await listeningPort(everywhere);
+    assert.match(everywhere.stderr.text(), /listening on 0\.0\.0\.0:/);
+    const client = runBinary(CLIENT_BINARY, [
+      String(port),
+      "--host",
+      "localhost",
+      "--token",
+      TOKEN,
+      "--count",
+      "1",
+      "--message",
+      "far",
+    ]);
+    assert.equal((await client.status).code, 0, client.stdout.text() + client.stderr.text());
+    await everywhere.stdout.waitForText(/^\d+: far$/m);
+  } finally {
+    everywhere.child.kill("SIGINT");
+    await everywhere.status;
+  }
 }
+
+const TOKEN = "compile-test-token-0123456789";
 
 Deno.test("compile builds working binaries, or says in one line that denort is missing", async () => {
   const startedAt = Date.now();
@@ -98,5 +124,30 @@ Deno.test("compile names a DENORT_BIN that does not exist in one line", async ()
     assert.ok(lines[0].startsWith(expected), `expected "${expected}...", got "${lines[0]}"`);
   } finally {
     await Deno.remove(missing.slice(0, missing.lastIndexOf("/")), { recursive: true });
+  }
+});
+
+Deno.test("compile fails in one line and removes a binary that does not answer as parrot", async () => {
+  // The deno binary given as DENORT_BIN builds a copy of deno, which answers as deno.
+  const startedAt = Date.now();
+  const output = await new Deno.Command(DENO, {
+    args: ["task", "-q", "compile"],
+    cwd: ROOT,
+    stdin: "null",
+    env: { NO_COLOR: "1", DENORT_BIN: Deno.execPath() },
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 1, stdout + stderr);
+  assert.equal(stdout, "", "a binary was said to be built");
+  const lines = stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `expected one line, got:\n${stderr}`);
+  assert.match(
+    lines[0],
+    /^error: Cannot build dist\/parrot-server: the built file answers --version with "deno \d+\.\d+\.\d+[^"]*", not "parrot \d+\.\d+\.\d+" \(is DENORT_BIN a denort binary\? .*\); it was removed$/,
+  );
+  for (const binary of [SERVER_BINARY, CLIENT_BINARY]) {
+    const modified = await modifiedAt(binary);
+    assert.ok(modified === undefined || modified < startedAt, `${binary} was left behind`);
   }
 });

@@ -28,7 +28,7 @@ export function parseCommandLine<T extends ParseArgsConfig["options"]>(
 ): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
     const { values, positionals } = parseArgs({
-      args,
+      args: attachDashValues(args, options ?? {}),
       options,
       strict: true,
       allowPositionals: true,
@@ -38,6 +38,39 @@ export function parseCommandLine<T extends ParseArgsConfig["options"]>(
     // node:util's messages add advice on '--' after the first sentence; keep the fact.
     throw new UsageError(errorMessage(error).split("\n")[0].split(/\. /)[0].replace(/\.$/, ""));
   }
+}
+
+/**
+ * Joins a string option and a value that starts with a dash (`--read-timeout -1`) into
+ * `--read-timeout=-1`, so the value reaches the option's own check, which says what is
+ * wrong with it; `node:util` would only call it ambiguous. A following word that is itself
+ * an option (`--interval --count 3`) is not taken as a value: that option has none.
+ */
+function attachDashValues(args: string[], options: NonNullable<ParseArgsConfig["options"]>) {
+  const known = new Set<string>();
+  for (const [name, option] of Object.entries(options)) {
+    known.add(`--${name}`);
+    if (option.short !== undefined) known.add(`-${option.short}`);
+  }
+  const attached: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      attached.push(...args.slice(i));
+      break;
+    }
+    const option = arg.startsWith("--") ? options[arg.slice(2)] : undefined;
+    const next = args[i + 1];
+    if (option?.type !== "string" || next === undefined || !next.startsWith("-")) {
+      attached.push(arg);
+    } else if (known.has(next) || next.startsWith("--") && known.has(next.split("=")[0])) {
+      throw new UsageError(`Missing the value of ${arg} (before ${next})`);
+    } else {
+      attached.push(`${arg}=${next}`);
+      i++;
+    }
+  }
+  return attached;
 }
 
 /**
@@ -118,12 +151,17 @@ export function parseCount(name: string, text: string, min = 0): number {
   return value;
 }
 
-/** Parses a duration option such as `--read-timeout 5s`. */
+/**
+ * Parses a duration option such as `--read-timeout 5s`; a bad one is refused in one
+ * sentence, `Cannot use --read-timeout "5x": expected a number with ...`.
+ */
 export function parseDurationOption(name: string, text: string): number {
   try {
     return parseDuration(text);
   } catch (error) {
-    throw new UsageError(`Cannot use --${name}: ${(error as Error).message}`);
+    // parseDuration says `Cannot parse duration "<text>": <why>`; keep the why.
+    const why = errorMessage(error).replace(/^Cannot parse duration "(?:[^"\\]|\\.)*": /, "");
+    throw new UsageError(`Cannot use --${name} ${JSON.stringify(text)}: ${why}`);
   }
 }
 

@@ -180,11 +180,45 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
     return this.#outbound.flush();
   }
 
-  /** Sends `PING` and resolves on its `PONG`: everything sent before is through. */
-  ping(): Promise<void> {
+  /**
+   * Sends `PING` and resolves on its `PONG`: everything sent before is through (a
+   * parrot server answers only once it has handled, and printed, every earlier message).
+   * Rejects when the connection ends first, or with `signal`'s reason when it is aborted
+   * first (the `PONG`, if it comes later, is then ignored).
+   *
+   * @example Wait for the server's answer at most 5 seconds
+   * ```ts
+   * import { ParrotClient } from "./client.ts";
+   * import { startParrotServer } from "./server.ts";
+   *
+   * const server = startParrotServer({ port: 0, output: null });
+   * const client = await ParrotClient.connect({ port: server.addr.port });
+   * client.send("squawk");
+   * await client.ping({ signal: AbortSignal.timeout(5_000) });
+   * await client.close();
+   * await server.shutdown();
+   * ```
+   */
+  ping(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#ended !== undefined) return Promise.reject(this.#ended);
     return new Promise((resolve, reject) => {
-      this.#pongWaiters.push({ resolve, reject });
+      const onAbort = () => waiter.reject(signal!.reason);
+      const settle = () => signal?.removeEventListener("abort", onAbort);
+      // The waiter stays queued after an abort, so that its PONG is not taken for the next one's.
+      const waiter = {
+        resolve: () => {
+          settle();
+          resolve();
+        },
+        reject: (error: unknown) => {
+          settle();
+          reject(error);
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#pongWaiters.push(waiter);
       this.#outbound.write(PING_LINE);
     });
   }

@@ -281,3 +281,26 @@ Deno.test("ParrotClient removes its abort listener once the connection has ended
     await done();
   }
 });
+
+pairTest(
+  "ParrotClient.ping() rejects with the signal's reason when aborted, and the late PONG answers no later ping",
+  async ({ client, peer }) => {
+    const controller = new AbortController();
+    const first = client.ping({ signal: controller.signal });
+    await peer.until("PING\n");
+    const reason = new Error("gave up waiting");
+    controller.abort(reason);
+    await assert.rejects(first, (error) => error === reason);
+
+    let secondAnswered = false;
+    const second = client.ping().then(() => secondAnswered = true);
+    await peer.until("PING\n");
+    // The first PING's PONG, then a PING: once its PONG is back, the client has read both.
+    await peer.write("PONG\nPING\n");
+    await peer.until("PONG\n");
+    await nextTurn();
+    assert.equal(secondAnswered, false, "the first PING's PONG answered the second");
+    await peer.write("PONG\n");
+    await second;
+  },
+);

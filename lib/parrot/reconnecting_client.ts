@@ -233,6 +233,34 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
     return payload.length;
   }
 
+  /**
+   * Sends `PING` on the current connection and resolves on its `PONG`: every message
+   * written on that connection has been handled by the server. Rejects when there is no
+   * connection now (messages waiting for one are not through), when the connection ends
+   * first, or with `signal`'s reason when it is aborted first.
+   *
+   * @example Confirm the last message before closing
+   * ```ts
+   * import { ReconnectingClient } from "./reconnecting_client.ts";
+   * import { startParrotServer } from "./server.ts";
+   *
+   * const server = startParrotServer({ port: 0, output: null });
+   * const client = new ReconnectingClient({ port: server.addr.port });
+   * for await (const event of client) if (event.type === "connected") break;
+   * client.send("squawk");
+   * await client.ping({ signal: AbortSignal.timeout(5_000) });
+   * await client.close();
+   * await server.shutdown();
+   * ```
+   */
+  ping(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const client = this.#current;
+    if (client === undefined) {
+      return Promise.reject(new Error("Cannot confirm the messages: not connected"));
+    }
+    return client.ping(options);
+  }
+
   /** Relayed messages and what happens to the connection, until the client is done. */
   [Symbol.asyncIterator](): AsyncIterator<ReconnectEvent> {
     return this.#events[Symbol.asyncIterator]();

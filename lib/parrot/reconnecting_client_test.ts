@@ -345,3 +345,24 @@ Deno.test("ReconnectingClient.close() gives up a TLS handshake the server never 
     server.stop();
   }
 });
+
+Deno.test("ReconnectingClient.ping() confirms the current connection, and rejects without one", async () => {
+  await withClient({ name: "ann", maxAttempts: 1_000 }, async ({ server, client, events }) => {
+    server.stop();
+    await events.until("retrying");
+    await assert.rejects(client.ping(), /not connected/);
+
+    server.start();
+    const peer = await server.accept();
+    await confirm(peer);
+    await events.until("connected");
+    client.send("hi");
+    let confirmed = false;
+    const ping = client.ping().then(() => confirmed = true);
+    assert.equal(await peer.until("PING\n"), "MSG 2\nhi\nPING\n");
+    assert.equal(confirmed, false, "confirmed before the PONG");
+    await peer.write("PONG\n");
+    await ping;
+    peer.close();
+  });
+});

@@ -15,6 +15,8 @@ export const DENO = "deno";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+import { runTask } from "../cli/run_flags.ts";
+
 /** Collects a byte stream into memory as it arrives. */
 export class Collected {
   #chunks: Uint8Array[] = [];
@@ -116,23 +118,21 @@ export interface ServerProcess extends Running {
   kill(signal?: Deno.Signal): void;
 }
 
-/**
- * The environment the `server` task sets: glibc's allocator maps 64 KiB and larger
- * blocks on their own (a fixed threshold, instead of one that grows with the largest
- * block freed), so that memory goes back to the system when it is freed.
- */
-export const SERVER_ENV = { GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=65536" };
+const serverTask = runTask("server");
+const clientTask = runTask("client");
 
-/** The permissions and V8 flags of the `server` task. */
-export const SERVER_RUN_ARGS = [
-  "run",
-  "--unstable-net",
-  "--allow-net=127.0.0.1",
-  "--allow-read",
-  "--allow-env=PARROT_TOKEN",
-  "--v8-flags=--expose-gc,--max-semi-space-size=2",
-  "server.ts",
-];
+/**
+ * The environment the `server` task sets (read from deno.json): glibc's allocator maps
+ * 64 KiB and larger blocks on their own (a fixed threshold, instead of one that grows
+ * with the largest block freed), so that memory goes back to the system when it is freed.
+ */
+export const SERVER_ENV: Record<string, string> = serverTask.env;
+
+/** `deno` arguments running `server.ts` as the `server` task does (read from deno.json). */
+export const SERVER_RUN_ARGS: string[] = ["run", ...serverTask.flags, serverTask.script];
+
+/** `deno` arguments running `client.ts` as the `client` task does (read from deno.json). */
+export const CLIENT_RUN_ARGS: string[] = ["run", ...clientTask.flags, clientTask.script];
 
 /**
  * Starts `server.ts` on port 0 with `args` and waits for its "listening on" line.
@@ -174,11 +174,11 @@ export async function listeningPort(running: Running): Promise<number> {
   let early: Deno.CommandStatus | undefined;
   exited.then((s) => early = s);
   await waitFor(
-    () => /listening on [\d.]+:\d+/.test(running.stderr.text()) || early !== undefined,
+    () => /listening on \S+:\d+/.test(running.stderr.text()) || early !== undefined,
     "the server's listening line",
     20_000,
   );
-  const match = running.stderr.text().match(/listening on [\d.]+:(\d+)/);
+  const match = running.stderr.text().match(/listening on \S+:(\d+)/);
   if (!match) throw new Error(`The server exited early:\n${running.stderr.text()}`);
   return Number(match[1]);
 }

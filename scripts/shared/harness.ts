@@ -83,8 +83,8 @@ export class Checks {
 }
 
 /**
- * A real `server.ts` process started for one scenario: `deno run
- * --unstable-net --allow-net=127.0.0.1 --allow-read --allow-env=PARROT_TOKEN server.ts 0 <flags>`,
+ * A real `server.ts` process started for one scenario as the `server` task runs it (its
+ * environment and `deno run` flags read from deno.json): `server.ts 0 <flags>`,
  * stdout to a file in the work directory (through `sh -c 'exec ...'`, so the pid is
  * the server's), stderr collected. Dispose it to kill it if it is still running.
  */

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { DENO, RawClient, spawn, waitFor } from "../../lib/testing.ts";
+import { CLIENT_RUN_ARGS, DENO, RawClient, spawn, waitFor } from "../../lib/testing.ts";
 import { countPrinted, HealthyClient, writeAll } from "./clients.ts";
 import {
   checkDeadline,
@@ -265,11 +265,7 @@ export async function runKilledClients(
   context.progress(`starting ${sizes.processes} client processes`);
   const victims = Array.from({ length: sizes.processes }, (_, i) =>
     spawn(DENO, [
-      "run",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-env=PARROT_TOKEN",
-      "client.ts",
+      ...CLIENT_RUN_ARGS,
       String(server.port),
       "--interval",
       "1ms",
