@@ -12,7 +12,7 @@
  */
 
 import type { ConnectionSlots } from "./connection_slots.ts";
-import { delay, settlesWithin } from "./delay.ts";
+import { delayUnlessAborted, settlesWithin } from "./delay.ts";
 import {
   DEFAULT_ACCEPT_BACKOFF_MS,
   DEFAULT_GRACE_MS,
@@ -183,7 +183,7 @@ export function serveTcp(options: ServeTcpOptions, handler: TcpHandler): TcpServ
           MAX_ACCEPT_BACKOFF_MS,
         );
         options.onAcceptError?.(error, registry.size);
-        await delay(backoffMs, shutdownController.signal);
+        await delayUnlessAborted(backoffMs, shutdownController.signal);
         continue;
       }
       if (registry.size >= maxConnections || (slots && !slots.tryTake())) reject(conn);
