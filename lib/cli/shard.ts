@@ -17,7 +17,8 @@ import { collectServerWhenIdle } from "./idle_gc.ts";
 import { closeLogging, type LogFormat, type ParrotLogLevel, setupLogging } from "./logging.ts";
 import { SharedConnectionSlots } from "../net/connection_slots.ts";
 import { ExclusiveWriter } from "../net/exclusive_writer.ts";
-import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS, DEFAULT_TCP_BACKLOG } from "../defaults.ts";
+import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS } from "../defaults.ts";
+import { listenTcp } from "../net/listen_tcp.ts";
 import { type ParrotServerOptions, type ServerStats, startParrotServer } from "../parrot/server.ts";
 import { ShardLink } from "../parrot/shard_link.ts";
 
@@ -121,15 +122,13 @@ async function start(init: ShardInit, endpoint: ShardEndpoint): Promise<void> {
   const { options } = init;
   if (init.logging) await setupLogging(init.logging.level, init.logging.format);
   const hostname = options.hostname ?? DEFAULT_HOST;
-  const listenOptions = {
+  const listener = listenTcp({
     hostname,
     port: options.port ?? 0,
+    backlog: options.backlog,
     reusePort: true,
-    tcpBacklog: options.backlog ?? DEFAULT_TCP_BACKLOG,
-  };
-  const listener = options.tls
-    ? Deno.listenTls({ ...listenOptions, ...options.tls })
-    : Deno.listen(listenOptions);
+    tls: options.tls,
+  });
   const link = new ShardLink({
     index: init.index,
     subscriberCounts: init.subscriberCounts,

@@ -227,7 +227,7 @@ class ConnectionTask {
     this.#context = context;
     this.#decoders = decoders;
     this.#buffer = context.readBuffers.take(MIN_READ_BUFFER_BYTES);
-    this.#shutdown = info.signal;
+    this.#shutdown = info.shutdownSignal;
     this.#session = new Session(conn, info.id, `${hostname}:${port}`);
   }
 
