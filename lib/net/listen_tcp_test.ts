@@ -8,7 +8,10 @@ Deno.test("listenTcp() binds plain TCP on 127.0.0.1 and a free port by default",
     const addr = listener.addr as Deno.NetAddr;
     assert.equal(addr.hostname, "127.0.0.1");
     assert.ok(addr.port > 0);
-    const [client, server] = await Promise.all([Deno.connect(addr), listener.accept()]);
+    const [client, server] = await Promise.all([
+      Deno.connect({ hostname: addr.hostname, port: addr.port }),
+      listener.accept(),
+    ]);
     assert.equal("handshake" in server, false, "a plain TCP connection");
     client.close();
     server.close();
