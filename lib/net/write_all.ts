@@ -7,12 +7,7 @@
  */
 
 import { abortable } from "./deadline.ts";
-
-/** Anything with a Deno-style `write`, such as a `Deno.Conn`. */
-export interface Writer {
-  /** Writes some of `p`; resolves with how many bytes were taken. */
-  write(p: Uint8Array): Promise<number>;
-}
+import type { ByteWriter } from "./write_coalescer.ts";
 
 /** Options of {@linkcode writeAll}. */
 export interface WriteAllOptions {
@@ -49,7 +44,7 @@ export interface WriteAllOptions {
  * ```
  */
 export async function writeAll(
-  writer: Writer,
+  writer: ByteWriter,
   bytes: Uint8Array,
   options: WriteAllOptions = {},
 ): Promise<void> {
