@@ -1,14 +1,19 @@
 /**
- * parrot: a Deno-native TCP messaging toolkit.
+ * parrot: a Deno-native TCP messaging server and its clients.
  *
- * Two layers, arrows one way:
+ * Many clients connect over TCP (or TLS), send messages, and the server prints each one
+ * to stdout as `<name>: <payload>` in arrival order and relays it to the other clients.
+ * A `PING` answered with `PONG` means every message sent before it is on stdout.
  *
- * - The TCP toolkit, protocol-free: {@linkcode serveTcp} (accept loop, registry,
- *   connection limit, accept backoff, graceful shutdown), read deadlines
- *   ({@linkcode TimedReader}, {@linkcode abortable}, {@linkcode deadlineSignal}), the
- *   bounded {@linkcode Channel}, the {@linkcode WriteCoalescer}, durations.
- * - The parrot protocol on top: the frame decoders and encoders, the parrot server
- *   ({@linkcode startParrotServer}) and client ({@linkcode ParrotClient}).
+ * - The server: {@linkcode startParrotServer} with its {@linkcode ParrotServerOptions};
+ *   its {@linkcode ServerStats}.
+ * - A client: {@linkcode ParrotClient}; one that reconnects with backoff and keeps unsent
+ *   messages: {@linkcode ReconnectingClient}.
+ * - The protocol's public rules: {@linkcode REASON} (what follows `ERR`),
+ *   {@linkcode isValidName} and {@linkcode MAX_NAME_LENGTH}, the default limits.
+ *
+ * The protocol-free TCP toolkit the server is built on (`serveTcp`, line and frame
+ * readers, deadlines, `writeAll`, ...) is the `./net` entry point.
  *
  * @example A server and a client in one program
  * ```ts
@@ -32,58 +37,24 @@
  * @module
  */
 
-export * from "./lib/defaults.ts";
-export {
-  type ConnInfo,
-  serveTcp,
-  type ServeTcpOptions,
-  type TcpHandler,
-  type TcpServer,
-} from "./lib/net/serve_tcp.ts";
-export { abortable, deadlineSignal, isTimeoutError, readWithDeadline } from "./lib/net/deadline.ts";
-export { type ByteReader, TimedReader } from "./lib/net/timed_reader.ts";
-export { Channel, ChannelClosedError, type ChannelTryReceiveResult } from "./lib/net/channel.ts";
-export {
-  type ByteWriter,
-  type ChunkDone,
-  WriteCoalescer,
-  type WriteCoalescerOptions,
-} from "./lib/net/write_coalescer.ts";
-export { delay, settlesWithin } from "./lib/net/delay.ts";
-export { formatDuration, parseDuration } from "./lib/net/duration.ts";
-export { TokenBucket, type TokenBucketOptions } from "./lib/net/token_bucket.ts";
-export { Backoff, type BackoffOptions } from "./lib/net/backoff.ts";
-export { BatchWriter } from "./lib/net/batch_writer.ts";
-export { BufferPool } from "./lib/net/buffer_pool.ts";
-export { type ConnectionSlots, SharedConnectionSlots } from "./lib/net/connection_slots.ts";
-export { ExclusiveWriter } from "./lib/net/exclusive_writer.ts";
-export * from "./lib/parrot/frame.ts";
-export * from "./lib/parrot/frame_decoder.ts";
-export * from "./lib/parrot/frame_encoder.ts";
-export { Hub, type HubOptions, type SlowConsumer } from "./lib/parrot/hub.ts";
-export {
-  type Admission,
-  type AdmissionPolicy,
-  admit,
-  constantTimeEqual,
-} from "./lib/parrot/admission.ts";
-export { Session } from "./lib/parrot/session.ts";
 export {
   type ParrotServer,
   type ParrotServerOptions,
   type ServerStats,
   startParrotServer,
 } from "./lib/parrot/server.ts";
-export {
-  type ForwardedDelivery,
-  type RelayPeers,
-  ShardLink,
-  type ShardLinkOptions,
-  shardPorts,
-} from "./lib/parrot/threads/shard_link.ts";
 export { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./lib/parrot/client.ts";
 export {
   type ReconnectEvent,
   ReconnectingClient,
   type ReconnectingClientOptions,
 } from "./lib/parrot/reconnecting_client.ts";
+export { isValidName, type ProtocolReason, REASON } from "./lib/parrot/frame.ts";
+export {
+  DEFAULT_HOST,
+  DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_FRAME_BYTES,
+  MAX_CONTROL_LINE_BYTES,
+  MAX_NAME_LENGTH,
+} from "./lib/defaults.ts";
+export type { ByteWriter } from "./lib/net/write_coalescer.ts";

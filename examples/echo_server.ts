@@ -1,40 +1,25 @@
 /**
- * A line-echo service on the parrot TCP toolkit: each complete line comes back to its
- * sender. At most 100 clients (one more is told so and closed); 30s of silence or a line
- * over 64 KiB closes a connection; Ctrl+C or SIGTERM shuts down gracefully.
- * Run: `deno run --allow-net=127.0.0.1 examples/echo_server.ts [port]`
+ * Line echo on parrot's TCP toolkit (100 clients at most; 30 s idle or a 64 KiB line closes a
+ * connection; Ctrl+C shuts down): `deno run --allow-net=127.0.0.1 examples/echo_server.ts [port]`
  * @module
  */
+import { isTimeoutError, readLines, serveTcp, writeAll } from "../net.ts";
 
-import { isTimeoutError, readWithDeadline, serveTcp } from "../mod.ts";
-
-const writeAll = async (conn: Deno.Conn, bytes: Uint8Array) => {
-  for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
-};
-const shutdown = new AbortController();
-const server = serveTcp({
+const shutdown = new AbortController(), signals = ["SIGINT", "SIGTERM"] as const;
+const stop = () => shutdown.abort();
+for (const signal of signals) Deno.addSignalListener(signal, stop);
+await serveTcp({
   port: Number(Deno.args[0] ?? 0),
   maxConnections: 100,
-  onReject: (conn) => writeAll(conn, new TextEncoder().encode("too many clients, try later\n")),
   signal: shutdown.signal,
+  onListen: ({ hostname, port }) => console.error(`echo server listening on ${hostname}:${port}`),
+  onReject: (conn) => writeAll(conn, new TextEncoder().encode("too many clients, try later\n")),
 }, async (conn, { signal }) => {
-  const buffer = new Uint8Array(16 * 1024);
-  let partialLine = new Uint8Array(0);
-  while (partialLine.length <= 64 * 1024) {
-    // Idle past the deadline, or shutting down: hang up (as at end of stream).
-    const n = await readWithDeadline(conn, buffer, 30_000, signal)
-      .catch((error) => isTimeoutError(error) || signal.aborted ? null : Promise.reject(error));
-    if (n === null) return;
-    const data = new Uint8Array(partialLine.length + n);
-    data.set(partialLine);
-    data.set(buffer.subarray(0, n), partialLine.length);
-    const end = data.lastIndexOf(10) + 1; // Just after the last complete line.
-    await writeAll(conn, data.subarray(0, end));
-    partialLine = data.slice(end);
+  const lines = readLines(conn, { maxLineBytes: 64 * 1024, idleTimeoutMs: 30_000, signal });
+  try {
+    for await (const line of lines) await writeAll(conn, new Uint8Array([...line, 10]), { signal });
+  } catch (error) {
+    if (!signal.aborted && !isTimeoutError(error)) throw error; // Else: shut down, or idle.
   }
-});
-const stop = () => shutdown.abort();
-for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, stop);
-console.error(`echo server listening on ${server.addr.hostname}:${server.addr.port}`);
-await server.finished;
-for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(signal, stop);
+}).finished;
+for (const signal of signals) Deno.removeSignalListener(signal, stop);

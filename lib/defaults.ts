@@ -41,6 +41,12 @@ export const DEFAULT_TCP_BACKLOG = 4_096;
 export const DEFAULT_ACCEPT_BACKOFF_MS = 5;
 /** Longest delay between retries of a failing accept. */
 export const MAX_ACCEPT_BACKOFF_MS = 1_000;
+/** Milliseconds `serveTcp` gives a TLS connection to complete its handshake before its handler runs. */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Longest line the toolkit's line reader accepts by default, in bytes, without its line end. */
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
+/** Largest frame the toolkit's length-prefixed reader accepts by default, in bytes. */
+export const DEFAULT_MAX_PREFIXED_FRAME_BYTES = 1024 * 1024;
 /** Smallest read buffer, used while a connection is idle. */
 export const MIN_READ_BUFFER_BYTES = 128;
 /** Largest read buffer, used while a connection is busy. */

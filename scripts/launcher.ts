@@ -31,7 +31,7 @@ import {
   DEFAULT_MAX_UNSENT,
   DEFAULT_RECONNECT_ATTEMPTS,
 } from "../lib/defaults.ts";
-import { delay } from "../lib/net/delay.ts";
+import { delayUnlessAborted } from "../lib/net/delay.ts";
 import { formatDuration } from "../lib/net/duration.ts";
 
 const USAGE = `parrot launcher ${denoJson.version}: starts several clients, staggered.
@@ -127,7 +127,7 @@ async function main(): Promise<number> {
   try {
     for (let index = 1; index <= plan.count; index++) {
       if (index > 1) {
-        await delay(plan.staggerMs, stopping.signal);
+        await delayUnlessAborted(plan.staggerMs, stopping.signal);
         if (stopping.signal.aborted) break;
         if (!await pidFileExists(pidFile)) {
           say(`${pidFile} was removed (stop-clients?): starting no more clients`);

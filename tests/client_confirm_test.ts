@@ -9,8 +9,8 @@
  */
 
 import assert from "node:assert/strict";
-import { generateTestCert } from "./certs.ts";
-import { CLIENT_RUN_ARGS, DENO, spawn, startServer } from "./helpers.ts";
+import { generateTestCert } from "../lib/testing.ts";
+import { CLIENT_RUN_ARGS, DENO, spawn, startServer } from "../lib/testing.ts";
 
 /** Runs the client task's command to completion. */
 async function runClient(

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { DENO, runDeno, spawn, startServer } from "./helpers.ts";
+import { DENO, runDeno, spawn, startServer } from "../lib/testing.ts";
 
 const TOKEN = "reach-test-token-0123456789";
 

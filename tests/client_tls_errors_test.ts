@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { generateTestCert } from "./certs.ts";
-import { CLIENT_RUN_ARGS, DENO, spawn, startServer } from "./helpers.ts";
+import { generateTestCert } from "../lib/testing.ts";
+import { CLIENT_RUN_ARGS, DENO, spawn, startServer } from "../lib/testing.ts";
 
 /** A self-signed certificate made with `extensions` (openssl `-addext` values). */
 async function selfSigned(dir: string, name: string, extensions: string[]) {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { countingController } from "../testing.ts";
-import { delay, settlesWithin, within } from "./delay.ts";
+import { delay, delayUnlessAborted, settlesWithin, within } from "./delay.ts";
 
 Deno.test("delay() resolves after the given milliseconds", async () => {
   const started = performance.now();
@@ -8,28 +8,48 @@ Deno.test("delay() resolves after the given milliseconds", async () => {
   assert.ok(performance.now() - started >= 28, `resolved after ${performance.now() - started}ms`);
 });
 
-Deno.test("delay() resolves early when its signal aborts, and clears its timer", async () => {
+Deno.test("delay() rejects with the signal's reason when it aborts, and clears its timer", async () => {
   const { controller, listeners } = countingController();
-  const started = performance.now();
-  const waiting = delay(60_000, controller.signal);
+  const waiting = delay(60_000, { signal: controller.signal });
   assert.equal(listeners(), 1);
-  queueMicrotask(() => controller.abort());
-  await waiting; // the test sanitizer fails the test if the 60 s timer were left running
-  assert.ok(performance.now() - started < 1_000);
+  const reason = new Error("Stopped");
+  queueMicrotask(() => controller.abort(reason));
+  // The test sanitizer fails the test if the 60 s timer were left running.
+  await assert.rejects(waiting, (error) => error === reason);
   assert.equal(listeners(), 0);
 });
 
-Deno.test("delay() resolves at once on an already aborted signal", async () => {
-  const started = performance.now();
-  await delay(60_000, AbortSignal.abort());
-  assert.ok(performance.now() - started < 1_000);
+Deno.test("delay() rejects at once on an already aborted signal", async () => {
+  const reason = new Error("Already stopped");
+  await assert.rejects(delay(60_000, { signal: AbortSignal.abort(reason) }), (e) => e === reason);
 });
 
 Deno.test("delay() removes its abort listener when the time is up", async () => {
   const { controller, listeners } = countingController();
-  await delay(5, controller.signal);
+  await delay(5, { signal: controller.signal });
   assert.equal(listeners(), 0);
   controller.abort(); // nothing left to call
+});
+
+Deno.test("delayUnlessAborted() resolves true when the time is up, and removes its listener", async () => {
+  const { controller, listeners } = countingController();
+  const started = performance.now();
+  assert.equal(await delayUnlessAborted(30, controller.signal), true);
+  assert.ok(performance.now() - started >= 28);
+  assert.equal(listeners(), 0);
+});
+
+Deno.test("delayUnlessAborted() resolves false when its signal aborts, and clears its timer", async () => {
+  const { controller, listeners } = countingController();
+  const waiting = delayUnlessAborted(60_000, controller.signal);
+  assert.equal(listeners(), 1);
+  queueMicrotask(() => controller.abort(new Error("not an error here")));
+  assert.equal(await waiting, false);
+  assert.equal(listeners(), 0);
+});
+
+Deno.test("delayUnlessAborted() resolves false at once on an already aborted signal", async () => {
+  assert.equal(await delayUnlessAborted(60_000, AbortSignal.abort()), false);
 });
 
 Deno.test("settlesWithin() is true for a promise that fulfils in time", async () => {

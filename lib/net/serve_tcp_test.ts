@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { generateTestCert } from "../testing.ts";
 import { nextTurn, waitFor } from "../testing.ts";
 import { SharedConnectionSlots } from "./connection_slots.ts";
 import { type ConnInfo, serveTcp, type TcpHandler } from "./serve_tcp.ts";
@@ -558,4 +559,254 @@ Deno.test("serveTcp() with handlerCloses leaves a returned handler's conn to it 
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("serveTcp() calls onListen once with the bound address before it returns", () => {
+  const heard: Deno.NetAddr[] = [];
+  const server = serveTcp({ port: 0, onListen: (addr) => heard.push(addr) }, greeter());
+  try {
+    assert.equal(heard.length, 1);
+    assert.deepEqual(heard[0], server.addr);
+    assert.ok(heard[0].port > 0, "the real port, not 0");
+  } finally {
+    server.shutdown();
+  }
+  return server.finished;
+});
+
+Deno.test("serveTcp() closes the listener and rethrows when onListen throws", async () => {
+  let port = 0;
+  assert.throws(() =>
+    serveTcp({
+      port: 0,
+      onListen: (addr) => {
+        port = addr.port;
+        throw new Error("no thanks");
+      },
+    }, greeter()), /no thanks/);
+  await assertRefused(port);
+});
+
+Deno.test("serveTcp() prints a handler's error to stderr when no onHandlerError is given", async () => {
+  const printed: unknown[][] = [];
+  const consoleError = console.error;
+  console.error = (...args: unknown[]) => printed.push(args);
+  try {
+    const server = serveTcp({ port: 0 }, () => Promise.reject(new Error("handler broke")));
+    await withConnection(server.addr.port, async (conn) => {
+      assert.equal(await readToEnd(conn), "", "the failed handler's conn is closed");
+    });
+    await server.shutdown();
+  } finally {
+    console.error = consoleError;
+  }
+  assert.equal(printed.length, 1);
+  assert.match(String(printed[0][0]), /connection 1 \(127\.0\.0\.1:\d+\) failed/);
+  assert.equal((printed[0][1] as Error).message, "handler broke");
+});
+
+Deno.test("serveTcp() with await using shuts down at the end of the scope", async () => {
+  let port = 0;
+  {
+    await using server = serveTcp({ port: 0 }, greeter());
+    port = server.addr.port;
+    await withConnection(port, async (conn) => {
+      assert.equal(await readUntil(conn, "\n"), "hi 1\n");
+    });
+  }
+  await assertRefused(port);
+});
+
+Deno.test("serveTcp() gives each connection its own signal, aborted when the shutdown starts", async () => {
+  const infos: ConnInfo[] = [];
+  const server = serveTcp({ port: 0 }, async (conn, info) => {
+    infos.push(info);
+    await conn.write(encoder.encode("hi\n"));
+    await new Promise((resolve) => info.signal.addEventListener("abort", resolve, { once: true }));
+  });
+  const [a, b] = [await connect(server.addr.port), await connect(server.addr.port)];
+  try {
+    await readUntil(a, "\n");
+    await readUntil(b, "\n");
+    assert.notEqual(infos[0].signal, infos[1].signal, "one signal per connection");
+    assert.equal(infos[0].shutdownSignal, infos[1].shutdownSignal, "one shutdown signal for all");
+    assert.equal(infos[0].signal.aborted, false);
+    await server.shutdown();
+    for (const info of infos) {
+      assert.equal(info.signal.aborted, true);
+      assert.equal(info.signal.reason.name, "AbortError");
+      assert.equal(info.signal.reason, info.shutdownSignal.reason);
+    }
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("serveTcp() aborts a connection's signal when its handler settles, and not another's", async () => {
+  const infos: ConnInfo[] = [];
+  const server = serveTcp({ port: 0 }, async (conn, info) => {
+    infos.push(info);
+    info.signal; // first use: made now, while the handler runs
+    await greeter()(conn, info);
+  });
+  const [a, b] = [await connect(server.addr.port), await connect(server.addr.port)];
+  try {
+    await readUntil(a, "\n");
+    await readUntil(b, "\n");
+    const [infoA, infoB] = infos[0].remoteAddr.port === (a.localAddr as Deno.NetAddr).port
+      ? infos
+      : [infos[1], infos[0]];
+    a.close(); // A's handler returns
+    await waitFor(() => infoA.signal.aborted, "the signal of the finished connection");
+    assert.match(infoA.signal.reason.message, /handler has finished/);
+    assert.equal(infoB.signal.aborted, false);
+    assert.equal(infoB.shutdownSignal.aborted, false);
+  } finally {
+    b.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("serveTcp() gives a signal first used after the shutdown started already aborted", async () => {
+  const { promise: stopping, resolve: shutdownStarted } = Promise.withResolvers<void>();
+  let late: AbortSignal | undefined;
+  const server = serveTcp({ port: 0 }, async (conn, info) => {
+    await conn.write(encoder.encode("hi\n"));
+    await stopping;
+    late = info.signal;
+  });
+  const client = await connect(server.addr.port);
+  try {
+    await readUntil(client, "\n");
+    const finished = server.shutdown();
+    shutdownStarted();
+    await finished;
+    assert.equal(late?.aborted, true);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("serveTcp() refuses tls or reusePort with an existing listener", () => {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  try {
+    assert.throws(
+      () => serveTcp({ listener, reusePort: true }, greeter()),
+      { name: "TypeError", message: /Cannot use tls or reusePort with an existing listener/ },
+    );
+  } finally {
+    listener.close();
+  }
+});
+
+/** A throw-away certificate, as PEM text. */
+async function testCertificate(): Promise<{ cert: string; key: string }> {
+  const files = await generateTestCert();
+  try {
+    return {
+      cert: await Deno.readTextFile(files.certFile),
+      key: await Deno.readTextFile(files.keyFile),
+    };
+  } finally {
+    await Deno.remove(files.dir, { recursive: true });
+  }
+}
+
+Deno.test("serveTcp() with tls serves a TLS client after the handshake", async () => {
+  const tls = await testCertificate();
+  const handshakes: boolean[] = [];
+  await using server = serveTcp({ port: 0, tls }, async (conn) => {
+    // The handshake is done before the handler runs: this resolves at once.
+    await (conn as Deno.TlsConn).handshake();
+    handshakes.push(true);
+    await conn.write(encoder.encode("secret hello\n"));
+  });
+  const client = await Deno.connectTls({
+    hostname: HOST,
+    port: server.addr.port,
+    caCerts: [tls.cert],
+  });
+  try {
+    assert.equal(await new Response(client.readable).text(), "secret hello\n");
+    assert.deepEqual(handshakes, [true]);
+  } finally {
+    try {
+      client.close();
+    } catch {
+      // The readable's end closed it.
+    }
+  }
+});
+
+Deno.test("serveTcp() closes a TLS connection whose handshake misses its deadline, before its handler", async () => {
+  const tls = await testCertificate();
+  const failures: unknown[] = [];
+  let handled = 0;
+  await using server = serveTcp({
+    port: 0,
+    tls: { ...tls, handshakeTimeoutMs: 50 },
+    onHandshakeError: (error) => failures.push(error),
+  }, () => {
+    handled++;
+    return Promise.resolve();
+  });
+  const silent = await connect(server.addr.port); // plain TCP: never says ClientHello
+  try {
+    // (The peer may not see the close: Deno does not close a TlsConn's socket before a
+    // handshake began; scripts/repro/tls_close_before_handshake.ts.)
+    await waitFor(() => failures.length === 1, "the handshake failure");
+    assert.equal((failures[0] as DOMException).name, "TimeoutError");
+    assert.match((failures[0] as Error).message, /TLS handshake did not complete within 50ms/);
+    assert.equal(handled, 0, "the handler never ran");
+    assert.equal(server.connections, 0);
+  } finally {
+    silent.close();
+  }
+});
+
+Deno.test("serveTcp() with handshakeByHandler runs the handler before any handshake", async () => {
+  const tls = await testCertificate();
+  const { promise: handled, resolve: handlerRan } = Promise.withResolvers<void>();
+  await using server = serveTcp({
+    port: 0,
+    tls: { ...tls, handshakeByHandler: true, handshakeTimeoutMs: 1 },
+    onHandshakeError: () => assert.fail("serveTcp did a handshake"),
+  }, async (conn) => {
+    handlerRan();
+    await conn.read(new Uint8Array(16)).catch(() => null); // ends when the client leaves
+  });
+  const silent = await connect(server.addr.port); // plain TCP: never says ClientHello
+  try {
+    await handled;
+    assert.equal(server.connections, 1);
+  } finally {
+    silent.close();
+  }
+});
+
+Deno.test("serveTcp() with reusePort shares a port under --unstable-net and explains itself without it", async () => {
+  const serveTcpUrl = new URL("./serve_tcp.ts", import.meta.url).href;
+  const program = `
+    import { serveTcp } from ${JSON.stringify(serveTcpUrl)};
+    const handler = () => Promise.resolve();
+    try {
+      const first = serveTcp({ port: 0, reusePort: true }, handler);
+      const second = serveTcp({ port: first.addr.port, reusePort: true }, handler);
+      console.log(second.addr.port === first.addr.port ? "shared" : "different");
+      await Promise.all([first.shutdown(), second.shutdown()]);
+    } catch (error) {
+      console.log(error.message);
+    }
+  `;
+  const run = async (flags: string[]) => {
+    const { stdout } = await new Deno.Command("deno", {
+      args: ["eval", ...flags, program],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    return new TextDecoder().decode(stdout).trim();
+  };
+  assert.equal(await run(["--unstable-net"]), "shared");
+  assert.equal(await run([]), "Cannot listen with reusePort: run deno with --unstable-net");
 });

@@ -32,7 +32,7 @@ import { MIN_READ_BUFFER_BYTES } from "../defaults.ts";
 import { nextReadBufferSize } from "./read_buffer_size.ts";
 import type { BufferPool } from "../net/buffer_pool.ts";
 import type { Channel } from "../net/channel.ts";
-import { delay } from "../net/delay.ts";
+import { delayUnlessAborted } from "../net/delay.ts";
 import type { ConnInfo, TcpHandler } from "../net/serve_tcp.ts";
 import { TokenBucket } from "../net/token_bucket.ts";
 import { type AdmissionPolicy, admit, needsAdmission } from "./admission.ts";
@@ -227,7 +227,7 @@ class ConnectionTask {
     this.#context = context;
     this.#decoders = decoders;
     this.#buffer = context.readBuffers.take(MIN_READ_BUFFER_BYTES);
-    this.#shutdown = info.signal;
+    this.#shutdown = info.shutdownSignal;
     this.#session = new Session(conn, info.id, `${hostname}:${port}`);
   }
 
@@ -351,7 +351,7 @@ class ConnectionTask {
       const pauseMs = this.#bucket.take(step.messages);
       if (pauseMs > 0) {
         counters.ratePauses++;
-        return delay(pauseMs, this.#shutdown).then(() => this.#resume(step));
+        return delayUnlessAborted(pauseMs, this.#shutdown).then(() => this.#resume(step));
       }
     }
     return this.#resume(step);

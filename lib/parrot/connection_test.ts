@@ -47,6 +47,7 @@ async function serve(ctx: ConnectionContext) {
     id: 1,
     remoteAddr: pair.server.remoteAddr as Deno.NetAddr,
     signal: shutdown.signal,
+    shutdownSignal: shutdown.signal,
   });
   return { peer: new TextConn(pair.client), finished, shutdown, close: pair.close };
 }

@@ -35,7 +35,7 @@ import {
 } from "../defaults.ts";
 import { Backoff } from "../net/backoff.ts";
 import { Channel } from "../net/channel.ts";
-import { delay } from "../net/delay.ts";
+import { delayUnlessAborted } from "../net/delay.ts";
 import { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./client.ts";
 import { ProtocolError, REASON } from "./frame.ts";
 import { encodeAuth, encodeHello } from "./frame_encoder.ts";
@@ -318,7 +318,7 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
           maxAttempts: this.#backoff.maxAttempts,
           wasConnected,
         });
-        await delay(delayMs, this.#stop.signal);
+        await delayUnlessAborted(delayMs, this.#stop.signal);
       }
     } finally {
       this.#stop.abort();

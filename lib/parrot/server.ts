@@ -294,14 +294,14 @@ export function startParrotServerWith(
     warnedAboutFiles = true;
     return first;
   });
-  const hostname = options.hostname ?? DEFAULT_HOST;
-  const port = options.port ?? 0;
-  const listener = options.listener ??
-    (options.tls ? Deno.listenTls({ hostname, port, ...options.tls }) : undefined);
   const tcp = serveTcp({
-    hostname,
-    port,
-    listener,
+    hostname: options.hostname ?? DEFAULT_HOST,
+    port: options.port ?? 0,
+    listener: options.listener,
+    // admission.ts does the handshake, under the auth deadline, and counts its failures.
+    tls: options.tls && !options.listener
+      ? { ...options.tls, handshakeByHandler: true }
+      : undefined,
     maxConnections: shard.connectionSlots ? Infinity : options.maxClients ?? DEFAULT_MAX_CLIENTS,
     connectionSlots: shard.connectionSlots,
     backlog: options.backlog,

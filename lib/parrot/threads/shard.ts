@@ -22,9 +22,10 @@ import {
 } from "../../cli/logging.ts";
 import { SharedConnectionSlots } from "../../net/connection_slots.ts";
 import { ExclusiveWriter } from "../../net/exclusive_writer.ts";
-import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS, DEFAULT_TCP_BACKLOG } from "../../defaults.ts";
+import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS } from "../../defaults.ts";
 import { type ParrotServerOptions, type ServerStats, startParrotServerWith } from "../server.ts";
 import { ShardLink } from "./shard_link.ts";
+import { listenTcp } from "../../net/listen_tcp.ts";
 
 /** The options of one shard: those of {@linkcode ParrotServerOptions} that can cross to a Worker. */
 export type ShardServerOptions = Omit<
@@ -126,15 +127,13 @@ async function start(init: ShardInit, endpoint: ShardEndpoint): Promise<void> {
   const { options } = init;
   if (init.logging) await setupLogging(init.logging.level, init.logging.format);
   const hostname = options.hostname ?? DEFAULT_HOST;
-  const listenOptions = {
+  const listener = listenTcp({
     hostname,
     port: options.port ?? 0,
+    backlog: options.backlog,
     reusePort: true,
-    tcpBacklog: options.backlog ?? DEFAULT_TCP_BACKLOG,
-  };
-  const listener = options.tls
-    ? Deno.listenTls({ ...listenOptions, ...options.tls })
-    : Deno.listen(listenOptions);
+    tls: options.tls,
+  });
   const link = new ShardLink({
     index: init.index,
     subscriberCounts: init.subscriberCounts,
