@@ -7,36 +7,11 @@
 
 import assert from "node:assert/strict";
 import { generateTestCert } from "../lib/testing.ts";
-import { CLIENT_RUN_ARGS, DENO, spawn, startServer } from "../lib/testing.ts";
+import { CLIENT_RUN_ARGS, DENO, selfSignedCert, spawn, startServer } from "../lib/testing.ts";
 
 /** A self-signed certificate made with `extensions` (openssl `-addext` values). */
-async function selfSigned(dir: string, name: string, extensions: string[]) {
-  const certFile = `${dir}/${name}.pem`;
-  const keyFile = `${dir}/${name}-key.pem`;
-  const { success, stderr } = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "2",
-      "-subj",
-      `/CN=${name}`,
-      ...extensions.flatMap((extension) => ["-addext", extension]),
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.ok(success, new TextDecoder().decode(stderr));
-  return { certFile, keyFile };
+function selfSigned(dir: string, name: string, extensions: string[]) {
+  return selfSignedCert(dir, name, name, extensions);
 }
 
 /** Starts a TLS server with `cert`, runs the client with `args`, returns its stderr line. */

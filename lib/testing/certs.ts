@@ -20,8 +20,25 @@ export interface TestCert {
 /** Generates a certificate and key for 127.0.0.1 into a new temporary directory. */
 export async function generateTestCert(): Promise<TestCert> {
   const dir = await Deno.makeTempDir({ prefix: "parrot-cert-" });
-  const certFile = `${dir}/cert.pem`;
-  const keyFile = `${dir}/key.pem`;
+  const files = await selfSignedCert(dir, "cert", "127.0.0.1", [
+    "basicConstraints=critical,CA:FALSE",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+  ]);
+  return { dir, ...files };
+}
+
+/**
+ * Makes `<dir>/<file>.pem` and `<dir>/<file>-key.pem`: a self-signed EC certificate for
+ * common name `name` with `extensions` (openssl `-addext` values), valid for two days.
+ */
+export async function selfSignedCert(
+  dir: string,
+  file: string,
+  name: string,
+  extensions: string[],
+): Promise<{ certFile: string; keyFile: string }> {
+  const certFile = `${dir}/${file}.pem`;
+  const keyFile = `${dir}/${file}-key.pem`;
   const { success, stderr } = await new Deno.Command("openssl", {
     args: [
       "req",
@@ -34,11 +51,8 @@ export async function generateTestCert(): Promise<TestCert> {
       "-days",
       "2",
       "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      `/CN=${name}`,
+      ...extensions.flatMap((extension) => ["-addext", extension]),
       "-keyout",
       keyFile,
       "-out",
@@ -50,5 +64,5 @@ export async function generateTestCert(): Promise<TestCert> {
   if (!success) {
     throw new Error(`Cannot generate a test certificate: ${new TextDecoder().decode(stderr)}`);
   }
-  return { dir, certFile, keyFile };
+  return { certFile, keyFile };
 }
