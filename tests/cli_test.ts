@@ -14,7 +14,7 @@ import {
   startServer,
 } from "./helpers.ts";
 
-const CLIENT_RUN_ARGS = ["run", "--allow-net=127.0.0.1", "client.ts"];
+const CLIENT_RUN_ARGS = ["run", "--allow-net=127.0.0.1", "--allow-env=PARROT_TOKEN", "client.ts"];
 
 function assertOneClearError(stderr: string, pattern: RegExp) {
   const lines = stderr.trim().split("\n");
