@@ -69,11 +69,13 @@ export {
 } from "./lib/parrot/admission.ts";
 export { Session } from "./lib/parrot/session.ts";
 export {
+  OutputError,
   type ParrotServer,
   type ParrotServerOptions,
   type ServerStats,
   startParrotServer,
 } from "./lib/parrot/server.ts";
+export { RECORD_FORMATS, type RecordFormat } from "./lib/parrot/record_format.ts";
 export {
   type ForwardedDelivery,
   type RelayPeers,

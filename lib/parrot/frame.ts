@@ -121,6 +121,8 @@ export const REASON = {
   truncatedFrame: "truncated frame",
   /** A line the client decoder does not know. */
   unknownFrame: "unknown frame",
+  /** The server cannot write messages to its output (stdout) any more, and stops. */
+  outputFailed: "output failed",
 } as const;
 
 /**

@@ -42,10 +42,10 @@ const CLOSED: Promise<void> = Promise.resolve();
 export class Session {
   /** A number unique among the server's connections. */
   readonly id: number;
+  /** The name it had before any `HELLO`: its address, `ip:port`. */
+  readonly address: string;
   /** Whether relayed messages are sent to this client (`SUB`/`UNSUB`). */
   subscribed = true;
-  /** Whether the main task has taken any input from this client yet. */
-  started = false;
   /** When the client was last heard from (ms since the epoch): the idle deadline counts from it. */
   lastHeardAt: number = Date.now();
   /** When the frame the client has not finished began, or 0 when none is unfinished. */
@@ -72,8 +72,14 @@ export class Session {
   ) {
     this.#conn = conn;
     this.id = id;
+    this.address = name;
     this.outbound = new WriteCoalescer(conn);
     this.setName(name);
+  }
+
+  /** How logs name the client: `ann (127.0.0.1:5000)` after `HELLO ann`, else its address. */
+  get label(): string {
+    return this.#name === this.address ? this.address : `${this.#name} (${this.address})`;
   }
 
   /** The sender name printed in front of this client's messages. */
