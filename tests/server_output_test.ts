@@ -9,58 +9,62 @@ import assert from "node:assert/strict";
 import {
   Collected,
   DENO,
+  hasCommand,
   listeningPort,
   msg,
   RawClient,
   ROOT,
   SERVER_ENV,
   SERVER_RUN_ARGS,
+  spawn,
   startServer,
   waitFor,
 } from "./helpers.ts";
 
 const decoder = new TextDecoder();
 
-Deno.test("server whose stdout pipe closes answers no more PONG, tells clients ERR output failed, exits 1", async () => {
-  const child = new Deno.Command(DENO, {
-    args: [...SERVER_RUN_ARGS, "0"],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", ...SERVER_ENV },
-  }).spawn();
-  const stderr = new Collected(child.stderr);
-  const status = Promise.all([child.status, stderr.done]).then(([s]) => s);
-  const port = await listeningPort({ child, stdout: stderr, stderr, status });
-  const ann = await RawClient.connect(port);
-  await ann.write("HELLO ann\nMSG 5\nfirst\n");
-  await ann.ping();
-  // Read the first record, then close the pipe, as `| head -n 1` does.
-  const reader = child.stdout.getReader();
-  let printed = "";
-  while (!printed.includes("\n")) {
-    const { value } = await reader.read();
-    printed += decoder.decode(value);
-  }
-  assert.equal(printed, "ann: first\n");
-  await reader.cancel();
+for (const threads of [1, 2]) {
+  Deno.test(`server on ${threads} thread(s) whose stdout pipe closes answers no more PONG, tells clients ERR output failed, exits 1`, async () => {
+    const child = new Deno.Command(DENO, {
+      args: [...SERVER_RUN_ARGS, "0", "--threads", String(threads)],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", ...SERVER_ENV },
+    }).spawn();
+    const stderr = new Collected(child.stderr);
+    const status = Promise.all([child.status, stderr.done]).then(([s]) => s);
+    const port = await listeningPort({ child, stdout: stderr, stderr, status });
+    const ann = await RawClient.connect(port);
+    await ann.write("HELLO ann\nMSG 5\nfirst\n");
+    await ann.ping();
+    // Read the first record, then close the pipe, as `| head -n 1` does.
+    const reader = child.stdout.getReader();
+    let printed = "";
+    while (!printed.includes("\n")) {
+      const { value } = await reader.read();
+      printed += decoder.decode(value);
+    }
+    assert.equal(printed, "ann: first\n");
+    await reader.cancel();
 
-  await ann.write("MSG 6\nsecond\nPING\n");
-  const received = await ann.closedByServer();
-  await ann.close();
-  assert.equal(received, "PONG\nERR output failed\n", "no PONG for the message not printed");
-  const { code } = await status;
-  const log = stderr.text();
-  assert.equal(code, 1, log);
-  assert.match(log, /Cannot write messages to stdout: .*telling every client ERR output failed/);
-  assert.match(log, /1 of 2 messages were not written to stdout/);
-  const last = log.trim().split("\n").at(-1)!;
-  assert.match(
-    last,
-    /^error: Cannot write the messages to stdout \(.+\): 1 of 2 were not written$/,
-  );
-});
+    await ann.write("MSG 6\nsecond\nPING\n");
+    const received = await ann.closedByServer();
+    await ann.close();
+    assert.equal(received, "PONG\nERR output failed\n", "no PONG for the message not printed");
+    const { code } = await status;
+    const log = stderr.text();
+    assert.equal(code, 1, log);
+    assert.match(log, /Cannot write messages to stdout: .*telling every client ERR output failed/);
+    assert.match(log, /1 of 2 messages were not written to stdout/);
+    const last = log.trim().split("\n").at(-1)!;
+    assert.match(
+      last,
+      /^error: Cannot write the messages to stdout \(.+\): 1 of 2 were not written$/,
+    );
+  });
+}
 
 Deno.test("server --output json writes one object per line that a payload cannot forge", async () => {
   const server = await startServer(["--output", "json"]);
@@ -127,4 +131,28 @@ Deno.test("server logs real values in JSON, names a client by its name and addre
   const eviction = records.find((record) => /Closing ann/.test(record.message));
   assert.equal(eviction.level, "info");
   assert.match(records.at(-1).message, /^Server stopped: 1 message received in all$/);
+});
+
+Deno.test({
+  name: "server on a terminal shows control characters of payloads escaped",
+  ignore: !(await hasCommand("script")),
+  async fn() {
+    // `script` gives the server a terminal (a pty) as stdout and stderr.
+    const command = [DENO, ...SERVER_RUN_ARGS, "0"].join(" ");
+    const running = spawn("sh", ["-c", 'exec script -qec "$1" /dev/null', "sh", command], {
+      env: SERVER_ENV,
+    });
+    const port = await listeningPort({ ...running, stderr: running.stdout });
+    const ann = await RawClient.connect(port);
+    await ann.write("HELLO ann\n");
+    await ann.write(msg("\x1b[2J\x1b]0;pwned\x07\nbob: hi"));
+    await ann.ping();
+    await ann.close();
+    await running.stdout.waitForText("ann: \\x1b[2J");
+    running.child.kill("SIGTERM");
+    await running.status;
+    const shown = running.stdout.text();
+    assert.ok(shown.includes("ann: \\x1b[2J\\x1b]0;pwned\\x07\\nbob: hi\r\n"), shown);
+    assert.ok(!shown.includes("\x1b[2J"), "the ESC sequence reached the terminal");
+  },
 });
