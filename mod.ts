@@ -38,11 +38,13 @@
  */
 
 export {
+  OutputError,
   type ParrotServer,
   type ParrotServerOptions,
   type ServerStats,
   startParrotServer,
 } from "./lib/parrot/server.ts";
+export { RECORD_FORMATS, type RecordFormat } from "./lib/parrot/record_format.ts";
 export { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./lib/parrot/client.ts";
 export {
   type ReconnectEvent,

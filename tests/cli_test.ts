@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   DENO,
+  listeningPort,
   RawClient,
   runDeno,
   SERVER_ENV,
@@ -14,7 +15,7 @@ import {
   startServer,
 } from "../lib/testing.ts";
 
-const CLIENT_RUN_ARGS = ["run", "--allow-net=127.0.0.1", "client.ts"];
+const CLIENT_RUN_ARGS = ["run", "--allow-net=127.0.0.1", "--allow-env=PARROT_TOKEN", "client.ts"];
 
 function assertOneClearError(stderr: string, pattern: RegExp) {
   const lines = stderr.trim().split("\n");
@@ -34,6 +35,18 @@ Deno.test("server rejects command-line mistakes with one line and exit code 2", 
     [["0", "--max-clients", "-3"], /--max-clients/],
     [["0", "--log-format", "xml"], /--log-format "xml"/],
     [["0", "extra"], /Unexpected argument "extra"/],
+    [["0", "--output", "xml"], /--output "xml": expected text or json/],
+    [["0", "--burst", "5"], /--burst without --rate/],
+    [["0", "--tls-cert", "cert.pem"], /give both --tls-cert and --tls-key/],
+    [
+      ["0", "--threads", String(navigator.hardwareConcurrency + 1)],
+      new RegExp(
+        `--threads ${
+          navigator.hardwareConcurrency + 1
+        }: .*CPU cores.*at most ${navigator.hardwareConcurrency}$`,
+        "m",
+      ),
+    ],
   ];
   for (const [args, pattern] of mistakes) {
     const { code, stderr } = await runDeno([...SERVER_RUN_ARGS, ...args]);
@@ -52,6 +65,30 @@ Deno.test("server says clearly when its port is in use", async () => {
   } finally {
     taken.close();
   }
+});
+
+Deno.test("server without permission for its --host suggests a command, and that command works", async () => {
+  // 127.0.0.2 is loopback too, but not the 127.0.0.1 this command may listen on.
+  const { code, stderr } = await runDeno([
+    "run",
+    "--allow-net=127.0.0.1",
+    "--allow-read",
+    "--allow-env=PARROT_TOKEN",
+    "server.ts",
+    "0",
+    "--host",
+    "127.0.0.2",
+  ]);
+  assert.equal(code, 1);
+  assertOneClearError(stderr, /Cannot listen on 127\.0\.0\.2:0: no network permission/);
+  const suggested = stderr.match(/run `([^`]+)`/)?.[1];
+  assert.equal(suggested, "deno task server 0 --host 127.0.0.2");
+  const [command, ...args] = suggested!.split(" ");
+  const server = spawn(command, args);
+  await listeningPort(server);
+  assert.match(server.stderr.text(), /listening on 127\.0\.0\.2:\d+/);
+  server.child.kill("SIGINT");
+  assert.equal((await server.status).code, 0, server.stderr.text());
 });
 
 Deno.test("server and client print help and version", async () => {

@@ -54,6 +54,31 @@ Deno.test("server takes its token from PARROT_TOKEN, --token-file or --token and
   }
 });
 
+Deno.test("server refuses to start when PARROT_TOKEN may not be read, and the flag it suggests works", async () => {
+  const runArgs = ["run", "--allow-net=127.0.0.1", "--allow-read", "server.ts", "0"];
+  const refused = spawn(DENO, runArgs, { env: { PARROT_TOKEN: TOKEN } });
+  const status = await refused.status;
+  const stderr = refused.stderr.text();
+  assert.equal(status.code, 2, stderr);
+  assert.doesNotMatch(stderr, /listening|without a token/);
+  const lines = stderr.trim().split("\n");
+  assert.match(
+    lines[0],
+    /^error: Cannot tell whether PARROT_TOKEN is set: no permission to read it/,
+  );
+  // Run what the message says to add, as written.
+  const flag = lines[0].match(/add (--allow-env=\S+) to `deno run`/)?.[1];
+  assert.ok(flag, lines[0]);
+  const server = spawn(DENO, [runArgs[0], flag, ...runArgs.slice(1)], {
+    env: { PARROT_TOKEN: TOKEN },
+  });
+  const port = await listeningPort(server);
+  assert.match(server.stderr.text(), /clients must AUTH/);
+  assert.equal(await refusedWith(port, "HELLO mallory\n"), "ERR unauthorized\n");
+  server.child.kill("SIGTERM");
+  assert.equal((await server.status).code, 0);
+});
+
 Deno.test("server refuses --token with --token-file without showing the token", async () => {
   const server = await startServer(["--token", TOKEN, "--token-file", "/nonexistent"]).catch(
     (error: Error) => error,

@@ -27,6 +27,11 @@ export interface TokenSources {
  * or `undefined` when none is set. Throws a {@linkcode UsageError} for both options
  * at once, an unreadable or empty file, or a token with a line break.
  *
+ * It fails closed: without `--token` or `--token-file` it must know whether
+ * `PARROT_TOKEN` is set, so a program that may not read that variable (run without
+ * `--allow-env=PARROT_TOKEN`) gets a {@linkcode UsageError} saying what to add, never
+ * "no token". (The permission is queried, so Deno never prompts for it.)
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -75,10 +80,17 @@ async function readTokenFile(path: string): Promise<string> {
   return text.replace(/\r?\n[\s\S]*$/, "");
 }
 
+/** What to do when `PARROT_TOKEN` cannot be read: the command that works. */
+const CANNOT_READ_ENV = `Cannot tell whether ${TOKEN_ENV} is set: no permission to read it; ` +
+  `add --allow-env=${TOKEN_ENV} to \`deno run\` (the deno tasks have it), or give --token-file`;
+
 function environmentToken(): string | undefined {
+  // Unreadable is not "unset": a server that took it so would accept anyone.
+  const { state } = Deno.permissions.querySync({ name: "env", variable: TOKEN_ENV });
+  if (state !== "granted") throw new UsageError(CANNOT_READ_ENV);
   try {
     return Deno.env.get(TOKEN_ENV);
-  } catch {
-    return undefined; // Not allowed to read the environment: no token from there.
+  } catch (error) {
+    throw new UsageError(`${CANNOT_READ_ENV} (${errorMessage(error)})`);
   }
 }

@@ -43,3 +43,19 @@ Deno.test("resolveToken() refuses two sources, a missing or empty file, and a mu
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "resolveToken() refuses to guess when PARROT_TOKEN may not be read (fail closed)",
+  permissions: { env: false, read: true },
+  async fn() {
+    await assert.rejects(resolveToken({}), (error: Error) => {
+      assert.ok(error instanceof UsageError);
+      assert.match(error.message, /^Cannot tell whether PARROT_TOKEN is set: no permission/);
+      assert.match(error.message, /add --allow-env=PARROT_TOKEN to `deno run`/);
+      assert.doesNotMatch(error.message, /\n/);
+      return true;
+    });
+    // A token given on the command line needs no environment.
+    assert.equal(await resolveToken({ token: "s3cret" }), "s3cret");
+  },
+});

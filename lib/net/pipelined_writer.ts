@@ -27,10 +27,17 @@ export interface PipelinedWriterOptions {
   /**
    * Called once, with the error, when a write fails. The bytes of that write and
    * everything appended afterwards are dropped from then on; work queued with
-   * {@linkcode PipelinedWriter.afterWritten} still runs.
+   * {@linkcode PipelinedWriter.afterWritten} still runs, told that its bytes were not
+   * written.
    */
   onError?: (error: unknown) => void;
 }
+
+/**
+ * Work that waits for the bytes appended before it: `written` is false when a write
+ * failed, and so some of them were dropped.
+ */
+export type AfterWritten = (written: boolean) => void;
 
 /**
  * Two batches that take turns: one filling, one being written.
@@ -57,8 +64,8 @@ export class PipelinedWriter {
   #front: BatchWriter;
   #back: BatchWriter;
   /** Work waiting for the bytes in the front batch (and all before them). */
-  #frontActions: (() => void)[] = [];
-  #backActions: (() => void)[] = [];
+  #frontActions: AfterWritten[] = [];
+  #backActions: AfterWritten[] = [];
   /** The write loop, while it runs. */
   #writing: Promise<void> | null = null;
   /** The write of the back batch in flight, if any. */
@@ -78,7 +85,7 @@ export class PipelinedWriter {
     return this.#front.length;
   }
 
-  /** Whether a write failed; everything is dropped since. */
+  /** Whether a write failed; everything appended is dropped since. */
   get broken(): boolean {
     return this.#broken;
   }
@@ -98,9 +105,12 @@ export class PipelinedWriter {
     this.#front.appendByte(byte);
   }
 
-  /** Runs `action` once every byte appended so far is written (or dropped after an error). */
-  afterWritten(action: () => void): void {
-    if (this.#front.length === 0 && this.#writing === null) action();
+  /**
+   * Runs `action` once every byte appended so far is written, with `true`; or, when a
+   * write failed and some of them were dropped, with `false`.
+   */
+  afterWritten(action: AfterWritten): void {
+    if (this.#front.length === 0 && this.#writing === null) action(!this.#broken);
     else this.#frontActions.push(action);
   }
 
@@ -141,7 +151,8 @@ export class PipelinedWriter {
         this.#flushing = this.#flushBack();
         await this.#flushing;
         this.#flushing = null;
-        for (const action of this.#backActions) action();
+        const written = !this.#broken;
+        for (const action of this.#backActions) action(written);
         this.#backActions.length = 0;
       }
     } finally {

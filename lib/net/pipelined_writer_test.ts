@@ -101,25 +101,33 @@ Deno.test("PipelinedWriter.room() waits while the producer is a batch ahead", as
   assert.deepEqual(writer.writes, ["first\n", "0123456789\n"]);
 });
 
-Deno.test("PipelinedWriter reports a failed write once, then drops bytes and still runs actions", async () => {
+Deno.test("PipelinedWriter reports a failed write once, then drops bytes and still runs actions, told so", async () => {
   const writer = new GatedWriter();
   const errors: unknown[] = [];
   const out = new PipelinedWriter(writer, { onError: (error) => errors.push(error) });
   const done: string[] = [];
+  out.append(encoder.encode("kept\n"));
+  out.afterWritten((written) => done.push(`zero ${written}`));
+  out.commit();
+  await until(() => writer.waiting === 1);
+  writer.release();
+  await out.idle();
   writer.failWith = new Error("disk full");
   out.append(encoder.encode("lost\n"));
-  out.afterWritten(() => done.push("one"));
+  out.afterWritten((written) => done.push(`one ${written}`));
   out.commit();
   await until(() => writer.waiting === 1);
   writer.release();
   await out.idle();
   out.append(encoder.encode("dropped\n"));
-  out.afterWritten(() => done.push("two"));
+  out.afterWritten((written) => done.push(`two ${written}`));
   await out.idle();
+  out.afterWritten((written) => done.push(`three ${written}`)); // nothing pending: at once
   assert.equal(errors.length, 1);
   assert.equal(out.broken, true);
   assert.equal(writer.waiting, 0, "no write after the failure");
-  assert.deepEqual(done, ["one", "two"]);
+  assert.deepEqual(writer.writes, ["kept\n"]);
+  assert.deepEqual(done, ["zero true", "one false", "two false", "three false"]);
 });
 
 Deno.test("PipelinedWriter.release() lets go of its buffers only when nothing is pending", async () => {

@@ -254,16 +254,16 @@ class ConnectionTask {
       if (admission && !admission.admitted) {
         if (admission.failure === "tls") context.counters.tlsFailures++;
         else context.counters.authFailures++;
-        log.info("Refused {name}: {detail}", { name: session.name, detail: admission.detail });
+        log.info("Refused {name}: {detail}", { name: session.label, detail: admission.detail });
         if (admission.reason) await session.fail(admission.reason);
         return this.#end();
       }
       if (session.closed) return this.#end();
       this.#admitted = true;
-      // Relayed messages start once the main task has taken its first input, so a
-      // client that starts with UNSUB never gets one (see server.ts).
-      context.hub.add(session, false);
-      log.debug("Client {name} connected", { name: session.name });
+      // Subscribed from now on, as the protocol says: a client that only listens
+      // need not say anything first.
+      context.hub.add(session);
+      log.debug("Client {name} connected", { name: session.label });
       if (context.rateLimit) this.#bucket = new TokenBucket(context.rateLimit);
       session.heardFrom(Date.now(), 0);
       // Bytes that came with the AUTH line are decoded before the first read.
@@ -372,7 +372,7 @@ class ConnectionTask {
     if (step.quit) return session.done.then(() => this.#end());
     if (step.error) {
       this.#context.counters.protocolErrors++;
-      log.info("Closing {name}: {reason}", { name: session.name, reason: step.error.message });
+      log.info("Closing {name}: {reason}", { name: session.label, reason: step.error.message });
       return session.fail(step.error.reason).then(() => this.#end());
     }
     this.#arm();
@@ -384,7 +384,7 @@ class ConnectionTask {
     if (this.#framePending) {
       this.#context.counters.protocolErrors++;
       log.info("Closing {name}: it ended its input in the middle of a frame", {
-        name: session.name,
+        name: session.label,
       });
       await session.fail(REASON.truncatedFrame);
       return this.#end();
@@ -411,12 +411,12 @@ class ConnectionTask {
     this.#ended = true;
     const session = this.#session;
     if (error !== undefined) {
-      log.debug("Connection of {name} ended: {error}", { name: session.name, error });
+      log.debug("Connection of {name} ended: {error}", { name: session.label, error });
     }
     this.#context.admitting.delete(session);
     this.#context.hub.remove(session);
     session.close();
-    if (this.#admitted) log.debug("Client {name} disconnected", { name: session.name });
+    if (this.#admitted) log.debug("Client {name} disconnected", { name: session.label });
     this.#resolveFinished();
   }
 }

@@ -13,8 +13,11 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { REASON } from "./frame.ts";
 import type { Session } from "./session.ts";
+
+const log = getLogger(["parrot", "connection"]);
 
 /** The deadlines a sweep enforces. */
 export interface Deadlines {
@@ -64,10 +67,12 @@ export function sweepDeadlines(
     if (session.held || session.closed) continue;
     if (session.frameStartedAt !== 0 && now - session.frameStartedAt >= readTimeoutMs) {
       counters.readTimeouts++;
+      log.info("Closing {name}: {reason}", { name: session.label, reason: REASON.readTimeout });
       session.fail(REASON.readTimeout);
     } else if (idleTimeoutMs > 0 && now - session.lastHeardAt >= idleTimeoutMs) {
       if (session.pinged) {
         counters.idleTimeouts++;
+        log.info("Closing {name}: {reason}", { name: session.label, reason: REASON.idleTimeout });
         session.fail(REASON.idleTimeout);
       } else {
         session.ping(now);

@@ -125,6 +125,8 @@ export const REASON = {
   tooManyClients: "too many clients",
   /** A subscriber that did not take its relays fast enough (queue limit or write timeout). */
   slowConsumer: "slow consumer",
+  /** The server cannot write messages to its output (stdout) any more, and stops. */
+  outputFailed: "output failed",
 } as const;
 
 /**

@@ -3,9 +3,15 @@
  * side of a bounded channel and the main task on the other.
  *
  * The main task drains the channel in batches. For each batch it copies every message
- * once into the stdout batch (`<from>: <payload>\n`), relays it through the hub, and
- * writes stdout once; only then does it answer the `PING`s and `QUIT`s of that batch,
- * which makes `PONG` a barrier: every message sent before the `PING` is on stdout.
+ * once into the stdout batch (a record, `<from>: <payload>\n` by default; see
+ * `record_format.ts`), relays it through the hub, and writes stdout once; only then
+ * does it answer the `PING`s and `QUIT`s of that batch, which makes `PONG` a barrier:
+ * every message sent before the `PING` is on stdout.
+ *
+ * A failed stdout write (a closed pipe, a full disk) breaks that promise for good: the
+ * server answers no more `PONG`s, tells every client `ERR output failed`, shuts down,
+ * and `finished` rejects with an {@linkcode OutputError} that counts the messages not
+ * written.
  * When the channel is full, connection tasks wait, stop reading, and the kernel's TCP
  * window slows their senders: nothing is dropped.
  *
@@ -56,11 +62,11 @@ import { REASON } from "./frame.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
 import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
+import { createRecordWriter, type RecordFormat, type RecordWriter } from "./record_format.ts";
 import type { Session } from "./session.ts";
 import type { RelayPeers } from "./threads/shard_link.ts";
 
 const log = getLogger(["parrot", "server"]);
-const NEWLINE = 0x0a;
 const STDOUT_BATCH_BYTES = 1024 * 1024;
 /**
  * Bytes of free read buffers (4 KiB to 64 KiB each) kept for reuse: as much as the busy
@@ -105,8 +111,18 @@ export interface ParrotServerOptions {
   rateLimit?: { ratePerSecond: number; burst?: number };
   /** Relay messages to subscribed clients. Default true. */
   broadcast?: boolean;
-  /** Where message records go. Default `Deno.stdout`; `null` writes none. */
+  /**
+   * Where message records go. Default `Deno.stdout`; `null` writes none. When a write
+   * to it fails, the server stops (see {@linkcode OutputError}).
+   */
   output?: ByteWriter | null;
+  /** The records' format: `"text"` (`<from>: <payload>`) or `"json"`. Default `"text"`. */
+  records?: RecordFormat;
+  /**
+   * Show control characters of payloads escaped in `"text"` records, as a terminal
+   * needs. Default: when `output` is the default and `Deno.stdout` is a terminal.
+   */
+  escapeControls?: boolean;
   /** Called for every message in arrival order; `payload` is valid during the call only. */
   onMessage?: (from: string, payload: Uint8Array) => void;
   /** Aborting it starts the graceful shutdown. */
@@ -162,13 +178,51 @@ export interface ServerStats {
   idleTimeouts: number;
   /** Clients closed for a protocol error. */
   protocolErrors: number;
+  /** Messages received but not written to the output, which failed (0 while it works). */
+  unwrittenMessages: number;
+}
+
+/**
+ * Why a server's `finished` rejects: a write to its output (stdout) failed, so not every
+ * message received was written; the server stopped. `cause` is the write's error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { OutputError } from "./server.ts";
+ *
+ * const error = new OutputError(4, 6, new Error("Broken pipe"));
+ * assert.equal(error.message, "Cannot write the messages to stdout (Broken pipe): 4 of 6 were not written");
+ * ```
+ */
+export class OutputError extends Error {
+  /** Messages received and not written. */
+  readonly unwritten: number;
+  /** Messages received in all. */
+  readonly received: number;
+
+  /** `unwritten` of `received` messages were not written because of `cause`. */
+  constructor(unwritten: number, received: number, cause: unknown) {
+    super(
+      `Cannot write the messages to stdout (${
+        cause instanceof Error ? cause.message : String(cause)
+      }): ${unwritten} of ${received} were not written`,
+      { cause },
+    );
+    this.name = "OutputError";
+    this.unwritten = unwritten;
+    this.received = received;
+  }
 }
 
 /** A running parrot server. */
 export interface ParrotServer {
   /** The bound address, with the real port. */
   readonly addr: Deno.NetAddr;
-  /** Settles when the server has shut down and stdout is flushed. */
+  /**
+   * Resolves when the server has shut down and stdout is flushed; rejects with an
+   * {@linkcode OutputError} when a write to stdout failed (the server stopped then).
+   */
   readonly finished: Promise<void>;
   /** A snapshot of the counters. */
   stats(): ServerStats;
@@ -229,13 +283,9 @@ export function startParrotServerWith(
   shard: ShardPlumbing,
 ): ParrotServer {
   const channel = new Channel<ReadBatch>(options.queueCapacity ?? DEFAULT_QUEUE_CAPACITY);
-  const counters: ConnectionCounters & {
-    messages: number;
-    bytes: number;
-    relayed: number;
-    rejected: number;
-  } = {
+  const counters: ConnectionCounters & DrainCounters & { rejected: number } = {
     messages: 0,
+    written: 0,
     bytes: 0,
     relayed: 0,
     rejected: 0,
@@ -253,7 +303,7 @@ export function startParrotServerWith(
     maxOutboundBytes,
     onSlowConsumer: ({ session, cause, dropped }) =>
       log.warn("Cut off slow consumer {name}: {why}; {dropped} messages not delivered", {
-        name: session.name,
+        name: session.label,
         why: cause === "max outbound"
           ? `more than ${maxOutboundBytes} bytes queued`
           : `a write stalled for more than ${writeTimeoutMs}ms`,
@@ -338,16 +388,38 @@ export function startParrotServerWith(
   // A batch relays at most half of what a subscriber may have queued, so a subscriber
   // that keeps up is never taken for a slow one because of one big batch.
   const batchBudget = Math.min(STDOUT_BATCH_BYTES, Math.floor(maxOutboundBytes / 2));
+  let outputFailure: { error: unknown } | undefined;
   // stdout is written behind the drain: relays and the next messages need not wait for
   // a file write. PONG and QUIT wait for the bytes before them (afterWritten).
   const stdout = output
     ? new PipelinedWriter(output, {
       initialBytes: STDOUT_BATCH_BYTES,
-      onError: (error) =>
-        log.error("Cannot write messages to stdout: {error}", { error: String(error) }),
+      onError: (error) => {
+        // The PONG promise cannot be kept any more: stop, and say so to everyone.
+        outputFailure = { error };
+        log.error(
+          "Cannot write messages to stdout: {error}; telling every client ERR {reason} and stopping",
+          { error: String(error), reason: REASON.outputFailed },
+        );
+        for (const session of admitting) session.close();
+        for (const session of hub.sessions()) session.fail(REASON.outputFailed);
+        tcp.shutdown();
+      },
     })
     : null;
-  const draining = drain(channel, hub, counters, options, stdout, batchBudget, {
+  const records = createRecordWriter(options.records ?? "text", {
+    escapeControls: options.escapeControls ??
+      (options.output === undefined && Deno.stdout.isTerminal()),
+  });
+  const draining = drain({
+    channel,
+    hub,
+    counters,
+    stdout,
+    records,
+    batchBudget,
+    broadcast: options.broadcast ?? true,
+    onMessage: options.onMessage,
     readBuffers,
     readBatches,
   });
@@ -367,10 +439,32 @@ export function startParrotServerWith(
     clearInterval(sweep);
     channel.close();
     await draining;
+    if (outputFailure) {
+      const unwritten = counters.messages - counters.written;
+      log.error("{unwritten} of {messages} messages were not written to stdout", {
+        unwritten,
+        messages: counters.messages,
+      });
+      throw new OutputError(unwritten, counters.messages, outputFailure.error);
+    }
   })();
+  // Rejects for whoever awaits it; the failure is logged either way, so a caller that
+  // never looks at `finished` does not crash on an unhandled rejection.
+  finished.catch(() => {});
 
   const stats = (): ServerStats => ({
-    ...counters,
+    connections: counters.connections,
+    messages: counters.messages,
+    bytes: counters.bytes,
+    relayed: counters.relayed,
+    rejected: counters.rejected,
+    authFailures: counters.authFailures,
+    tlsFailures: counters.tlsFailures,
+    ratePauses: counters.ratePauses,
+    readTimeouts: counters.readTimeouts,
+    idleTimeouts: counters.idleTimeouts,
+    protocolErrors: counters.protocolErrors,
+    unwrittenMessages: stdout?.broken ? counters.messages - counters.written : 0,
     clients: hub.size,
     queueDepth: channel.size,
     slowConsumers: hub.slowConsumers,
@@ -398,18 +492,44 @@ const TOO_MANY_CLIENTS = encodeErr(REASON.tooManyClients);
 /** How long a refused connection may take to close its side after our ERR line. */
 const REJECT_LINGER_MS = 1_000;
 
-async function drain(
-  channel: Channel<ReadBatch>,
-  hub: Hub,
-  counters: { messages: number; bytes: number; relayed: number },
-  options: ParrotServerOptions,
-  stdout: PipelinedWriter | null,
-  batchBudget: number,
-  pools: { readBuffers: BufferPool; readBatches: ReadBatchPool },
-): Promise<void> {
-  const { readBuffers, readBatches } = pools;
-  const broadcast = options.broadcast ?? true;
-  const onMessage = options.onMessage;
+/** What the main task counts. */
+interface DrainCounters {
+  /** Messages received. */
+  messages: number;
+  /** Payload bytes received. */
+  bytes: number;
+  /** Relay deliveries. */
+  relayed: number;
+  /** Messages whose records are known to be written to stdout (or to go nowhere). */
+  written: number;
+}
+
+/** What the main task works with; see {@linkcode drain}. */
+interface DrainContext {
+  /** Where the connection tasks put their frames. */
+  channel: Channel<ReadBatch>;
+  /** The relay, and the sessions PONG and QUIT go to. */
+  hub: Hub;
+  counters: DrainCounters;
+  /** The stdout batches, or null when records go nowhere. */
+  stdout: PipelinedWriter | null;
+  /** How a message becomes a record. */
+  records: RecordWriter;
+  /** Payload bytes one drain batch takes at most (it takes one read batch at least). */
+  batchBudget: number;
+  /** Relay messages to subscribers. */
+  broadcast: boolean;
+  onMessage?: (from: string, payload: Uint8Array) => void;
+  /** Where read buffers go back once their frames are consumed. */
+  readBuffers: BufferPool;
+  /** Where read batches go back. */
+  readBatches: ReadBatchPool;
+}
+
+/** The main task: drains the channel until it is closed and empty, then flushes stdout. */
+async function drain(context: DrainContext): Promise<void> {
+  const { channel, hub, counters, stdout, records, batchBudget, broadcast, onMessage } = context;
+  const { readBuffers, readBatches } = context;
   const pongs: Session[] = [];
   const quits: Session[] = [];
   const consumed: Uint8Array[] = [];
@@ -418,11 +538,7 @@ async function drain(
   function message(session: Session, bytes: Uint8Array, start: number, end: number): void {
     counters.messages++;
     counters.bytes += end - start;
-    if (stdout) {
-      stdout.append(session.prefix);
-      stdout.appendRange(bytes, start, end);
-      stdout.appendByte(NEWLINE);
-    }
+    if (stdout) records.write(stdout, session, bytes, start, end);
     // A view only for whoever needs one.
     if (onMessage) onMessage(session.name, bytes.subarray(start, end));
     if (broadcast) hub.queueRelay(session, bytes, start, end);
@@ -430,12 +546,6 @@ async function drain(
 
   function take(batch: ReadBatch): void {
     const session = batch.session;
-    // A client becomes a subscriber with its first input: its UNSUB, if that comes
-    // first, is then in time, and no relay floods it before it could say so.
-    if (!session.started) {
-      session.started = true;
-      hub.subscribe(session, session.subscribed);
-    }
     if (batch.buffer) consumed.push(batch.buffer);
     const { frames, frameCount, ranges, chunk } = batch;
     let range = 0;
@@ -497,14 +607,23 @@ async function drain(
     // moment, so that they can catch up before the slow-consumer rule applies.
     await hub.whenCaughtUp(DEFAULT_STALL_MS);
     if (stdout) {
-      for (const session of pongs) stdout.afterWritten(() => session.send(PONG_LINE));
-      for (const session of quits) stdout.afterWritten(() => session.finish());
+      // PONG promises that the messages before it are on stdout: no PONG when they
+      // are not (the output failed; the clients get ERR output failed instead).
+      for (const session of pongs) {
+        stdout.afterWritten((written) => written && session.send(PONG_LINE));
+      }
+      for (const session of quits) {
+        stdout.afterWritten((written) => written && session.finish());
+      }
+      const upTo = counters.messages;
+      stdout.afterWritten((written) => written && (counters.written = upTo));
       stdout.commit();
       // Ahead of the writer by a whole batch: wait for it, so memory stays bounded.
       await stdout.room(batchBudget);
     } else {
       for (const session of pongs) session.send(PONG_LINE);
       for (const session of quits) session.finish();
+      counters.written = counters.messages;
       // No stdout write to wait for: still let the subscribers' writes run between batches.
       if (channel.size > 0) await delay(0);
     }

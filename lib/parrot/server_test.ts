@@ -15,7 +15,12 @@ import {
 import { delay } from "../net/delay.ts";
 import { concatBytes, nextTurn, RecordingWriter, TextConn, waitFor } from "../testing.ts";
 import { type ClientEvent, ParrotClient } from "./client.ts";
-import { type ParrotServer, type ParrotServerOptions, startParrotServer } from "./server.ts";
+import {
+  OutputError,
+  type ParrotServer,
+  type ParrotServerOptions,
+  startParrotServer,
+} from "./server.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -596,18 +601,32 @@ Deno.test("startParrotServer() keeps messages whole while new clients shrink the
   }
 });
 
-Deno.test("startParrotServer() relays nothing to a client whose first line is UNSUB, however busy", async () => {
+Deno.test("startParrotServer() relays to a client that has said nothing yet", async () => {
+  const server = start();
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  const listener = await TextConn.connect(server.addr.port);
+  try {
+    await waitFor(() => server.stats().clients === 2, "the listener admitted");
+    ann.send("hi");
+    await ann.ping(); // the relay is queued for every subscriber before this PONG
+    await listener.write("PING\n");
+    assert.equal(await listener.until("PONG\n"), "MSG ann 2\nhi\nPONG\n");
+  } finally {
+    await closeAll(server, ann, listener);
+  }
+});
+
+Deno.test("startParrotServer() relays nothing to a client once its UNSUB is read", async () => {
   const server = start();
   const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
   try {
-    for (let i = 0; i < 100; i++) ann.send(`flood-${i}`);
-    // Connects while ann's messages are being relayed, and says UNSUB first.
     const quiet = await TextConn.connect(server.addr.port);
     await quiet.write("UNSUB\nPING\n");
-    for (let i = 0; i < 100; i++) ann.send(`more-${i}`);
+    await quiet.until("PONG\n");
+    for (let i = 0; i < 100; i++) ann.send(`flood-${i}`);
     await ann.ping();
     await quiet.write("PING\n");
-    assert.equal(await quiet.until("PONG\nPONG\n"), "PONG\nPONG\n");
+    assert.equal(await quiet.until("PONG\n"), "PONG\n");
     quiet.close();
   } finally {
     await closeAll(server, ann);
@@ -634,5 +653,48 @@ Deno.test("ParrotServerOptions documents the defaults startParrotServer() uses",
   };
   for (const [field, value] of Object.entries(defaults)) {
     assert.equal(documented(field), value, field);
+  }
+});
+
+Deno.test("startParrotServer() whose output fails sends ERR output failed, no PONG, and finished rejects", async () => {
+  let writes = 0;
+  const output = {
+    write: (p: Uint8Array) =>
+      ++writes === 1 ? Promise.resolve(p.length) : Promise.reject(new Error("Broken pipe")),
+  };
+  const server = startParrotServer({ port: 0, output });
+  const ann = await TextConn.connect(server.addr.port);
+  await ann.write("HELLO ann\nMSG 5\nfirst\nPING\n");
+  assert.equal(await ann.until("PONG\n"), "PONG\n");
+  await ann.write("MSG 6\nsecond\nPING\n");
+  assert.equal(await ann.rest(), "ERR output failed\n");
+  ann.close();
+  await assert.rejects(server.finished, (error: Error) => {
+    assert.ok(error instanceof OutputError);
+    assert.equal(error.unwritten, 1);
+    assert.equal(error.received, 2);
+    assert.match(error.message, /^Cannot write the messages to stdout \(Broken pipe\): 1 of 2/);
+    return true;
+  });
+  assert.equal(server.stats().unwrittenMessages, 1);
+});
+
+Deno.test("startParrotServer() writes JSON records, or text with controls escaped, when asked", async () => {
+  for (
+    const [options, expected] of [
+      [
+        { records: "json" },
+        /^\{"time":"[^"]+","sender":"ann","size":4,"encoding":"utf-8","payload":"a\\nb\\u001b"\}\n$/,
+      ],
+      [{ escapeControls: true }, /^ann: a\\nb\\x1b\n$/],
+    ] as const
+  ) {
+    const output = new RecordingWriter();
+    const server = start({ ...options, output });
+    const ann = await TextConn.connect(server.addr.port);
+    await ann.write("HELLO ann\nMSG 4\na\nb\x1b\nPING\n");
+    await ann.until("PONG\n");
+    await closeAll(server, ann);
+    assert.match(output.text(), expected);
   }
 });

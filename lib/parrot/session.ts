@@ -49,8 +49,8 @@ const CLOSED: Promise<void> = Promise.resolve();
 export class Session {
   /** A number unique among the server's connections. */
   readonly id: number;
-  /** Whether the main task has taken any input from this client yet. */
-  started = false;
+  /** The name it had before any `HELLO`: its address, `ip:port`. */
+  readonly address: string;
   /** The client's outbound queue. */
   readonly outbound: WriteCoalescer;
   #subscribed = true;
@@ -74,8 +74,14 @@ export class Session {
   ) {
     this.#conn = conn;
     this.id = id;
+    this.address = name;
     this.outbound = new WriteCoalescer(conn);
     this.setName(name);
+  }
+
+  /** How logs name the client: `ann (127.0.0.1:5000)` after `HELLO ann`, else its address. */
+  get label(): string {
+    return this.#name === this.address ? this.address : `${this.#name} (${this.address})`;
   }
 
   /** The sender name printed in front of this client's messages. */

@@ -174,11 +174,11 @@ export async function listeningPort(running: Running): Promise<number> {
   let early: Deno.CommandStatus | undefined;
   exited.then((s) => early = s);
   await waitFor(
-    () => /listening on \S+:\d+/.test(running.stderr.text()) || early !== undefined,
+    () => /listening on [^\s"]+:\d+/.test(running.stderr.text()) || early !== undefined,
     "the server's listening line",
     20_000,
   );
-  const match = running.stderr.text().match(/listening on \S+:(\d+)/);
+  const match = running.stderr.text().match(/listening on [^\s"]+:(\d+)/);
   if (!match) throw new Error(`The server exited early:\n${running.stderr.text()}`);
   return Number(match[1]);
 }

@@ -83,6 +83,7 @@ export const STAT_KEYS: readonly (keyof ServerStats)[] = [
   "readTimeouts",
   "idleTimeouts",
   "protocolErrors",
+  "unwrittenMessages",
 ];
 
 /** How often a shard copies its counters to shared memory (ms). */
@@ -173,11 +174,13 @@ async function start(init: ShardInit, endpoint: ShardEndpoint): Promise<void> {
     }
   };
   report({ type: "listening", port: (listener.addr as Deno.NetAddr).port });
-  await server.finished;
+  // A failed stdout rejects it: the shard stops all the same, then reports "failed".
+  const failure = await server.finished.then(() => undefined, (error: Error) => error);
   clearInterval(publisher);
   stopCollector();
   publish();
   link.close();
   if (init.logging) await closeLogging();
+  if (failure) throw failure;
   report({ type: "finished" });
 }

@@ -106,11 +106,18 @@ export async function startShardedServer(options: ShardedServerOptions): Promise
       const listening = Promise.withResolvers<number>();
       const finished = Promise.withResolvers<void>();
       finishedShards.push(finished.promise);
+      finished.promise.catch(() => {}); // Looked at through allSettled, or not at all.
       handle.channel.onmessage = (event: MessageEvent<ShardReport>) => {
         const report = event.data;
         if (report.type === "listening") listening.resolve(report.port);
-        else if (report.type === "failed") listening.reject(revive(report));
-        else if (report.type === "published") {
+        else if (report.type === "failed") {
+          // Before it listens: it could not start. After: it stopped (its stdout
+          // failed); the others stop too, and the server's finished rejects.
+          const error = revive(report);
+          listening.reject(error);
+          finished.reject(error);
+          for (const other of handles) other.channel.postMessage({ type: "shutdown" });
+        } else if (report.type === "published") {
           if (publishing && --publishing.left === 0) publishing.done.resolve();
         } else finished.resolve();
       };

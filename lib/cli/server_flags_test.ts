@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { parseArgs } from "node:util";
+import { UsageError } from "./args.ts";
+import {
+  parseServerCommandLine,
+  SERVER_FLAGS,
+  serverParseOptions,
+  serverUsage,
+} from "./server_flags.ts";
+import {
+  DEFAULT_HOST,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CLIENTS,
+  DEFAULT_THREADS,
+} from "../defaults.ts";
+
+const RUNTIME = { cores: 4, unstableNet: true };
+
+function parse(args: string[], runtime = RUNTIME) {
+  const { values, positionals } = parseArgs({
+    args,
+    options: serverParseOptions(),
+    strict: true,
+    allowPositionals: true,
+  });
+  return parseServerCommandLine(values, positionals, runtime);
+}
+
+Deno.test("serverUsage() lists every flag of the table once, in its section", () => {
+  const usage = serverUsage("9.9.9");
+  assert.match(usage, /^parrot server 9\.9\.9: /);
+  for (const flag of SERVER_FLAGS) {
+    const own = usage.split("\n").filter((line) =>
+      new RegExp(`^  (-\\w, )?--${flag.name}( <[^>]+>)? +\\S`).test(line)
+    );
+    assert.equal(own.length, 1, `--${flag.name} has one help line`);
+    const section = usage.lastIndexOf("\n\n", usage.indexOf(own[0]));
+    assert.ok(
+      usage.startsWith(`${flag.section}:`, section + 2),
+      `--${flag.name} in ${flag.section}`,
+    );
+  }
+  // Continuation lines line up with the help column.
+  for (const line of usage.split("\n").filter((line) => /^ {3,}\S/.test(line))) {
+    assert.match(line, /^ {26}\S/, line);
+  }
+});
+
+Deno.test("serverParseOptions() declares every flag but --help and --version, strings for values", () => {
+  const options = serverParseOptions();
+  assert.equal(options["max-clients"].type, "string");
+  assert.equal(options["no-broadcast"].type, "boolean");
+  assert.equal(options.help, undefined);
+  assert.equal(Object.keys(options).length, SERVER_FLAGS.length - 2);
+});
+
+Deno.test("parseServerCommandLine() gives the defaults, and maps each flag into the options", () => {
+  const defaults = parse(["8080"]);
+  assert.equal(defaults.port, 8080);
+  assert.equal(defaults.options.hostname, DEFAULT_HOST);
+  assert.equal(defaults.options.maxClients, DEFAULT_MAX_CLIENTS);
+  assert.equal(defaults.options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS);
+  assert.equal(defaults.options.broadcast, true);
+  assert.equal(defaults.options.records, "text");
+  assert.equal(defaults.options.rateLimit, undefined);
+  assert.equal(defaults.threads, DEFAULT_THREADS);
+  assert.equal(defaults.logLevel, "info");
+  assert.deepEqual(defaults.token, {});
+  const given = parse([
+    "0",
+    "--host=0.0.0.0",
+    "--max-clients=7",
+    "--idle-timeout=0",
+    "--no-broadcast",
+    "--rate=10",
+    "--output=json",
+    "--threads=4",
+    "--token-file=t",
+    "--tls-cert=c",
+    "--tls-key=k",
+    "--stats=1s",
+    "--log-level=warn",
+    "--log-format=json",
+  ]);
+  assert.equal(given.options.hostname, "0.0.0.0");
+  assert.equal(given.options.maxClients, 7);
+  assert.equal(given.options.idleTimeoutMs, 0);
+  assert.equal(given.options.broadcast, false);
+  assert.deepEqual(given.options.rateLimit, { ratePerSecond: 10, burst: 10 });
+  assert.equal(given.options.records, "json");
+  assert.equal(given.threads, 4);
+  assert.deepEqual(given.token, { tokenFile: "t" });
+  assert.deepEqual(given.tlsFiles, { cert: "c", key: "k" });
+  assert.equal(given.statsMs, 1000);
+  assert.equal(given.logLevel, "warning");
+  assert.equal(given.logFormat, "json");
+});
+
+Deno.test("parseServerCommandLine() refuses mistakes with one line each", () => {
+  const mistakes: [string[], RegExp, typeof RUNTIME?][] = [
+    [["0", "--burst=3"], /^Cannot use --burst without --rate$/],
+    [["0", "--tls-key=k"], /^Cannot serve TLS: give both --tls-cert and --tls-key$/],
+    [["0", "--read-timeout=0"], /^Cannot use --read-timeout 0: it must be positive$/],
+    [["0", "--output=xml"], /^Cannot use --output "xml": expected text or json$/],
+    [["0", "--log-level=loud"], /^Cannot use --log-level "loud"/],
+    [["0", "--threads=5"], /^Cannot use --threads 5: .*4 CPU cores.*give at most 4$/],
+    [["0", "--threads=2"], /needs `deno run --unstable-net`/, { cores: 4, unstableNet: false }],
+  ];
+  for (const [args, message, runtime] of mistakes) {
+    assert.throws(() => parse(args, runtime), (error: Error) => {
+      assert.ok(error instanceof UsageError, args.join(" "));
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+  assert.equal(parse(["0", "--threads=4"]).threads, 4, "as many threads as cores is fine");
+});
