@@ -174,7 +174,12 @@ async function main(): Promise<number> {
   say("running...");
   let session: Session;
   if (reconnect) {
-    session = startReconnecting({ ...connection, ...reconnect }, say, stop, confirmMs);
+    session = startReconnecting(
+      { ...connection, ...reconnect, confirmTimeoutMs: confirmMs },
+      say,
+      stop,
+      confirmMs,
+    );
   } else {
     let client: ParrotClient;
     // A TLS server that never answers the handshake gets --confirm-timeout too.
@@ -379,6 +384,13 @@ function startReconnecting(
   let over = false;
   let attempted = () => {};
   const ready = new Promise<undefined>((resolve) => attempted = () => resolve(undefined));
+  let connectedAgain = Promise.withResolvers<void>();
+  /** Settles at the next `connected` or `reconnected` event. */
+  const nextConnection = () => connectedAgain.promise;
+  const connectionUp = () => {
+    connectedAgain.resolve();
+    connectedAgain = Promise.withResolvers<void>();
+  };
   const outcome = (async (): Promise<{ error?: string }> => {
     for await (const event of client) {
       attempted();
@@ -393,6 +405,7 @@ function startReconnecting(
           break;
         case "connected":
           everConnected = true;
+          connectionUp();
           break;
         case "retrying": {
           const what = event.wasConnected
@@ -402,15 +415,21 @@ function startReconnecting(
           break;
         }
         case "reconnected":
+          connectionUp();
           say(
             `reconnected; resent ${
               plural(event.resent, "unsent message")
             }, dropped ${event.dropped}`,
           );
           break;
-        case "gave-up":
+        case "gave-up": {
           stop();
-          return { error: `giving up after ${plural(event.attempts, "attempt")}: ${event.reason}` };
+          const silent = !everConnected && !options.tls && /did not confirm/.test(event.reason);
+          const hint = silent ? " (does the server speak TLS? try --tls)" : "";
+          return {
+            error: `giving up after ${plural(event.attempts, "attempt")}: ${event.reason}${hint}`,
+          };
+        }
         case "error":
           stop();
           return { error: serverError(event.reason) };
@@ -426,19 +445,36 @@ function startReconnecting(
       return `keep ${size} bytes until ${everConnected ? "reconnected" : "connected"}`;
     },
     confirm: async () => {
-      if (over) return undefined;
-      const unsent = client.unsent;
-      try {
-        await client.ping({ signal: AbortSignal.timeout(confirmMs) });
-        return undefined;
-      } catch (error) {
-        if (error instanceof DOMException && error.name === "TimeoutError") {
-          return `the server did not confirm the messages within ${formatDuration(confirmMs)}`;
+      // Waits for a connection (the client re-sends what is unsent when it reconnects)
+      // and its PONG, all within confirmMs.
+      const deadline = AbortSignal.timeout(confirmMs);
+      const timedOut = new Promise<void>((resolve) =>
+        deadline.addEventListener("abort", () => resolve(), { once: true })
+      );
+      while (!over && !deadline.aborted) {
+        if (client.connected) {
+          try {
+            await client.ping({ signal: deadline });
+            return undefined;
+          } catch {
+            continue; // Timed out, or the connection was lost: wait for the next one.
+          }
         }
-        return `the server did not confirm the messages: ${
-          client.connected ? "the connection was lost" : "not connected"
-        }${unsent === 0 ? "" : ` (${plural(unsent, "unsent message")})`}`;
+        const done = await Promise.race([
+          nextConnection().then(() => false),
+          client.finished.then(() => true),
+          timedOut.then(() => false),
+        ]);
+        if (done) break;
       }
+      if (over) return undefined;
+      const unsent = client.unsent === 0 ? "" : ` (${plural(client.unsent, "unsent message")})`;
+      if (deadline.aborted) {
+        return `the server did not confirm the messages within ${
+          formatDuration(confirmMs)
+        }${unsent}`;
+      }
+      return `the server did not confirm the messages: not connected${unsent}`;
     },
     close: async (wait) => {
       await client.close(wait ? undefined : 0);

@@ -90,50 +90,49 @@ Deno.test("client without --tls against a TLS server exits 1 with a hint to try 
 
 Deno.test("client against a listener that never answers exits 1 after --confirm-timeout", async () => {
   await using silent = answeringListener(0);
-  const client = await runClient(silent.port, ["--count", "2", "--confirm-timeout", "200ms"]);
-  assert.equal(client.code, 1, client.stdout + client.stderr);
-  assertOneLine(
-    client.stderr,
-    /^client\(\d+\): the server did not confirm the connection within 200ms \(does the server speak TLS\? try --tls\)$/,
-  );
-  assert.doesNotMatch(client.stdout, /write/, "a write was claimed");
+  const hint = String
+    .raw`the server did not confirm the connection within 200ms \(does the server speak TLS\? try --tls\)`;
+  for (
+    const [mode, expected] of [
+      [[], new RegExp(`^client\\(\\d+\\): ${hint}$`)],
+      [
+        ["--reconnect", "--reconnect-attempts", "1"],
+        new RegExp(`^client\\(\\d+\\): giving up after 1 attempt: ${hint}$`),
+      ],
+    ] as const
+  ) {
+    const client = await runClient(silent.port, [
+      ...mode,
+      "--count",
+      "2",
+      "--confirm-timeout",
+      "200ms",
+    ]);
+    assert.equal(client.code, 1, client.stdout + client.stderr);
+    assertOneLine(client.stderr, expected);
+    assert.doesNotMatch(client.stdout, /write/, "a write was claimed");
+  }
 });
 
-Deno.test("client whose last messages the server does not confirm exits 1", async () => {
-  await using halfDeaf = answeringListener(1);
-  const client = await runClient(halfDeaf.port, [
-    "--count",
-    "2",
-    "--interval",
-    "10ms",
-    "--confirm-timeout",
-    "200ms",
-  ]);
-  assert.equal(client.code, 1, client.stdout + client.stderr);
-  assert.match(client.stdout, /write \d+ bytes/);
-  assertOneLine(
-    client.stderr,
-    /^client\(\d+\): the server did not confirm the messages within 200ms$/,
-  );
-});
-
-Deno.test("client --reconnect whose last messages the server does not confirm exits 1", async () => {
-  await using halfDeaf = answeringListener(1);
-  const client = await runClient(halfDeaf.port, [
-    "--reconnect",
-    "--count",
-    "2",
-    "--interval",
-    "10ms",
-    "--confirm-timeout",
-    "200ms",
-  ]);
-  assert.equal(client.code, 1, client.stdout + client.stderr);
-  assert.match(client.stdout, /write \d+ bytes/);
-  assertOneLine(
-    client.stderr,
-    /^client\(\d+\): the server did not confirm the messages within 200ms$/,
-  );
+Deno.test("client whose last messages the server does not confirm exits 1, with or without --reconnect", async () => {
+  for (const mode of [[], ["--reconnect"]]) {
+    await using halfDeaf = answeringListener(1);
+    const client = await runClient(halfDeaf.port, [
+      ...mode,
+      "--count",
+      "2",
+      "--interval",
+      "10ms",
+      "--confirm-timeout",
+      "200ms",
+    ]);
+    assert.equal(client.code, 1, client.stdout + client.stderr);
+    assert.match(client.stdout, /write \d+ bytes/);
+    assertOneLine(
+      client.stderr,
+      /^client\(\d+\): the server did not confirm the messages within 200ms$/,
+    );
+  }
 });
 
 Deno.test("client --count exits 0 once the server has printed every message", async () => {

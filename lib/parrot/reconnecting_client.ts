@@ -28,6 +28,7 @@
  */
 
 import {
+  DEFAULT_CONFIRM_TIMEOUT_MS,
   DEFAULT_MAX_UNSENT,
   DEFAULT_RECONNECT_ATTEMPTS,
   DEFAULT_RECONNECT_INITIAL_MS,
@@ -52,6 +53,12 @@ export interface ReconnectingClientOptions extends ParrotClientOptions {
   maxUnsent?: number;
   /** Random source of the backoff's jitter, in [0, 1). Default `Math.random`. */
   random?: () => number;
+  /**
+   * Milliseconds a connection may take to be confirmed (TCP and TLS handshake, then the
+   * server's `PONG` to the first `PING`); past it the attempt counts as failed, so a
+   * server that never answers is given up on like one that refuses. Default 10000.
+   */
+  confirmTimeoutMs?: number;
 }
 
 /**
@@ -167,6 +174,7 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
   /** Aborted by the caller's signal: closes sockets at once. */
   #hardStop = new AbortController();
   #closeTimeoutMs = 5_000;
+  #confirmTimeoutMs: number;
   #running: Promise<void>;
 
   /**
@@ -183,6 +191,7 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
       throw new RangeError(`Cannot use maxUnsent ${maxUnsent}: expected a whole number >= 0`);
     }
     this.#maxUnsent = maxUnsent;
+    this.#confirmTimeoutMs = options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS;
     this.#backoff = new Backoff({
       initialMs: options.initialDelayMs ?? DEFAULT_RECONNECT_INITIAL_MS,
       maxMs: Math.max(
@@ -326,24 +335,47 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
     }
   }
 
-  /** Connects once and serves the connection until it ends. */
+  /**
+   * Connects once and serves the connection until it ends. Until the server confirms
+   * it, the connection is closed at once when `confirmTimeoutMs` runs out.
+   */
   async #connectOnce(wasConnected: boolean): Promise<{ confirmed: boolean; ending: Ending }> {
-    let client: ParrotClient;
+    const attempt = new AbortController();
+    const abort = () => attempt.abort();
+    const hardStop = this.#hardStop.signal;
+    if (hardStop.aborted) abort();
+    hardStop.addEventListener("abort", abort, { once: true });
+    const deadline = setTimeout(abort, this.#confirmTimeoutMs);
     try {
-      client = await ParrotClient.connect(this.#options);
-    } catch (error) {
-      return { confirmed: false, ending: { kind: "lost", reason: describeError(error) } };
+      let client: ParrotClient;
+      try {
+        client = await ParrotClient.connect({ ...this.#options, signal: attempt.signal });
+      } catch (error) {
+        const timedOut = attempt.signal.aborted && !hardStop.aborted;
+        const reason = timedOut ? this.#unconfirmed() : describeError(error);
+        return { confirmed: false, ending: { kind: "lost", reason } };
+      }
+      const served = this.#serve(client, wasConnected, () => clearTimeout(deadline));
+      const { confirmed, ending } = await served;
+      if (!confirmed && attempt.signal.aborted && !hardStop.aborted) {
+        return { confirmed, ending: { kind: "lost", reason: this.#unconfirmed() } };
+      }
+      return { confirmed, ending };
+    } finally {
+      clearTimeout(deadline);
+      hardStop.removeEventListener("abort", abort);
     }
-    return await this.#serve(client, wasConnected);
   }
 
   /**
-   * Uses a new connection: sends what is pending, confirms it with a PING, and pumps
-   * its events until it ends. Returns whether the server confirmed it, and how it ended.
+   * Uses a new connection: sends what is pending, confirms it with a PING (then calls
+   * `onConfirmed`), and pumps its events until it ends. Returns whether the server
+   * confirmed it, and how it ended.
    */
   async #serve(
     client: ParrotClient,
     wasConnected: boolean,
+    onConfirmed: () => void,
   ): Promise<{ confirmed: boolean; ending: Ending }> {
     this.#current = client;
     const ending = this.#pump(client);
@@ -352,6 +384,7 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
     this.#trackWrites(client);
     if (this.#stop.signal.aborted) void client.close(this.#closeTimeoutMs);
     const confirmed = await client.ping().then(() => true, () => false);
+    if (confirmed) onConfirmed();
     if (confirmed && this.#current === client) {
       this.#backoff.reset();
       const dropped = this.#dropped;
@@ -363,6 +396,10 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
       );
     }
     return { confirmed, ending: await ending };
+  }
+
+  #unconfirmed(): string {
+    return `the server did not confirm the connection within ${this.#confirmTimeoutMs}ms`;
   }
 
   /** Forwards one connection's events; resolves with how the connection ended. */

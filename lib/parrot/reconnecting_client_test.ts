@@ -286,6 +286,20 @@ Deno.test("ReconnectingClient resets its attempts only once the server answered 
   });
 });
 
+Deno.test("ReconnectingClient counts a connection the server never confirms as a failed attempt", async () => {
+  await withClient({ maxAttempts: 1, confirmTimeoutMs: 50 }, async ({ server, client }) => {
+    // Accept both attempts and say nothing: neither PING is answered.
+    const peers = [await server.accept(), await server.accept()];
+    const events = await new Events(client).rest();
+    const reason = "the server did not confirm the connection within 50ms";
+    assert.deepEqual(events.map((e) => e.type === "retrying" ? e.reason : e), [
+      reason,
+      { type: "gave-up", attempts: 1, reason },
+    ]);
+    for (const peer of peers) peer.close();
+  });
+});
+
 Deno.test("ReconnectingClient.close() between attempts stops at once and keeps the unsent", async () => {
   const server = new Flaky();
   server.stop();
