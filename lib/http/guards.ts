@@ -52,6 +52,28 @@ export function hostName(host: string): string | undefined {
 }
 
 /**
+ * A bare host name or address (no port; an IPv6 address with or without brackets) in
+ * the form {@linkcode hostName} gives, or `undefined` when it is not one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bareHostName } from "./guards.ts";
+ *
+ * assert.equal(bareHostName("Parrot.lan"), "parrot.lan");
+ * assert.equal(bareHostName("::1"), "::1");
+ * assert.equal(bareHostName("parrot.lan:8081"), undefined);
+ * ```
+ */
+export function bareHostName(name: string): string | undefined {
+  const bracketed = name.includes(":") && !name.startsWith("[") ? `[${name}]` : name;
+  const parsed = hostName(bracketed);
+  if (parsed === undefined) return undefined;
+  const plain = bracketed.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return parsed === plain ? parsed : undefined;
+}
+
+/**
  * Builds the `Host` check: the loopback names, `boundHost` (the address the HTTP side
  * listens on) and `allowHosts` pass; any other name gets 421 with a line that says how
  * to allow it, and a request without a `Host` gets 400.
@@ -73,7 +95,7 @@ export function hostGuard(
 ): (request: Request) => GuardVerdict {
   const allowed = new Set<string>(LOOPBACK_HOST_NAMES);
   for (const name of [options.boundHost, ...options.allowHosts ?? []]) {
-    allowed.add(hostName(name.includes(":") && !name.startsWith("[") ? `[${name}]` : name) ?? name);
+    allowed.add(bareHostName(name) ?? name.toLowerCase());
   }
   return (request) => {
     const header = request.headers.get("host");

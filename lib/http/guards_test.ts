@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { hostGuard, hostName, normalOrigin, originGuard } from "./guards.ts";
+import { bareHostName, hostGuard, hostName, normalOrigin, originGuard } from "./guards.ts";
 
 function withHeaders(headers: Record<string, string>, path = "/"): Request {
   return new Request(`http://placeholder${path}`, { headers });
@@ -88,4 +88,15 @@ Deno.test("normalOrigin() drops default ports and case, refuses paths and other 
   assert.equal(normalOrigin("http://a.example:8080/"), "http://a.example:8080");
   assert.equal(normalOrigin("ftp://a.example"), undefined);
   assert.equal(normalOrigin("http://a.example/x"), undefined);
+});
+
+Deno.test("bareHostName() takes a name or address without a port, IPv6 with or without brackets", () => {
+  assert.equal(bareHostName("parrot.lan"), "parrot.lan");
+  assert.equal(bareHostName("10.0.0.2"), "10.0.0.2");
+  assert.equal(bareHostName("::1"), "::1");
+  assert.equal(bareHostName("[::1]"), "::1");
+  assert.equal(bareHostName("parrot.lan:8081"), undefined);
+  assert.equal(bareHostName("[::1]:8081"), undefined);
+  assert.equal(bareHostName("http://parrot.lan"), undefined);
+  assert.equal(bareHostName("a b"), undefined);
 });
