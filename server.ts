@@ -82,6 +82,7 @@ async function main(): Promise<number> {
   }
 
   const health = new ServerHealth();
+  health.watch(server);
   let http: HttpSide | undefined;
   if (line.http) {
     const { hostname: httpHost, port: httpPort, allowOrigins, allowHosts } = line.http;
@@ -89,11 +90,7 @@ async function main(): Promise<number> {
       http = startHttpSide({
         hostname: httpHost,
         port: httpPort,
-        health: () => {
-          // The server stops on its own when stdout fails; say so from the start.
-          if (server.stats().unwrittenMessages > 0) health.outputFailed();
-          return health.check();
-        },
+        health: () => health.check(),
         metrics: () =>
           renderMetrics({ stats: () => server.stats(), defaultTransport: tls ? "tls" : "tcp" }),
         token: options.token,
@@ -114,10 +111,7 @@ async function main(): Promise<number> {
   // Each shard collects its own thread's garbage (shard.ts); one thread collects here.
   const stopCollector = threads > 1 ? () => {} : collectServerWhenIdle(server);
   let failure: unknown;
-  await server.finished.catch((error) => {
-    failure = error;
-    health.outputFailed();
-  });
+  await server.finished.catch((error) => failure = error);
   await http?.shutdown();
   stopCollector();
   stopStats();

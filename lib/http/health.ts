@@ -7,6 +7,14 @@
  * @module
  */
 
+/** What {@linkcode ServerHealth.watch} reads of a server (a `ParrotServer`). */
+export interface WatchedServer {
+  /** Its counters; `unwrittenMessages` is above 0 once stdout failed. */
+  stats(): { unwrittenMessages: number };
+  /** Rejects when stdout failed. */
+  readonly finished: Promise<void>;
+}
+
 /** The answer of a health check: ok, or why not. */
 export type Health = { ok: true } | { ok: false; reason: string };
 
@@ -28,6 +36,17 @@ export type Health = { ok: true } | { ok: false; reason: string };
  */
 export class ServerHealth {
   #reason: string | undefined;
+  #server: WatchedServer | undefined;
+
+  /**
+   * Follows `server`'s output: unhealthy once a write to stdout failed (it counts
+   * unwritten messages, or `finished` rejects). The server stops by itself then; this
+   * says so while it does.
+   */
+  watch(server: WatchedServer): void {
+    this.#server = server;
+    server.finished.catch(() => this.outputFailed());
+  }
 
   /** The shutdown has begun: new connections are no longer accepted. */
   shuttingDown(): void {
@@ -41,6 +60,9 @@ export class ServerHealth {
 
   /** The state now. */
   check(): Health {
+    if (this.#reason === undefined && (this.#server?.stats().unwrittenMessages ?? 0) > 0) {
+      this.outputFailed();
+    }
     return this.#reason === undefined ? { ok: true } : { ok: false, reason: this.#reason };
   }
 }
