@@ -86,6 +86,11 @@ Deno.test("server --http counts TCP clients' messages, protocol errors and waits
     assert.equal(sample(metrics, 'parrot_clients{transport="tcp"}'), 1);
     assert.equal(sample(metrics, "parrot_messages_in_total"), 3);
     assert.equal(sample(metrics, "parrot_bytes_in_total"), 2 + 5 + "hello in a line".length);
+    assert.equal(sample(metrics, "parrot_output_messages_total"), 3);
+    assert.equal(
+      sample(metrics, "parrot_output_bytes_total"),
+      "ann: hi\nann: there\nann: hello in a line\n".length,
+    );
     assert.equal(sample(metrics, 'parrot_protocol_errors_total{reason="malformed frame"}'), 1);
     assert.equal(sample(metrics, "parrot_output_wait_seconds_count"), 3);
     assert.equal(sample(metrics, 'parrot_output_wait_seconds_bucket{le="+Inf"}'), 3);

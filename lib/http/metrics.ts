@@ -79,11 +79,18 @@ export function renderMetrics(source: MetricsSource): string {
   single("parrot_messages_in_total", "counter", "Messages received from clients.", stats.messages);
   single("parrot_bytes_in_total", "counter", "Payload bytes received from clients.", stats.bytes);
   single(
-    "parrot_messages_out_total",
+    "parrot_relayed_messages_total",
     "counter",
     "Messages relayed to subscribers (one per subscriber).",
     stats.relayed,
   );
+  single(
+    "parrot_output_messages_total",
+    "counter",
+    "Messages whose records are written to stdout.",
+    stats.written,
+  );
+  single("parrot_output_bytes_total", "counter", "Bytes written to stdout.", stats.outputBytes);
   single(
     "parrot_output_unwritten_messages",
     "gauge",

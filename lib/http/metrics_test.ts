@@ -16,6 +16,8 @@ function sampleStats(): ServerStats {
     messages: 101,
     bytes: 1001,
     relayed: 202,
+    written: 99,
+    outputBytes: 2002,
     queueDepth: 4,
     rejected: 5,
     slowConsumers: 6,
@@ -90,7 +92,9 @@ Deno.test("renderMetrics() exposes every counter of the stats under its name", (
   assert.equal(valueOf(samples, "parrot_connections_total"), stats.connections);
   assert.equal(valueOf(samples, "parrot_messages_in_total"), stats.messages);
   assert.equal(valueOf(samples, "parrot_bytes_in_total"), stats.bytes);
-  assert.equal(valueOf(samples, "parrot_messages_out_total"), stats.relayed);
+  assert.equal(valueOf(samples, "parrot_relayed_messages_total"), stats.relayed);
+  assert.equal(valueOf(samples, "parrot_output_messages_total"), stats.written);
+  assert.equal(valueOf(samples, "parrot_output_bytes_total"), stats.outputBytes);
   assert.equal(valueOf(samples, "parrot_queue_depth"), stats.queueDepth);
   assert.equal(valueOf(samples, "parrot_slow_consumers_total"), stats.slowConsumers);
   assert.equal(

@@ -159,6 +159,10 @@ export interface ServerStats {
   bytes: number;
   /** Messages relayed to subscribers since start (one per subscriber). */
   relayed: number;
+  /** Messages whose records are written to stdout (or taken, when records go nowhere). */
+  written: number;
+  /** Bytes written to stdout (records, not payloads only). */
+  outputBytes: number;
   /** Read batches waiting in the channel. */
   queueDepth: number;
   /** Connections refused by the client limit. */
@@ -298,6 +302,7 @@ export function startParrotServerWith(
   const counters: ConnectionCounters & DrainCounters & { rejected: number } = {
     messages: 0,
     written: 0,
+    outputBytes: 0,
     bytes: 0,
     relayed: 0,
     rejected: 0,
@@ -405,8 +410,16 @@ export function startParrotServerWith(
   let outputFailure: { error: unknown } | undefined;
   // stdout is written behind the drain: relays and the next messages need not wait for
   // a file write. PONG and QUIT wait for the bytes before them (afterWritten).
-  const stdout = output
-    ? new PipelinedWriter(output, {
+  // Counted per write (a batch of records), not per message.
+  const countedOutput: ByteWriter | null = output && {
+    write: (p) =>
+      output.write(p).then((n) => {
+        counters.outputBytes += n;
+        return n;
+      }),
+  };
+  const stdout = countedOutput
+    ? new PipelinedWriter(countedOutput, {
       initialBytes: STDOUT_BATCH_BYTES,
       onError: (error) => {
         // The PONG promise cannot be kept any more: stop, and say so to everyone.
@@ -472,6 +485,8 @@ export function startParrotServerWith(
     messages: counters.messages,
     bytes: counters.bytes,
     relayed: counters.relayed,
+    written: counters.written,
+    outputBytes: counters.outputBytes,
     rejected: counters.rejected,
     authFailures: counters.authFailures,
     tlsFailures: counters.tlsFailures,
@@ -521,6 +536,8 @@ interface DrainCounters {
   relayed: number;
   /** Messages whose records are known to be written to stdout (or to go nowhere). */
   written: number;
+  /** Bytes written to stdout. */
+  outputBytes: number;
 }
 
 /** What the main task works with; see {@linkcode drain}. */

@@ -700,14 +700,17 @@ Deno.test("startParrotServer() writes JSON records, or text with controls escape
   }
 });
 
-Deno.test("startParrotServer() counts every message written to stdout in the output wait histogram", async () => {
+Deno.test("startParrotServer() counts the messages and bytes written to stdout, and their waits", async () => {
   const output = new RecordingWriter();
   const server = start({ output });
   const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
   try {
     for (let i = 0; i < 25; i++) ann.send(`m${i}`);
     await ann.ping(); // PONG: stdout has them, and the histogram with them
-    const wait = server.stats().outputWait;
+    const stats = server.stats();
+    assert.equal(stats.written, 25);
+    assert.equal(stats.outputBytes, output.bytes().length, "every byte written to stdout");
+    const wait = stats.outputWait;
     assert.equal(wait.count, 25);
     assert.equal(wait.cumulative.at(-1)! <= wait.count, true);
     assert.ok(wait.sum > 0, "a wait is never exactly zero");

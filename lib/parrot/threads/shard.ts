@@ -78,6 +78,8 @@ export const STAT_KEYS: readonly NumericStatKey[] = [
   "messages",
   "bytes",
   "relayed",
+  "written",
+  "outputBytes",
   "queueDepth",
   "rejected",
   "slowConsumers",
