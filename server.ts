@@ -106,6 +106,13 @@ async function main(): Promise<number> {
     }
   }
 
+  if (line.http && !isLoopback(line.http.hostname) && !auth) {
+    log.warn(
+      "HTTP side on {host} without a token: anyone who can reach it may watch the messages and connect; set PARROT_TOKEN or --token-file",
+      { host: line.http.hostname },
+    );
+  }
+
   const stopSignals = handleSignals(shutdown, server, () => health.shuttingDown());
   const stopStats = line.statsMs > 0 ? printStats(server, line.statsMs) : () => {};
   // Each shard collects its own thread's garbage (shard.ts); one thread collects here.

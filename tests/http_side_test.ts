@@ -181,3 +181,18 @@ Deno.test("server refuses --http with --threads 2 in one line, exit 2", async ()
     /^error: Cannot use --http with --threads 2: .*give --threads 1\n/,
   );
 });
+
+Deno.test("server --http on a non-loopback address without a token warns, and with one does not", async () => {
+  const envs: Record<string, string>[] = [{}, { PARROT_TOKEN: "http-test-token" }];
+  for (const env of envs) {
+    const { server, base } = await startWithHttp(["--http-host", "0.0.0.0"], env);
+    try {
+      assert.equal((await get(`${base}/healthz`)).status, 200);
+    } finally {
+      server.kill("SIGTERM");
+    }
+    assert.equal((await server.status).code, 0);
+    const warned = /HTTP side on 0\.0\.0\.0 without a token/.test(server.stderr.text());
+    assert.equal(warned, !("PARROT_TOKEN" in env), server.stderr.text());
+  }
+});

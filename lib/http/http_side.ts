@@ -185,7 +185,7 @@ export function createHttpHandler(
     if (!host.ok) return host.response;
     const path = new URL(request.url).pathname;
     const upgrade = (request.headers.get("upgrade") ?? "").toLowerCase() === "websocket";
-    if (upgrade || !SAFE_METHODS.has(request.method)) {
+    if (upgrade || path === "/ws" || !SAFE_METHODS.has(request.method)) {
       const origin = originCheck(request);
       if (!origin.ok) return origin.response;
     }

@@ -105,6 +105,9 @@ Deno.test("startHttpSide() refuses a cross-origin upgrade of /ws with 403 and le
     assert.equal(foreign.status, 403);
     assert.match(foreign.body, /^Cannot accept a request from origin "http:\/\/evil\.example"/);
     assert.equal(calls, 0);
+    const plain = await get(`${base}/ws`, { headers: { origin: "http://evil.example" } });
+    assert.equal(plain.status, 403, "a foreign origin on /ws, upgrade header or not");
+    assert.equal(calls, 0);
     assert.equal((await upgrade(base)).status, 200, "the page's own origin");
     assert.equal((await upgrade("http://dash.example")).status, 200, "an allowed origin");
     assert.equal(calls, 2);
