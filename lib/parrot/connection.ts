@@ -426,7 +426,24 @@ class ConnectionTask {
   }
 }
 
-function countProtocolError(counters: ConnectionCounters, reason: string): void {
+/**
+ * Counts a client closed for a protocol error, in all and by `reason` (the text after
+ * `ERR`), as every session transport should.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { countProtocolError } from "./connection.ts";
+ *
+ * const counters = { protocolErrors: 0, protocolErrorsByReason: {} };
+ * countProtocolError(counters, "frame too large");
+ * assert.deepEqual(counters.protocolErrorsByReason, { "frame too large": 1 });
+ * ```
+ */
+export function countProtocolError(
+  counters: Pick<ConnectionCounters, "protocolErrors" | "protocolErrorsByReason">,
+  reason: string,
+): void {
   counters.protocolErrors++;
   counters.protocolErrorsByReason[reason] = (counters.protocolErrorsByReason[reason] ?? 0) + 1;
 }
