@@ -45,6 +45,7 @@ export {
   startParrotServer,
 } from "./lib/parrot/server.ts";
 export { RECORD_FORMATS, type RecordFormat } from "./lib/parrot/record_format.ts";
+export type { HistogramSnapshot } from "./lib/parrot/wait_histogram.ts";
 export { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./lib/parrot/client.ts";
 export {
   type ReconnectEvent,

@@ -4,7 +4,10 @@
  * A thin CLI over {@linkcode startParrotServer}: parse the options, read the token,
  * certificate and key, log to stderr, turn SIGINT/SIGTERM into a graceful shutdown,
  * log SIGHUP and carry on, print stats, exit 0 (or 1 when stdout failed: then not every
- * message was printed). The flags are declared in `lib/cli/server_flags.ts`.
+ * message was printed). With `--http`, the HTTP side (`lib/http/http_side.ts`) starts
+ * after the TCP server, says 503 on `/healthz` from the first signal or a failed
+ * stdout on, and stops once the server has finished. The flags are declared in
+ * `lib/cli/server_flags.ts`.
  *
  * @module
  */
@@ -16,6 +19,9 @@ import { collectServerWhenIdle } from "./lib/cli/idle_gc.ts";
 import { closeLogging, setupLogging } from "./lib/cli/logging.ts";
 import { parseServerCommandLine, serverParseOptions, serverUsage } from "./lib/cli/server_flags.ts";
 import { resolveToken } from "./lib/cli/token.ts";
+import { ServerHealth } from "./lib/http/health.ts";
+import { type HttpSide, startHttpSide } from "./lib/http/http_side.ts";
+import { renderMetrics } from "./lib/http/metrics.ts";
 import { type ParrotServer, startParrotServer } from "./lib/parrot/server.ts";
 import { startShardedServer } from "./lib/parrot/threads/sharded_server.ts";
 
@@ -75,12 +81,45 @@ async function main(): Promise<number> {
     );
   }
 
-  const stopSignals = handleSignals(shutdown, server);
+  const health = new ServerHealth();
+  health.watch(server);
+  let http: HttpSide | undefined;
+  if (line.http) {
+    const { hostname: httpHost, port: httpPort, allowOrigins, allowHosts } = line.http;
+    try {
+      http = startHttpSide({
+        hostname: httpHost,
+        port: httpPort,
+        health: () => health.check(),
+        metrics: () =>
+          renderMetrics({ stats: () => server.stats(), defaultTransport: tls ? "tls" : "tcp" }),
+        token: options.token,
+        allowOrigins,
+        allowHosts,
+      });
+    } catch (error) {
+      // The TCP side is up already: stop it before saying why we cannot go on.
+      shutdown.abort();
+      await server.finished.catch(() => {});
+      await closeLogging();
+      throw new Error(listenFailure(error, httpHost, httpPort, "--http"));
+    }
+  }
+
+  if (line.http && !isLoopback(line.http.hostname) && !auth) {
+    log.warn(
+      "HTTP side on {host} without a token: anyone who can reach it may watch the messages and connect; set PARROT_TOKEN or --token-file",
+      { host: line.http.hostname },
+    );
+  }
+
+  const stopSignals = handleSignals(shutdown, server, () => health.shuttingDown());
   const stopStats = line.statsMs > 0 ? printStats(server, line.statsMs) : () => {};
   // Each shard collects its own thread's garbage (shard.ts); one thread collects here.
   const stopCollector = threads > 1 ? () => {} : collectServerWhenIdle(server);
   let failure: unknown;
   await server.finished.catch((error) => failure = error);
+  await http?.shutdown();
   stopCollector();
   stopStats();
   stopSignals();
@@ -103,7 +142,11 @@ async function main(): Promise<number> {
  * SIGINT/SIGTERM start the shutdown; a repeat at least a second later exits at once.
  * SIGHUP (a closed terminal, or `kill -HUP`) logs the counters; the server keeps running.
  */
-function handleSignals(shutdown: AbortController, server: ParrotServer): () => void {
+function handleSignals(
+  shutdown: AbortController,
+  server: ParrotServer,
+  onShutdown: () => void,
+): () => void {
   let firstAt = 0;
   const signals = ["SIGINT", "SIGTERM"] as const;
   const handlers = signals.map((signal) => {
@@ -111,6 +154,7 @@ function handleSignals(shutdown: AbortController, server: ParrotServer): () => v
       const now = Date.now();
       if (firstAt === 0) {
         firstAt = now;
+        onShutdown();
         log.info("Server received {signal}: shutting down (again after 1s to exit at once)", {
           signal,
         });
@@ -192,12 +236,13 @@ function megabytes(bytes: number): string {
   return (bytes / 1_048_576).toFixed(1);
 }
 
-function listenFailure(error: unknown, hostname: string, port: number): string {
-  const where = `${hostname}:${port}`;
+function listenFailure(error: unknown, hostname: string, port: number, flag = ""): string {
+  const where = `${hostname}:${port}${flag ? ` for ${flag}` : ""}`;
   if (error instanceof Deno.errors.AddrInUse) {
     return `Cannot listen on ${where}: the address is already in use (is another server running?)`;
   }
   if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+    if (flag) return `Cannot listen on ${where}: no network permission for this address`;
     return `Cannot listen on ${where}: no network permission for this address; the server task has it: run \`deno task server ${port} --host ${hostname}\``;
   }
   if (

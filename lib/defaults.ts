@@ -96,3 +96,8 @@ export const DEFAULT_RECONNECT_INITIAL_MS = 100;
 export const DEFAULT_RECONNECT_MAX_MS = 5_000;
 /** Messages a reconnecting client keeps while disconnected; beyond it the oldest are dropped. */
 export const DEFAULT_MAX_UNSENT = 1_000;
+/**
+ * Milliseconds the HTTP side's shutdown waits for requests in flight (a page's open
+ * stream) before it gives up on them.
+ */
+export const HTTP_SHUTDOWN_MS = 1_000;

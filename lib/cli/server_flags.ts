@@ -31,9 +31,10 @@ import {
 } from "../defaults.ts";
 import { formatDuration } from "../net/duration.ts";
 import { RECORD_FORMATS, type RecordFormat } from "../parrot/record_format.ts";
+import { bareHostName, normalOrigin } from "../http/guards.ts";
 
 /** The parts of the server's help, in the order they are printed. */
-export type FlagSection = "Options" | "Security" | "Logging";
+export type FlagSection = "Options" | "HTTP" | "Security" | "Logging";
 
 /** What the server's command line asks for; see {@linkcode parseServerCommandLine}. */
 export interface ServerCommandLine {
@@ -60,6 +61,8 @@ export interface ServerCommandLine {
   token: TokenSources;
   /** The certificate and key files, when TLS is asked for. */
   tlsFiles?: { cert: string; key: string };
+  /** The HTTP side, when `--http` is given. */
+  http?: HttpCommandLine;
   /** Threads to serve on. */
   threads: number;
   /** Interval of the stats line in ms; 0: none. */
@@ -70,6 +73,18 @@ export interface ServerCommandLine {
   logFormat: LogFormat;
 }
 
+/** What `--http` and the flags beside it ask for. */
+export interface HttpCommandLine {
+  /** `--http`: the port (0: a free one). */
+  port: number;
+  /** `--http-host`, else `--host`. */
+  hostname: string;
+  /** `--http-allow-origin`, each an origin (`scheme://host[:port]`). */
+  allowOrigins: string[];
+  /** `--http-allow-host`, each a host name. */
+  allowHosts: string[];
+}
+
 /** One row of {@linkcode SERVER_FLAGS}. */
 export interface ServerFlag {
   /** The long name, without the dashes. */
@@ -78,6 +93,8 @@ export interface ServerFlag {
   readonly short?: string;
   /** The value's placeholder in the help (`<n>`); a flag without one is a switch. */
   readonly value?: string;
+  /** Whether it may be given more than once; `apply` gets the values joined by commas. */
+  readonly repeatable?: boolean;
   /** Where the help lists it. */
   readonly section: FlagSection;
   /** Its help: the first line, then continuation lines after `\n`. */
@@ -120,6 +137,17 @@ const choice = <T extends string>(name: string, known: readonly T[], given: stri
     throw new UsageError(`Cannot use --${name} "${given}": expected ${expected}`);
   }
   return found;
+};
+
+/** The values of a repeatable flag given as `a,b` and/or more than once, without empties. */
+const list = (given: string | undefined): string[] =>
+  given === undefined ? [] : given.split(",").map((item) => item.trim()).filter((item) => item);
+
+/** `--http-*` needs `--http`: a flag that would do nothing is a mistake. */
+const needsHttp = (name: string, given: string | undefined, all: Record<string, unknown>) => {
+  if (given !== undefined && all.http === undefined) {
+    throw new UsageError(`Cannot use --${name} without --http`);
+  }
 };
 
 /** The server's flags, in the order the help lists them. */
@@ -259,6 +287,67 @@ lowest latency and memory; at most one per CPU core)`,
     apply: (line, given) => line.threads = count("threads", 1, DEFAULT_THREADS, given),
   },
   {
+    name: "http",
+    value: "<port>",
+    section: "HTTP",
+    help: `serve the live page, WebSocket clients (/ws), /metrics and /healthz
+on this port too (0: a free one; default: no HTTP side)`,
+    apply: (line, given, all) => {
+      if (given === undefined) return;
+      line.http = {
+        port: parsePort(given),
+        hostname: all["http-host"] ?? all.host ?? DEFAULT_HOST,
+        allowOrigins: [],
+        allowHosts: [],
+      };
+    },
+  },
+  {
+    name: "http-host",
+    value: "<address>",
+    section: "HTTP",
+    help: "address of the HTTP side (default: the --host address)",
+    apply: (_line, given, all) => needsHttp("http-host", given, all),
+  },
+  {
+    name: "http-allow-origin",
+    value: "<origin>",
+    section: "HTTP",
+    repeatable: true,
+    help: `another web origin allowed to open /ws, as http://name:port
+(repeat it, or a comma list; default: the page's own only)`,
+    apply: (line, given, all) => {
+      needsHttp("http-allow-origin", given, all);
+      for (const origin of list(given)) {
+        if (normalOrigin(origin) === undefined) {
+          throw new UsageError(
+            `Cannot use --http-allow-origin "${origin}": expected an origin such as http://name:8081`,
+          );
+        }
+        line.http!.allowOrigins.push(origin);
+      }
+    },
+  },
+  {
+    name: "http-allow-host",
+    value: "<name>",
+    section: "HTTP",
+    repeatable: true,
+    help: `another Host name the HTTP side answers (repeat it, or a comma
+list; default: loopback names and its own address only)`,
+    apply: (line, given, all) => {
+      needsHttp("http-allow-host", given, all);
+      for (const name of list(given)) {
+        if (bareHostName(name) === undefined) {
+          throw new UsageError(
+            `Cannot use --http-allow-host "${name}": expected a host name or address, without a port`,
+          );
+        }
+        line.http!.allowHosts.push(name);
+      }
+    },
+  },
+  {
     name: "token-file",
     value: "<path>",
     section: "Security",
@@ -354,7 +443,7 @@ const HELP_COLUMN = 26;
  */
 export function serverUsage(version: string): string {
   const sections: string[] = [];
-  for (const section of ["Options", "Security", "Logging"] as const) {
+  for (const section of ["Options", "HTTP", "Security", "Logging"] as const) {
     const rows = SERVER_FLAGS.filter((flag) => flag.section === section).map((flag) => {
       const name = `  ${flag.short ? `-${flag.short}, ` : ""}--${flag.name}${
         flag.value ? ` ${flag.value}` : ""
@@ -392,10 +481,16 @@ A failed write to stdout (a closed pipe) stops the server with exit code 1.`;
  * assert.deepEqual(serverParseOptions()["no-broadcast"], { type: "boolean" });
  * ```
  */
-export function serverParseOptions(): Record<string, { type: "string" | "boolean" }> {
-  const options: Record<string, { type: "string" | "boolean" }> = {};
+export function serverParseOptions(): Record<
+  string,
+  { type: "string" | "boolean"; multiple?: boolean }
+> {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
   for (const flag of SERVER_FLAGS) {
-    if (flag.apply) options[flag.name] = { type: flag.value ? "string" : "boolean" };
+    if (!flag.apply) continue;
+    options[flag.name] = flag.repeatable
+      ? { type: "string", multiple: true }
+      : { type: flag.value ? "string" : "boolean" };
   }
   return options;
 }
@@ -416,7 +511,7 @@ export function serverParseOptions(): Record<string, { type: "string" | "boolean
  * ```
  */
 export function parseServerCommandLine(
-  values: Record<string, string | boolean | undefined>,
+  values: Record<string, string | boolean | (string | boolean)[] | undefined>,
   positionals: string[],
   runtime: ServerFlagsRuntime = currentRuntime(),
 ): ServerCommandLine {
@@ -431,7 +526,11 @@ export function parseServerCommandLine(
   };
   const all: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(values)) {
-    all[name] = value === undefined || value === false ? undefined : String(value);
+    all[name] = value === undefined || value === false
+      ? undefined
+      : Array.isArray(value)
+      ? value.join(",")
+      : String(value);
   }
   for (const flag of SERVER_FLAGS) flag.apply?.(line, all[flag.name], all);
   if (line.threads > runtime.cores) {
@@ -439,6 +538,11 @@ export function parseServerCommandLine(
     // threads than cores only take turns, so the user should choose.
     throw new UsageError(
       `Cannot use --threads ${line.threads}: more threads than the ${runtime.cores} CPU cores only cost memory; give at most ${runtime.cores}`,
+    );
+  }
+  if (line.http && line.threads > 1) {
+    throw new UsageError(
+      `Cannot use --http with --threads ${line.threads}: the HTTP side serves one thread for now; give --threads 1`,
     );
   }
   if (line.threads > 1 && !runtime.unstableNet) {

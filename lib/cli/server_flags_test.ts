@@ -105,6 +105,22 @@ Deno.test("parseServerCommandLine() refuses mistakes with one line each", () => 
     [["0", "--log-level=loud"], /^Cannot use --log-level "loud"/],
     [["0", "--threads=5"], /^Cannot use --threads 5: .*4 CPU cores.*give at most 4$/],
     [["0", "--threads=2"], /needs `deno run --unstable-net`/, { cores: 4, unstableNet: false }],
+    [
+      ["0", "--http=8081", "--threads=2"],
+      /^Cannot use --http with --threads 2: .*give --threads 1$/,
+    ],
+    [["0", "--http=99999"], /^Cannot use port "99999"/],
+    [["0", "--http-host=::1"], /^Cannot use --http-host without --http$/],
+    [["0", "--http-allow-host=a"], /^Cannot use --http-allow-host without --http$/],
+    [["0", "--http-allow-origin=http://a"], /^Cannot use --http-allow-origin without --http$/],
+    [
+      ["0", "--http=0", "--http-allow-origin=dash.example"],
+      /^Cannot use --http-allow-origin "dash\.example": expected an origin such as http:\/\/name:8081$/,
+    ],
+    [
+      ["0", "--http=0", "--http-allow-host=a.lan:80"],
+      /^Cannot use --http-allow-host "a\.lan:80": expected a host name or address, without a port$/,
+    ],
   ];
   for (const [args, message, runtime] of mistakes) {
     assert.throws(() => parse(args, runtime), (error: Error) => {
@@ -114,4 +130,32 @@ Deno.test("parseServerCommandLine() refuses mistakes with one line each", () => 
     });
   }
   assert.equal(parse(["0", "--threads=4"]).threads, 4, "as many threads as cores is fine");
+});
+
+Deno.test("parseServerCommandLine() takes --http, its host (default --host) and repeated or comma lists", () => {
+  assert.equal(parse(["0"]).http, undefined, "no HTTP side unless asked");
+  assert.deepEqual(parse(["0", "--http", "8081"]).http, {
+    port: 8081,
+    hostname: DEFAULT_HOST,
+    allowOrigins: [],
+    allowHosts: [],
+  });
+  assert.equal(parse(["0", "--host=0.0.0.0", "--http=0"]).http?.hostname, "0.0.0.0");
+  const given = parse([
+    "0",
+    "--host=0.0.0.0",
+    "--http=0",
+    "--http-host=::1",
+    "--http-allow-origin=http://a.example:8081,https://b.example",
+    "--http-allow-origin",
+    "http://c.example",
+    "--http-allow-host=a.lan, b.lan",
+    "--http-allow-host=::1",
+  ]);
+  assert.deepEqual(given.http, {
+    port: 0,
+    hostname: "::1",
+    allowOrigins: ["http://a.example:8081", "https://b.example", "http://c.example"],
+    allowHosts: ["a.lan", "b.lan", "::1"],
+  });
 });

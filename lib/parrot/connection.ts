@@ -77,6 +77,8 @@ export interface ConnectionCounters {
   idleTimeouts: number;
   /** Clients closed for a protocol error. */
   protocolErrors: number;
+  /** The same by reason (the `ERR` text), counted once a reason occurs. */
+  protocolErrorsByReason: Record<string, number>;
   /** Connections refused for a missing, wrong or late `AUTH`. */
   authFailures: number;
   /** Connections closed because their TLS handshake failed or took too long. */
@@ -127,6 +129,7 @@ interface InputStep {
  *     readTimeouts: 0,
  *     idleTimeouts: 0,
  *     protocolErrors: 0,
+ *     protocolErrorsByReason: {},
  *     authFailures: 0,
  *     tlsFailures: 0,
  *     ratePauses: 0,
@@ -319,6 +322,8 @@ class ConnectionTask {
       // is the server's, not the peer's: no deadline runs meanwhile.
       session.hold();
       if (frameCount > 0) {
+        // Once per read, not per message: the start of the wait the histogram measures.
+        batch.readAt = performance.now();
         batch.chunk = chunk;
         batch.buffer = step.handedOff;
         if (!channel.trySend(batch)) {
@@ -371,7 +376,7 @@ class ConnectionTask {
     session.heardFrom(now, frameStartedAt);
     if (step.quit) return session.done.then(() => this.#end());
     if (step.error) {
-      this.#context.counters.protocolErrors++;
+      countProtocolError(this.#context.counters, step.error.reason);
       log.info("Closing {name}: {reason}", { name: session.label, reason: step.error.message });
       return session.fail(step.error.reason).then(() => this.#end());
     }
@@ -382,7 +387,7 @@ class ConnectionTask {
   async #endOfInput(): Promise<void> {
     const session = this.#session;
     if (this.#framePending) {
-      this.#context.counters.protocolErrors++;
+      countProtocolError(this.#context.counters, REASON.truncatedFrame);
       log.info("Closing {name}: it ended its input in the middle of a frame", {
         name: session.label,
       });
@@ -419,6 +424,28 @@ class ConnectionTask {
     if (this.#admitted) log.debug("Client {name} disconnected", { name: session.label });
     this.#resolveFinished();
   }
+}
+
+/**
+ * Counts a client closed for a protocol error, in all and by `reason` (the text after
+ * `ERR`), as every session transport should.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { countProtocolError } from "./connection.ts";
+ *
+ * const counters = { protocolErrors: 0, protocolErrorsByReason: {} };
+ * countProtocolError(counters, "frame too large");
+ * assert.deepEqual(counters.protocolErrorsByReason, { "frame too large": 1 });
+ * ```
+ */
+export function countProtocolError(
+  counters: Pick<ConnectionCounters, "protocolErrors" | "protocolErrorsByReason">,
+  reason: string,
+): void {
+  counters.protocolErrors++;
+  counters.protocolErrorsByReason[reason] = (counters.protocolErrorsByReason[reason] ?? 0) + 1;
 }
 
 function countMessages(batch: RangedFrames): number {

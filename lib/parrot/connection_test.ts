@@ -31,6 +31,7 @@ function context(
       readTimeouts: 0,
       idleTimeouts: 0,
       protocolErrors: 0,
+      protocolErrorsByReason: {},
       authFailures: 0,
       tlsFailures: 0,
       ratePauses: 0,
@@ -99,6 +100,26 @@ Deno.test("createConnectionHandler() admits a client into the hub and hands its 
     await finished;
   }
   assert.equal(ctx.hub.size, 0, "gone from the hub once the connection ended");
+});
+
+Deno.test("createConnectionHandler() stamps each read batch with the time of its read", async () => {
+  const ctx = context();
+  const { peer, finished, close } = await serve(ctx);
+  try {
+    const before = performance.now();
+    await peer.write("MSG 2\nhi\n");
+    const batch = await ctx.channel.receive();
+    const after = performance.now();
+    assert.ok(
+      batch.readAt >= before && batch.readAt <= after,
+      `${batch.readAt} in the test's span`,
+    );
+    ctx.readBatches.give(batch);
+    assert.equal(batch.readAt, 0, "a batch given back forgets it");
+  } finally {
+    close();
+    await finished;
+  }
 });
 
 Deno.test("createConnectionHandler() notes when an unfinished frame began, and clears it once complete", async () => {
@@ -178,6 +199,7 @@ Deno.test("createConnectionHandler() sends ERR for a protocol error, counts it a
     assert.equal(await peer.rest(), "ERR frame too large\n");
     await finished;
     assert.equal(ctx.counters.protocolErrors, 1);
+    assert.deepEqual(ctx.counters.protocolErrorsByReason, { "frame too large": 1 });
     assert.equal(ctx.hub.size, 0);
   } finally {
     close();
@@ -194,6 +216,7 @@ Deno.test("createConnectionHandler() ends a connection that stops in the middle 
     assert.equal(await peer.rest(), "ERR truncated frame\n");
     await finished;
     assert.equal(ctx.counters.protocolErrors, 1);
+    assert.deepEqual(ctx.counters.protocolErrorsByReason, { "truncated frame": 1 });
   } finally {
     close();
   }

@@ -31,6 +31,11 @@ export interface ReadBatch extends RangedFrames {
    * it back once it is done with the frames.
    */
   buffer?: Uint8Array;
+  /**
+   * When the read happened (`performance.now()`), for the histogram of how long
+   * messages wait before stdout has them; 0 when unknown.
+   */
+  readAt: number;
 }
 
 /**
@@ -97,6 +102,7 @@ export class ReadBatchPool {
     batch.rangeCount = 0;
     batch.chunk = undefined;
     batch.buffer = undefined;
+    batch.readAt = 0;
     if (this.#spare.length < MAX_SPARE_READ_BATCHES) this.#spare.push(batch);
   }
 
@@ -109,5 +115,5 @@ export class ReadBatchPool {
 const QUIT: ClientFrame = Object.freeze({ type: "quit" });
 
 function emptyBatch(session: Session): ReadBatch {
-  return { session, frames: [], frameCount: 0, ranges: [], rangeCount: 0 };
+  return { session, frames: [], frameCount: 0, ranges: [], rangeCount: 0, readAt: 0 };
 }

@@ -65,6 +65,7 @@ import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
 import { createRecordWriter, type RecordFormat, type RecordWriter } from "./record_format.ts";
 import type { Session } from "./session.ts";
 import type { RelayPeers } from "./threads/shard_link.ts";
+import { type HistogramSnapshot, WaitHistogram } from "./wait_histogram.ts";
 
 const log = getLogger(["parrot", "server"]);
 const STDOUT_BATCH_BYTES = 1024 * 1024;
@@ -158,6 +159,10 @@ export interface ServerStats {
   bytes: number;
   /** Messages relayed to subscribers since start (one per subscriber). */
   relayed: number;
+  /** Messages whose records are written to stdout (or taken, when records go nowhere). */
+  written: number;
+  /** Bytes written to stdout (records, not payloads only). */
+  outputBytes: number;
   /** Read batches waiting in the channel. */
   queueDepth: number;
   /** Connections refused by the client limit. */
@@ -178,6 +183,17 @@ export interface ServerStats {
   idleTimeouts: number;
   /** Clients closed for a protocol error. */
   protocolErrors: number;
+  /**
+   * `protocolErrors` by reason, the text after `ERR` (`"frame too large"`, ...): only
+   * the reasons that occurred. (Empty from a server on several threads.)
+   */
+  protocolErrorsByReason: Readonly<Record<string, number>>;
+  /**
+   * How long messages waited between the read that brought them and the end of the
+   * stdout write that holds them, in seconds (or until they were taken, when records
+   * go nowhere). Empty from a server on several threads.
+   */
+  outputWait: HistogramSnapshot;
   /** Messages received but not written to the output, which failed (0 while it works). */
   unwrittenMessages: number;
 }
@@ -286,6 +302,7 @@ export function startParrotServerWith(
   const counters: ConnectionCounters & DrainCounters & { rejected: number } = {
     messages: 0,
     written: 0,
+    outputBytes: 0,
     bytes: 0,
     relayed: 0,
     rejected: 0,
@@ -293,10 +310,12 @@ export function startParrotServerWith(
     readTimeouts: 0,
     idleTimeouts: 0,
     protocolErrors: 0,
+    protocolErrorsByReason: {},
     authFailures: 0,
     tlsFailures: 0,
     ratePauses: 0,
   };
+  const outputWait = new WaitHistogram();
   const maxOutboundBytes = options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES;
   const writeTimeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
   const hub = new Hub({
@@ -391,8 +410,16 @@ export function startParrotServerWith(
   let outputFailure: { error: unknown } | undefined;
   // stdout is written behind the drain: relays and the next messages need not wait for
   // a file write. PONG and QUIT wait for the bytes before them (afterWritten).
-  const stdout = output
-    ? new PipelinedWriter(output, {
+  // Counted per write (a batch of records), not per message.
+  const countedOutput: ByteWriter | null = output && {
+    write: (p) =>
+      output.write(p).then((n) => {
+        counters.outputBytes += n;
+        return n;
+      }),
+  };
+  const stdout = countedOutput
+    ? new PipelinedWriter(countedOutput, {
       initialBytes: STDOUT_BATCH_BYTES,
       onError: (error) => {
         // The PONG promise cannot be kept any more: stop, and say so to everyone.
@@ -422,6 +449,7 @@ export function startParrotServerWith(
     onMessage: options.onMessage,
     readBuffers,
     readBatches,
+    outputWait,
   });
   // One sweep enforces the read and idle deadlines of every client and cuts off
   // subscribers whose socket stopped taking bytes, a few times per shortest deadline.
@@ -457,6 +485,8 @@ export function startParrotServerWith(
     messages: counters.messages,
     bytes: counters.bytes,
     relayed: counters.relayed,
+    written: counters.written,
+    outputBytes: counters.outputBytes,
     rejected: counters.rejected,
     authFailures: counters.authFailures,
     tlsFailures: counters.tlsFailures,
@@ -464,6 +494,8 @@ export function startParrotServerWith(
     readTimeouts: counters.readTimeouts,
     idleTimeouts: counters.idleTimeouts,
     protocolErrors: counters.protocolErrors,
+    protocolErrorsByReason: { ...counters.protocolErrorsByReason },
+    outputWait: outputWait.snapshot(),
     unwrittenMessages: stdout?.broken ? counters.messages - counters.written : 0,
     clients: hub.size,
     queueDepth: channel.size,
@@ -489,6 +521,8 @@ export function startParrotServerWith(
 }
 
 const TOO_MANY_CLIENTS = encodeErr(REASON.tooManyClients);
+/** {@linkcode ReadTimes} kept for reuse: stdout has two batches in flight at most. */
+const SPARE_READ_TIMES = 4;
 /** How long a refused connection may take to close its side after our ERR line. */
 const REJECT_LINGER_MS = 1_000;
 
@@ -502,6 +536,8 @@ interface DrainCounters {
   relayed: number;
   /** Messages whose records are known to be written to stdout (or to go nowhere). */
   written: number;
+  /** Bytes written to stdout. */
+  outputBytes: number;
 }
 
 /** What the main task works with; see {@linkcode drain}. */
@@ -524,12 +560,36 @@ interface DrainContext {
   readBuffers: BufferPool;
   /** Where read batches go back. */
   readBatches: ReadBatchPool;
+  /** Where the wait of each read batch's messages goes once they are written. */
+  outputWait: WaitHistogram;
+}
+
+/**
+ * The read times and message counts of the read batches of one drain batch: their wait
+ * is known once stdout has written them. Reused (a few are in flight at most), so the
+ * drain allocates nothing for the histogram.
+ */
+class ReadTimes {
+  readonly at = new Float64Array(MAX_DRAIN_BATCH);
+  readonly messages = new Float64Array(MAX_DRAIN_BATCH);
+  length = 0;
+
+  /** Observes each batch's wait until now, weighted by its messages, and empties. */
+  record(histogram: WaitHistogram): void {
+    const now = performance.now();
+    for (let i = 0; i < this.length; i++) {
+      histogram.observe((now - this.at[i]) / 1000, this.messages[i]);
+    }
+    this.length = 0;
+  }
 }
 
 /** The main task: drains the channel until it is closed and empty, then flushes stdout. */
 async function drain(context: DrainContext): Promise<void> {
   const { channel, hub, counters, stdout, records, batchBudget, broadcast, onMessage } = context;
-  const { readBuffers, readBatches } = context;
+  const { readBuffers, readBatches, outputWait } = context;
+  const spareReadTimes: ReadTimes[] = [];
+  let readTimes = new ReadTimes();
   const pongs: Session[] = [];
   const quits: Session[] = [];
   const consumed: Uint8Array[] = [];
@@ -546,6 +606,7 @@ async function drain(context: DrainContext): Promise<void> {
 
   function take(batch: ReadBatch): void {
     const session = batch.session;
+    const messagesBefore = counters.messages;
     if (batch.buffer) consumed.push(batch.buffer);
     const { frames, frameCount, ranges, chunk } = batch;
     let range = 0;
@@ -579,6 +640,11 @@ async function drain(context: DrainContext): Promise<void> {
         case "auth": // Already admitted (or no token required): nothing to do.
           break;
       }
+    }
+    const messages = counters.messages - messagesBefore;
+    if (messages > 0 && batch.readAt > 0) {
+      readTimes.at[readTimes.length] = batch.readAt;
+      readTimes.messages[readTimes.length++] = messages;
     }
     readBatches.give(batch);
   }
@@ -616,7 +682,16 @@ async function drain(context: DrainContext): Promise<void> {
         stdout.afterWritten((written) => written && session.finish());
       }
       const upTo = counters.messages;
-      stdout.afterWritten((written) => written && (counters.written = upTo));
+      const waited = readTimes;
+      readTimes = spareReadTimes.pop() ?? new ReadTimes();
+      stdout.afterWritten((written) => {
+        if (written) {
+          counters.written = upTo;
+          waited.record(outputWait);
+        }
+        waited.length = 0;
+        if (spareReadTimes.length < SPARE_READ_TIMES) spareReadTimes.push(waited);
+      });
       stdout.commit();
       // Ahead of the writer by a whole batch: wait for it, so memory stays bounded.
       await stdout.room(batchBudget);
@@ -624,6 +699,7 @@ async function drain(context: DrainContext): Promise<void> {
       for (const session of pongs) session.send(PONG_LINE);
       for (const session of quits) session.finish();
       counters.written = counters.messages;
+      readTimes.record(outputWait);
       // No stdout write to wait for: still let the subscribers' writes run between batches.
       if (channel.size > 0) await delay(0);
     }

@@ -192,6 +192,7 @@ Deno.test("startParrotServer() closes a client on a protocol error with ERR and 
     await bad.write("MSG abc\n");
     assert.equal(await bad.rest(), "ERR malformed frame\n");
     assert.equal(server.stats().protocolErrors, 1);
+    assert.deepEqual(server.stats().protocolErrorsByReason, { "malformed frame": 1 });
     ann.send("still here");
     await ann.ping();
     assert.deepEqual(seen, ["ann: still here"]);
@@ -696,5 +697,38 @@ Deno.test("startParrotServer() writes JSON records, or text with controls escape
     await ann.until("PONG\n");
     await closeAll(server, ann);
     assert.match(output.text(), expected);
+  }
+});
+
+Deno.test("startParrotServer() counts the messages and bytes written to stdout, and their waits", async () => {
+  const output = new RecordingWriter();
+  const server = start({ output });
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  try {
+    for (let i = 0; i < 25; i++) ann.send(`m${i}`);
+    await ann.ping(); // PONG: stdout has them, and the histogram with them
+    const stats = server.stats();
+    assert.equal(stats.written, 25);
+    assert.equal(stats.outputBytes, output.bytes().length, "every byte written to stdout");
+    const wait = stats.outputWait;
+    assert.equal(wait.count, 25);
+    assert.equal(wait.cumulative.at(-1)! <= wait.count, true);
+    assert.ok(wait.sum > 0, "a wait is never exactly zero");
+    assert.ok(wait.sum / wait.count < 10, "seconds, not milliseconds");
+  } finally {
+    await closeAll(server, ann);
+  }
+});
+
+Deno.test("startParrotServer() without output counts the wait until the messages are taken", async () => {
+  const server = start();
+  const ann = await ParrotClient.connect({ port: server.addr.port, name: "ann" });
+  try {
+    ann.send("one");
+    ann.send("two");
+    await ann.ping();
+    assert.equal(server.stats().outputWait.count, 2);
+  } finally {
+    await closeAll(server, ann);
   }
 });

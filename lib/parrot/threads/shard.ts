@@ -66,13 +66,20 @@ export type ShardReport =
 /** What this thread tells a shard. */
 export type ShardCommand = { type: "shutdown" } | { type: "trim" } | { type: "publish" };
 
+/** The counters of {@linkcode ServerStats} that are plain numbers. */
+export type NumericStatKey = {
+  [K in keyof ServerStats]: ServerStats[K] extends number ? K : never;
+}[keyof ServerStats];
+
 /** The counters each shard copies to shared memory, in this order. */
-export const STAT_KEYS: readonly (keyof ServerStats)[] = [
+export const STAT_KEYS: readonly NumericStatKey[] = [
   "clients",
   "connections",
   "messages",
   "bytes",
   "relayed",
+  "written",
+  "outputBytes",
   "queueDepth",
   "rejected",
   "slowConsumers",

@@ -29,6 +29,7 @@ import { SharedConnectionSlots } from "../../net/connection_slots.ts";
 import { settlesWithin } from "../../net/delay.ts";
 import { DEFAULT_HOST, DEFAULT_MAX_CLIENTS } from "../../defaults.ts";
 import type { ParrotServer, ServerStats } from "../server.ts";
+import { emptyHistogram } from "../wait_histogram.ts";
 import { shardPorts } from "./shard_link.ts";
 import {
   serveShard,
@@ -221,7 +222,8 @@ function shardInThisThread(): ShardHandle {
 }
 
 function sumStats(counters: Float64Array, shards: number): ServerStats {
-  const stats = {} as Record<keyof ServerStats, number>;
+  // The shards share numbers only: no counts by reason, no histogram.
+  const stats = { protocolErrorsByReason: {}, outputWait: emptyHistogram() } as ServerStats;
   STAT_KEYS.forEach((key, field) => {
     let total = 0;
     for (let shard = 0; shard < shards; shard++) {
