@@ -604,6 +604,9 @@ export function startParrotServerWith(
         `Cannot use subscribe=${JSON.stringify(subscribeParam.slice(0, 20))}: it is 0 or 1`,
       );
     }
+    // Read before the upgrade: Deno's request and its info are gone once it is upgraded.
+    const { hostname, port } = info.remoteAddr;
+    const authenticated = upgrade.authenticated === true || bearerMatches(request, token);
     let upgraded: { socket: WebSocket; response: Response };
     try {
       upgraded = Deno.upgradeWebSocket(request);
@@ -614,7 +617,6 @@ export function startParrotServerWith(
       );
     }
     const { socket, response } = upgraded;
-    const { hostname, port } = info.remoteAddr;
     if (!slots.tryTake()) {
       counters.rejected++;
       socket.addEventListener(
@@ -628,7 +630,7 @@ export function startParrotServerWith(
       address: `${hostname}:${port}`,
       name,
       subscribe: subscribeParam !== "0",
-      authenticated: upgrade.authenticated || bearerMatches(request, token),
+      authenticated,
     }, webSocketContext);
     webSockets.add(connection);
     connection.done.then(() => {

@@ -395,6 +395,12 @@ export class WebSocketConnection {
     socket.addEventListener("message", (event) => this.#onMessage(event));
     socket.addEventListener("error", (event) => this.#onError(event));
     socket.addEventListener("close", () => this.#onClose());
+    // Closed by the server (an error, a slow consumer, a quit answered): the client has
+    // left, even if its socket never completes the close handshake (a tab that stopped
+    // reading cannot take the close frame).
+    this.session.done.then(() => {
+      if (!this.#pumping) this.#end();
+    });
     if (context.shutdownSignal.aborted) this.shuttingDown();
   }
 
