@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { RecordingWriter, TextConn, waitFor } from "../testing.ts";
+import { RecordingWriter, runDeno, TextConn, waitFor } from "../testing.ts";
 import { type ParrotServer, type ParrotServerOptions, startParrotServer } from "./server.ts";
 import { closeCodeFor, WebSocketTransport } from "./websocket_session.ts";
 
@@ -475,4 +475,96 @@ Deno.test("WebSocketTransport turns PING, PONG, QUIT and ERR lines into controls
   transport.write(encoder.encode("QUIT\n"));
   assert.deepEqual(closes[1], [1001, "server shutting down"]);
   assert.equal(closeCodeFor("output failed"), 1011);
+});
+
+Deno.test("WebSocketTransport.writeStartedAt counts from when its buffer stopped shrinking; the hub cuts it off", async () => {
+  const { Hub } = await import("./hub.ts");
+  const { Session } = await import("./session.ts");
+  const socket = {
+    readyState: 1,
+    bufferedAmount: 0,
+    send: (data: string | Uint8Array) => void (socket.bufferedAmount += data.length),
+    close: () => void (socket.readyState = 3),
+  };
+  const transport = new WebSocketTransport(socket);
+  assert.equal(transport.writeStartedAt, 0);
+  const cutOff: string[] = [];
+  const hub = new Hub({
+    onSlowConsumer: ({ session, cause }) => cutOff.push(`${session.name} ${cause}`),
+  });
+  const tab = new Session(transport, 1, "tab");
+  const bob = new Session({ write: (p) => Promise.resolve(p.length), close() {} }, 2, "bob");
+  hub.add(tab);
+  hub.add(bob);
+  hub.relay(bob, encoder.encode("hi"));
+  const stalledSince = transport.writeStartedAt;
+  assert.ok(stalledSince > 0);
+  assert.equal(tab.messagesOut, 1);
+  // No progress: the stall keeps its start, and a sweep after the write timeout cuts it off.
+  assert.equal(transport.writeStartedAt, stalledSince);
+  assert.equal(hub.cutOffStalled(stalledSince), 0);
+  assert.equal(hub.cutOffStalled(stalledSince + 1), 1);
+  assert.deepEqual(cutOff, ["tab write timeout"]);
+  await tab.done;
+  assert.equal(socket.readyState, 3);
+});
+
+Deno.test("upgradeWebSocket() pings a silent client, then closes it with 1008 idle timeout", async () => {
+  const setup = new Setup({ idleTimeoutMs: 100 });
+  try {
+    const quiet = await setup.ws("?name=quiet");
+    assert.deepEqual(await quiet.closed, { code: 1008, reason: "idle timeout" });
+    assert.deepEqual(quiet.controls(), [{ type: "ping" }]);
+    assert.equal(setup.server.stats().idleTimeouts, 1);
+  } finally {
+    await setup.close();
+  }
+});
+
+Deno.test("upgradeWebSocket() answers a quit once what came before is out, closing with 1000 bye", async () => {
+  const setup = new Setup();
+  const bob = await setup.tcp("bob");
+  try {
+    const ann = await setup.ws("?name=ann");
+    ann.send({ type: "msg", text: "one" });
+    ann.send({ type: "quit" });
+    assert.deepEqual(await ann.closed, { code: 1000, reason: "bye" });
+    assert.equal(setup.output.text(), "ann: one\n");
+    await waitFor(() => setup.server.clients().length === 1, "ann to leave");
+  } finally {
+    bob.close();
+    await setup.close();
+  }
+});
+
+Deno.test("upgradeWebSocket() closes with 1011 output failed when stdout fails", async () => {
+  const failing = { write: () => Promise.reject(new Error("Broken pipe")) };
+  const setup = new Setup({ output: failing });
+  try {
+    const ann = await setup.ws("?name=ann");
+    ann.send({ type: "msg", text: "lost" });
+    assert.deepEqual(await ann.closed, { code: 1011, reason: "output failed" });
+  } finally {
+    await setup.close().catch(() => {});
+  }
+});
+
+Deno.test("upgradeWebSocket() on a sharded server answers 501, and clients() lists none", async () => {
+  // Shards need --unstable-net, which the tests do not run with: a process of its own.
+  const script = `
+    import { startShardedServer } from "./lib/parrot/threads/sharded_server.ts";
+    const server = await startShardedServer({ shards: 2, port: 0, stdout: false });
+    const response = server.upgradeWebSocket(
+      new Request("http://x/ws", { headers: { upgrade: "websocket" } }),
+      { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 } },
+    );
+    console.log(response.status, JSON.stringify(server.clients()), await response.text());
+    await server.shutdown();
+  `;
+  const { code, stdout, stderr } = await runDeno(["eval", "--unstable-net", script]);
+  assert.equal(code, 0, stderr);
+  assert.equal(
+    stdout,
+    "501 [] Cannot accept a WebSocket client: WebSocket clients need --threads 1\n\n",
+  );
 });
