@@ -461,7 +461,8 @@ export class WebSocketConnection {
     }
     if (frame.type === "auth") return; // Admitted already: nothing to do, as on TCP.
     session.heardFrom(Date.now(), 0);
-    const bytes = frame.type === "msg" ? frame.payload.length : 0;
+    // A control counts too: a flood of pings must not queue without bound.
+    const bytes = PENDING_OVERHEAD_BYTES + (frame.type === "msg" ? frame.payload.length : 0);
     if (this.#queuedBytes + bytes > this.#context.maxInboundBytes && this.#queue.length > 0) {
       this.#context.counters.protocolErrors++;
       log.info("Closing {name}: more than {max} bytes of its messages wait to be taken", {
@@ -653,6 +654,8 @@ export class WebSocketConnection {
 }
 
 const QUIT: ClientFrame = Object.freeze({ type: "quit" });
+/** What one waiting message or control counts for besides its payload. */
+const PENDING_OVERHEAD_BYTES = 64;
 /** Room for the JSON around a message's text in a control. */
 const CONTROL_OVERHEAD = 1024;
 const NOT_A_CONTROL = 'malformed frame: a text message is a JSON object with a "type"';
