@@ -361,7 +361,6 @@ interface Pending {
 export class WebSocketConnection {
   /** The client as the hub sees it. */
   readonly session: Session;
-  readonly #socket: WebSocket;
   readonly #transport: WebSocketTransport;
   readonly #context: WebSocketContext;
   readonly #subscribe: boolean;
@@ -378,7 +377,6 @@ export class WebSocketConnection {
 
   /** Starts serving `socket` (from `Deno.upgradeWebSocket`, not yet open). */
   constructor(socket: WebSocket, client: WebSocketClientOptions, context: WebSocketContext) {
-    this.#socket = socket;
     this.#context = context;
     this.#transport = new WebSocketTransport(socket);
     this.session = new Session(this.#transport, client.id, client.address);
