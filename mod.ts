@@ -6,7 +6,8 @@
  * A `PING` answered with `PONG` means every message sent before it is on stdout.
  *
  * - The server: {@linkcode startParrotServer} with its {@linkcode ParrotServerOptions};
- *   its {@linkcode ServerStats}.
+ *   its {@linkcode ServerStats}; its connected clients, {@linkcode ClientInfo}; WebSocket
+ *   clients through `ParrotServer.upgradeWebSocket` ({@linkcode WebSocketUpgradeOptions}).
  * - A client: {@linkcode ParrotClient}; one that reconnects with backoff and keeps unsent
  *   messages: {@linkcode ReconnectingClient}.
  * - The protocol's public rules: {@linkcode REASON} (what follows `ERR`),
@@ -38,11 +39,13 @@
  */
 
 export {
+  type ClientInfo,
   OutputError,
   type ParrotServer,
   type ParrotServerOptions,
   type ServerStats,
   startParrotServer,
+  type WebSocketUpgradeOptions,
 } from "./lib/parrot/server.ts";
 export { RECORD_FORMATS, type RecordFormat } from "./lib/parrot/record_format.ts";
 export type { HistogramSnapshot } from "./lib/parrot/wait_histogram.ts";

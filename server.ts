@@ -92,10 +92,16 @@ async function main(): Promise<number> {
         port: httpPort,
         health: () => health.check(),
         metrics: () =>
-          renderMetrics({ stats: () => server.stats(), defaultTransport: tls ? "tls" : "tcp" }),
+          renderMetrics({
+            stats: () => server.stats(),
+            clients: () => server.clients(),
+            defaultTransport: tls ? "tls" : "tcp",
+          }),
         token: options.token,
         allowOrigins,
         allowHosts,
+        webSocket: (request, info) =>
+          server.upgradeWebSocket(request, info, { authenticated: info.authenticated }),
       });
     } catch (error) {
       // The TCP side is up already: stop it before saying why we cannot go on.

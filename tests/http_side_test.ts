@@ -196,3 +196,45 @@ Deno.test("server --http on a non-loopback address without a token warns, and wi
     assert.equal(warned, !("PARROT_TOKEN" in env), server.stderr.text());
   }
 });
+
+/** The next message of `socket`, as text (binary frames are not expected here). */
+function nextMessage(socket: WebSocket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    socket.addEventListener("message", (event) => resolve(String(event.data)), { once: true });
+    socket.addEventListener("close", () => reject(new Error("The socket closed")), { once: true });
+  });
+}
+
+Deno.test("server --http puts a WebSocket client on /ws in the TCP clients' conversation", async () => {
+  const { server, base } = await startWithHttp();
+  const tcp = await RawClient.connect(server.port);
+  const socket = new WebSocket(`${base.replace("http", "ws")}/ws?name=web`);
+  try {
+    await new Promise((resolve) => socket.addEventListener("open", resolve, { once: true }));
+    await tcp.write("HELLO ann\n");
+    await tcp.ping(); // ann is admitted and subscribed before the web user speaks
+    // The WebSocket client's PONG says it is admitted too.
+    const pong = nextMessage(socket);
+    socket.send(JSON.stringify({ type: "ping" }));
+    assert.deepEqual(JSON.parse(await pong), { type: "pong" });
+
+    socket.send(JSON.stringify({ type: "msg", text: "hello from the page" }));
+    await tcp.received.waitForText("MSG web 19\nhello from the page\n");
+    await server.stdout.waitForText("web: hello from the page\n");
+
+    const relayed = nextMessage(socket);
+    await tcp.write("hi web\n");
+    assert.deepEqual(JSON.parse(await relayed), { type: "msg", from: "ann", text: "hi web" });
+
+    const metrics = (await get(`${base}/metrics`)).body;
+    assert.equal(sample(metrics, 'parrot_clients{transport="websocket"}'), 1);
+    assert.equal(sample(metrics, 'parrot_clients{transport="tcp"}'), 1);
+  } finally {
+    const closed = new Promise((resolve) => socket.addEventListener("close", resolve));
+    server.kill("SIGTERM");
+    const close = (await closed) as CloseEvent;
+    assert.equal(close.code, 1001, "the server's close on shutdown");
+    await tcp.close();
+  }
+  assert.equal((await server.status).code, 0);
+});

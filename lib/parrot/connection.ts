@@ -65,6 +65,11 @@ export interface ConnectionContext {
   rateLimit?: { ratePerSecond: number; burst: number };
   /** Counters the connection tasks update. */
   counters: ConnectionCounters;
+  /**
+   * Gives each client its id, unique among every transport's clients. Default: the
+   * connection's id from `serveTcp`.
+   */
+  nextClientId?: () => number;
 }
 
 /** What the connection tasks count. */
@@ -231,7 +236,11 @@ class ConnectionTask {
     this.#decoders = decoders;
     this.#buffer = context.readBuffers.take(MIN_READ_BUFFER_BYTES);
     this.#shutdown = info.shutdownSignal;
-    this.#session = new Session(conn, info.id, `${hostname}:${port}`);
+    this.#session = new Session(
+      conn,
+      context.nextClientId?.() ?? info.id,
+      `${hostname}:${port}`,
+    );
   }
 
   /** Admits the connection and arms its first read; settles once the connection is done. */

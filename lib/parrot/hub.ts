@@ -13,6 +13,10 @@
  * and is closed, so it never slows anyone else down; the hub counts it and the
  * messages it will not receive, and tells `onSlowConsumer`.
  *
+ * The hub does not know transports: a session of any kind takes the same encoded chunks
+ * through its `Outbound` (`session.ts`), which a TCP session writes as they are and a
+ * WebSocket session turns into one WebSocket message per relayed message.
+ *
  * @module
  */
 
@@ -293,6 +297,7 @@ export class Hub {
       return 0;
     }
     for (const chunk of chunks) subscriber.send(chunk, hold());
+    subscriber.messagesOut += messages;
     if (subscriber.outbound.buffered > this.#maxOutboundBytes / 2) this.#behind.add(subscriber);
     return messages;
   }

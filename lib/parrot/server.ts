@@ -19,6 +19,10 @@
  * `admission.ts`). A sweep a few times per write timeout cuts off subscribers whose
  * socket has stopped taking bytes.
  *
+ * WebSocket clients (`upgradeWebSocket`, served by `websocket_session.ts`) are sessions
+ * of the same hub: their messages go through the same channel, they count against the
+ * same client limit, and shutdown closes them (1001) after what was sent before.
+ *
  * Shutdown: the toolkit stops accepting and each connection is told `QUIT`; when every
  * connection task has finished (or the grace period closed it) the channel closes,
  * the main task drains what is left and flushes stdout, and `finished` settles.
@@ -58,7 +62,8 @@ import {
   type ConnectionCounters,
   createConnectionHandler,
 } from "./connection.ts";
-import { REASON } from "./frame.ts";
+import { constantTimeEqual } from "./admission.ts";
+import { isValidName, REASON } from "./frame.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
 import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
@@ -66,6 +71,7 @@ import { createRecordWriter, type RecordFormat, type RecordWriter } from "./reco
 import type { Session } from "./session.ts";
 import type { RelayPeers } from "./threads/shard_link.ts";
 import { type HistogramSnapshot, WaitHistogram } from "./wait_histogram.ts";
+import { CLOSE, WebSocketConnection, type WebSocketContext } from "./websocket_session.ts";
 
 const log = getLogger(["parrot", "server"]);
 const STDOUT_BATCH_BYTES = 1024 * 1024;
@@ -231,6 +237,52 @@ export class OutputError extends Error {
   }
 }
 
+/**
+ * One connected client, as {@linkcode ParrotServer.clients} lists it.
+ *
+ * @example List the clients of a server
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ClientInfo, startParrotServer } from "./server.ts";
+ *
+ * const server = startParrotServer({ port: 0, output: null });
+ * const conn = await Deno.connect({ port: server.addr.port });
+ * await conn.write(new TextEncoder().encode("HELLO ann\nPING\n"));
+ * await conn.read(new Uint8Array(16)); // PONG
+ * const [ann]: ClientInfo[] = server.clients();
+ * assert.equal(ann.name, "ann");
+ * assert.equal(ann.transport, "tcp");
+ * conn.close();
+ * await server.shutdown();
+ * ```
+ */
+export interface ClientInfo {
+  /** A number unique among the server's clients of every transport. */
+  id: number;
+  /** Its name (`HELLO`), or its address before it gave one. */
+  name: string;
+  /** How it is connected. */
+  transport: "tcp" | "tls" | "websocket";
+  /** Its address, `ip:port`. */
+  address: string;
+  /** Messages the server took from it. */
+  messagesIn: number;
+  /** Relayed messages queued for it (delivered unless it was cut off). */
+  messagesOut: number;
+  /** When it connected, in milliseconds since the epoch. */
+  connectedAt: number;
+}
+
+/** Options of {@linkcode ParrotServer.upgradeWebSocket}. */
+export interface WebSocketUpgradeOptions {
+  /**
+   * The caller (the HTTP side) has checked the server's token (a cookie, a Bearer
+   * header): the client need not send an `auth` control. Default false; a request
+   * with `Authorization: Bearer <token>` counts as checked too.
+   */
+  authenticated?: boolean;
+}
+
 /** A running parrot server. */
 export interface ParrotServer {
   /** The bound address, with the real port. */
@@ -255,6 +307,24 @@ export interface ParrotServer {
    * they are allocated again when traffic returns.
    */
   trimMemory(): void;
+  /**
+   * Makes a WebSocket client of an HTTP request (from `Deno.serve`), joining the same
+   * conversation as the TCP clients under the same limits; the protocol is in
+   * docs/PROTOCOL.md ("WebSocket"). The request's query may name the client
+   * (`?name=ann`) and say `subscribe=0`. Answers 400 for a request that is not a
+   * WebSocket upgrade or has a bad query, 503 once the shutdown has begun, and 501 on a
+   * server with several threads (WebSocket clients need one).
+   */
+  upgradeWebSocket(
+    request: Request,
+    info: { remoteAddr: Deno.NetAddr },
+    options?: WebSocketUpgradeOptions,
+  ): Response;
+  /**
+   * The connected clients of every transport (admitted ones). A server with several
+   * threads lists none: its clients live in the shards' Workers.
+   */
+  clients(): ClientInfo[];
 }
 
 /**
@@ -342,21 +412,43 @@ export function startParrotServerWith(
     slotBytes: MIN_READ_BUFFER_BYTES,
   });
   const admitting = new Set<Session>();
+  let lastClientId = 0;
+  const nextClientId = () => ++lastClientId;
+  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  const token = options.token ? new TextEncoder().encode(options.token) : undefined;
+  const authTimeoutMs = options.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS;
+  const rateLimit = rate &&
+    { ratePerSecond: rate.ratePerSecond, burst: rate.burst ?? rate.ratePerSecond };
+  // One client limit for every transport: TCP connections and WebSockets take a slot.
+  const slots = shard.connectionSlots ?? countedSlots(options.maxClients ?? DEFAULT_MAX_CLIENTS);
+  const stopping = new AbortController();
+  const webSockets = new Set<WebSocketConnection>();
   const handler = createConnectionHandler({
     hub,
     channel,
     readBuffers,
     readBatches,
     admitting,
-    maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-    admission: {
-      token: options.token ? new TextEncoder().encode(options.token) : undefined,
-      authTimeoutMs: options.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS,
-    },
-    rateLimit: rate &&
-      { ratePerSecond: rate.ratePerSecond, burst: rate.burst ?? rate.ratePerSecond },
+    maxFrameBytes,
+    admission: { token, authTimeoutMs },
+    rateLimit,
     counters,
+    nextClientId,
   });
+  const webSocketContext: WebSocketContext = {
+    hub,
+    channel,
+    readBatches,
+    maxFrameBytes,
+    // As much unread input as a client may have queued the other way.
+    maxInboundBytes: Math.max(maxOutboundBytes, maxFrameBytes),
+    token,
+    authTimeoutMs,
+    rateLimit,
+    admitting,
+    counters,
+    shutdownSignal: stopping.signal,
+  };
   let warnedAboutFiles = false;
   const claimWarning = shard.claimWarning ?? (() => {
     const first = !warnedAboutFiles;
@@ -371,12 +463,16 @@ export function startParrotServerWith(
     tls: options.tls && !options.listener
       ? { ...options.tls, handshakeByHandler: true }
       : undefined,
-    maxConnections: shard.connectionSlots ? Infinity : options.maxClients ?? DEFAULT_MAX_CLIENTS,
-    connectionSlots: shard.connectionSlots,
+    maxConnections: Infinity,
+    connectionSlots: slots,
     backlog: options.backlog,
     // Each connection's task ends by closing its session (connection.ts).
     handlerCloses: true,
-    onShutdown: () => closeForShutdown({ hub, admitting }),
+    onShutdown: () => {
+      stopping.abort();
+      for (const webSocket of webSockets) webSocket.shuttingDown();
+      closeForShutdown({ hub, admitting });
+    },
     gracePeriodMs: options.graceMs ?? DEFAULT_GRACE_MS,
     signal: options.signal,
     onReject: async (conn) => {
@@ -464,6 +560,13 @@ export function startParrotServerWith(
   }, sweepInterval(deadlines.readTimeoutMs, deadlines.idleTimeoutMs, writeTimeoutMs));
   const finished = (async () => {
     await tcp.finished;
+    // WebSocket clients were told QUIT with the TCP ones; whoever is left after the
+    // grace period is closed.
+    const webSocketsDone = () => Promise.all([...webSockets].map((webSocket) => webSocket.done));
+    if (!await settlesWithin(webSocketsDone(), options.graceMs ?? DEFAULT_GRACE_MS)) {
+      for (const webSocket of webSockets) webSocket.end();
+    }
+    await webSocketsDone();
     clearInterval(sweep);
     channel.close();
     await draining;
@@ -502,10 +605,88 @@ export function startParrotServerWith(
     slowConsumers: hub.slowConsumers,
     slowConsumerDrops: hub.slowConsumerDrops,
   });
+  function upgradeWebSocket(
+    request: Request,
+    info: { remoteAddr: Deno.NetAddr },
+    upgrade: WebSocketUpgradeOptions = {},
+  ): Response {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return plainText(
+        400,
+        "Cannot serve this request: it is not a WebSocket upgrade (no Upgrade: websocket header)",
+      );
+    }
+    if (stopping.signal.aborted) {
+      return plainText(503, "Cannot accept a WebSocket client: the server is shutting down");
+    }
+    const query = new URL(request.url).searchParams;
+    const name = query.get("name") ?? undefined;
+    if (name !== undefined && !isValidName(name)) {
+      return plainText(
+        400,
+        `Cannot use the name ${
+          JSON.stringify(name.slice(0, 80))
+        }: a name is 1 to 64 visible ASCII characters without spaces`,
+      );
+    }
+    const subscribeParam = query.get("subscribe");
+    if (subscribeParam !== null && subscribeParam !== "0" && subscribeParam !== "1") {
+      return plainText(
+        400,
+        `Cannot use subscribe=${JSON.stringify(subscribeParam.slice(0, 20))}: it is 0 or 1`,
+      );
+    }
+    // Read before the upgrade: Deno's request and its info are gone once it is upgraded.
+    const { hostname, port } = info.remoteAddr;
+    const authenticated = upgrade.authenticated === true || bearerMatches(request, token);
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(request);
+    } catch (error) {
+      return plainText(
+        400,
+        `Cannot upgrade to a WebSocket: ${error instanceof Error ? error.message : error}`,
+      );
+    }
+    const { socket, response } = upgraded;
+    if (!slots.tryTake()) {
+      counters.rejected++;
+      socket.addEventListener(
+        "open",
+        () => socket.close(CLOSE.tryAgainLater, REASON.tooManyClients),
+      );
+      return response;
+    }
+    const connection = new WebSocketConnection(socket, {
+      id: nextClientId(),
+      address: `${hostname}:${port}`,
+      name,
+      subscribe: subscribeParam !== "0",
+      authenticated,
+    }, webSocketContext);
+    webSockets.add(connection);
+    connection.done.then(() => {
+      webSockets.delete(connection);
+      slots.give();
+    });
+    return response;
+  }
+
   return {
     addr: tcp.addr,
     finished,
     stats,
+    upgradeWebSocket,
+    clients: () =>
+      Array.from(hub.sessions(), (session) => ({
+        id: session.id,
+        name: session.name,
+        transport: session.transport,
+        address: session.address,
+        messagesIn: session.messagesIn,
+        messagesOut: session.messagesOut,
+        connectedAt: session.connectedAt,
+      })),
     freshStats: () => Promise.resolve(stats()),
     trimMemory() {
       readBuffers.clear();
@@ -523,6 +704,31 @@ export function startParrotServerWith(
 const TOO_MANY_CLIENTS = encodeErr(REASON.tooManyClients);
 /** {@linkcode ReadTimes} kept for reuse: stdout has two batches in flight at most. */
 const SPARE_READ_TIMES = 4;
+
+/** A plain-text HTTP answer: one line saying what failed and why. */
+function plainText(status: number, text: string): Response {
+  return new Response(`${text}\n`, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
+/** Whether `request` carries `Authorization: Bearer <token>` with the server's token. */
+function bearerMatches(request: Request, token: Uint8Array | undefined): boolean {
+  if (token === undefined) return false;
+  const header = request.headers.get("authorization");
+  if (header === null || !/^bearer /i.test(header)) return false;
+  return constantTimeEqual(new TextEncoder().encode(header.slice(7).trim()), token);
+}
+
+/** At most `limit` clients at once, in this thread. */
+function countedSlots(limit: number): ConnectionSlots {
+  let taken = 0;
+  return {
+    tryTake: () => taken < limit && ++taken > 0,
+    give: () => void taken--,
+  };
+}
 /** How long a refused connection may take to close its side after our ERR line. */
 const REJECT_LINGER_MS = 1_000;
 
@@ -598,6 +804,7 @@ async function drain(context: DrainContext): Promise<void> {
   function message(session: Session, bytes: Uint8Array, start: number, end: number): void {
     counters.messages++;
     counters.bytes += end - start;
+    session.messagesIn++;
     if (stdout) records.write(stdout, session, bytes, start, end);
     // A view only for whoever needs one.
     if (onMessage) onMessage(session.name, bytes.subarray(start, end));

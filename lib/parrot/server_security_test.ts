@@ -249,3 +249,30 @@ Deno.test("startParrotServer() cuts off a subscriber whose writes stall past wri
     await server.shutdown();
   }
 });
+
+Deno.test("clients() lists a TLS client with transport tls and its counters", async () => {
+  const cert = await generateTestCert();
+  const server = start({
+    tls: { cert: Deno.readTextFileSync(cert.certFile), key: Deno.readTextFileSync(cert.keyFile) },
+  });
+  const caCerts = [Deno.readTextFileSync(cert.certFile)];
+  const ann = new TextConn(
+    await Deno.connectTls({ hostname: "127.0.0.1", port: server.addr.port, caCerts }),
+  );
+  try {
+    const before = Date.now();
+    await ann.write("HELLO ann\nMSG 2\nhi\nPING\n");
+    await ann.until("PONG\n");
+    const [info] = server.clients();
+    assert.equal(info.name, "ann");
+    assert.equal(info.transport, "tls");
+    assert.equal(info.messagesIn, 1);
+    assert.equal(info.messagesOut, 0);
+    assert.match(info.address, /^127\.0\.0\.1:\d+$/);
+    assert.ok(info.connectedAt <= before);
+  } finally {
+    ann.close();
+    await server.shutdown();
+    await Deno.remove(cert.dir, { recursive: true });
+  }
+});

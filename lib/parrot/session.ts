@@ -2,9 +2,14 @@
  * One connected client as the rest of the server sees it: its name, whether it wants
  * relayed messages, its outbound queue, and the times its deadlines count from.
  *
- * Everything the server sends to a client goes through {@linkcode Session.send}, which
- * queues on a write coalescer (one write in flight per connection). Closing is owned
- * here too, so that an error line, a goodbye and a forced close each happen once.
+ * Everything the server sends to a client goes through {@linkcode Session.send}, as
+ * parrot/1 wire bytes (relayed `MSG` frames, `PING`, `PONG`, `QUIT`, `ERR`), onto the
+ * session's {@linkcode Outbound}: the one thing that differs between transports. A TCP
+ * or TLS client's is a write coalescer (one write in flight per connection) that writes
+ * the bytes as they are; a WebSocket client's (`websocket_session.ts`) turns each frame
+ * into one WebSocket message. The hub, the main task and the deadline sweep see only a
+ * `Session`, whatever the transport. Closing is owned here too, so that an error line,
+ * a goodbye and a forced close each happen once.
  *
  * The state others change is changed through methods, each with one caller: the
  * connection task notes when it heard from the client ({@linkcode Session.heardFrom})
@@ -23,6 +28,51 @@ import { encodeErr, PING_LINE } from "./frame_encoder.ts";
 
 const encoder = new TextEncoder();
 const CLOSED: Promise<void> = Promise.resolve();
+
+/** How a client is connected. */
+export type Transport = "tcp" | "tls" | "websocket";
+
+/**
+ * Where a session's bytes go: parrot/1 server frames, always whole ones, in order. The
+ * hub's slow-consumer rule reads {@linkcode Outbound.buffered} and
+ * {@linkcode Outbound.writeStartedAt}; `WriteCoalescer` is the TCP implementation.
+ */
+export interface Outbound {
+  /** Bytes queued or being written and not yet taken by the peer's transport. */
+  readonly buffered: number;
+  /** When the write now stalled began (ms since the epoch), or 0 when none is. */
+  readonly writeStartedAt: number;
+  /**
+   * Queues `bytes` (whole frames). `done`, if given, is called once when the bytes are
+   * no longer needed: written, copied or dropped.
+   */
+  write(bytes: Uint8Array, done?: ChunkDone): void;
+  /** Drops what is queued and not yet handed to the transport; returns how many chunks. */
+  discardQueued(): number;
+  /** Resolves once everything queued so far has been handed to the peer. */
+  flush(): Promise<void>;
+}
+
+/**
+ * A transport that brings its own {@linkcode Outbound} (a WebSocket), as opposed to a
+ * byte connection (`Deno.Conn`) that a session wraps in a write coalescer.
+ */
+export interface SessionTransport {
+  /** What the transport is. */
+  readonly transport: Transport;
+  /** Where the session's bytes go. */
+  readonly outbound: Outbound;
+  /** Closes the connection at once. */
+  close(): void;
+}
+
+/** A byte connection: a `Deno.Conn` (or `Deno.TlsConn`), or a test's stand-in. */
+export interface ByteConnection {
+  /** Writes some of `p` and resolves with how many bytes were written. */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes the connection. */
+  close(): void;
+}
 
 /**
  * The server's view of one client connection.
@@ -52,7 +102,13 @@ export class Session {
   /** The name it had before any `HELLO`: its address, `ip:port`. */
   readonly address: string;
   /** The client's outbound queue. */
-  readonly outbound: WriteCoalescer;
+  readonly outbound: Outbound;
+  /** When the client connected (ms since the epoch). */
+  readonly connectedAt: number = Date.now();
+  /** Messages taken from this client by the main task. */
+  messagesIn = 0;
+  /** Relayed messages queued for this client (delivered unless it is cut off). */
+  messagesOut = 0;
   #subscribed = true;
   #lastHeardAt: number = Date.now();
   #frameStartedAt = 0;
@@ -61,22 +117,28 @@ export class Session {
   #name = "";
   #prefix: Uint8Array | undefined;
   #relayHeader: Uint8Array | undefined;
-  #conn: { close(): void };
+  #conn: ByteConnection | SessionTransport;
   #closed = false;
   #closing: Promise<void> | undefined;
   #done: PromiseWithResolvers<void> | undefined;
 
-  /** Wraps `conn`; the client is called `name` until it says `HELLO`. */
-  constructor(
-    conn: { write(p: Uint8Array): Promise<number>; close(): void },
-    id: number,
-    name: string,
-  ) {
+  /**
+   * Wraps `conn`: a byte connection gets a write coalescer, a {@linkcode SessionTransport}
+   * brings its own outbound. The client is called `name` until it says `HELLO`.
+   */
+  constructor(conn: ByteConnection | SessionTransport, id: number, name: string) {
     this.#conn = conn;
     this.id = id;
     this.address = name;
-    this.outbound = new WriteCoalescer(conn);
+    this.outbound = "outbound" in conn ? conn.outbound : new WriteCoalescer(conn);
     this.setName(name);
+  }
+
+  /** How the client is connected (derived, so that a session holds no field for it). */
+  get transport(): Transport {
+    const conn = this.#conn;
+    if ("transport" in conn) return conn.transport;
+    return "handshake" in conn ? "tls" : "tcp";
   }
 
   /** How logs name the client: `ann (127.0.0.1:5000)` after `HELLO ann`, else its address. */

@@ -184,6 +184,13 @@ export async function startShardedServer(options: ShardedServerOptions): Promise
     },
     shutdown: () => shutdown().then(() => finished.promise),
     trimMemory: () => tellAll({ type: "trim" }),
+    upgradeWebSocket: () =>
+      new Response("Cannot accept a WebSocket client: WebSocket clients need --threads 1\n", {
+        status: 501,
+        headers: { "content-type": "text/plain; charset=utf-8" },
+      }),
+    // The clients live in the shards' Workers; they are not listed (yet).
+    clients: () => [],
   };
 }
 
