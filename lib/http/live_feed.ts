@@ -228,9 +228,7 @@ export class LiveFeed {
   watch(signal?: AbortSignal): ReadableStream<Uint8Array> {
     if (!this.acceptsWatchers) {
       throw new RangeError(
-        this.#closed
-          ? "The live feed is closed"
-          : `Too many live feed watchers (${this.#maxWatchers})`,
+        this.#closed ? "it is closed" : `too many watchers (${this.#maxWatchers})`,
       );
     }
     let watcher: Watcher;

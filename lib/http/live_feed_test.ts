@@ -255,11 +255,11 @@ Deno.test("LiveFeed.watch() refuses a watcher beyond the most, and after close()
   assert.equal(feed.acceptsWatchers, false);
   assert.throws(() => feed.watch(), {
     name: "RangeError",
-    message: "Too many live feed watchers (1)",
+    message: "too many watchers (1)",
   });
   controller.abort();
   assert.equal(await only.next(), null);
-  assert.throws(() => feed.watch(), { name: "RangeError", message: "The live feed is closed" });
+  assert.throws(() => feed.watch(), { name: "RangeError", message: "it is closed" });
 });
 
 /** Closes the feed when the test's `using` scope ends. */
