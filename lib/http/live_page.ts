@@ -1,6 +1,7 @@
 /**
  * The live page's routes: `/` (the HTML), `/page.css`, `/page.js` (the browser script,
- * TypeScript with its types stripped) and `/live` (the feed, Server-Sent Events).
+ * TypeScript with its types stripped), `/favicon.svg` and `/live` (the feed, Server-Sent
+ * Events).
  *
  * It owns what the browser gets and the headers that keep it safe: a strict
  * Content-Security-Policy (everything from the page's own origin, no inline script, no
@@ -16,6 +17,7 @@ import { stripTypeScriptTypes } from "node:module";
 import type { LiveFeed } from "./live_feed.ts";
 import html from "./page/index.html" with { type: "text" };
 import css from "./page/page.css" with { type: "text" };
+import icon from "./page/favicon.svg" with { type: "text" };
 import script from "./page/page.ts" with { type: "text" };
 
 /** The page's Content-Security-Policy: its own origin only, no inline script or style. */
@@ -54,6 +56,7 @@ const ASSETS: Record<string, Asset> = {
   },
   "/page.css": { body: css, type: "text/css; charset=utf-8" },
   "/page.js": { body: javascript, type: "text/javascript; charset=utf-8" },
+  "/favicon.svg": { body: icon, type: "image/svg+xml" },
 };
 
 /** The path of the feed the page reads. */
@@ -102,7 +105,10 @@ export function createLivePage(
     const headers = { ...COMMON_HEADERS, "content-type": "text/event-stream" };
     if (request.method === "HEAD") return new Response(null, { headers });
     try {
-      return new Response(feed.watch(request.signal), { headers });
+      // The watcher ends when the browser goes away: Deno.serve cancels the body. Not
+      // request.signal: Deno.serve aborts it when a response completes, which a feed
+      // never does, and warns about that use.
+      return new Response(feed.watch(), { headers });
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       return new Response(`Cannot watch the live feed: ${error.message}\n`, {
