@@ -21,6 +21,8 @@ import { parseServerCommandLine, serverParseOptions, serverUsage } from "./lib/c
 import { resolveToken } from "./lib/cli/token.ts";
 import { ServerHealth } from "./lib/http/health.ts";
 import { type HttpSide, startHttpSide } from "./lib/http/http_side.ts";
+import { LiveFeed } from "./lib/http/live_feed.ts";
+import { createLivePage } from "./lib/http/live_page.ts";
 import { renderMetrics } from "./lib/http/metrics.ts";
 import { type ParrotServer, startParrotServer } from "./lib/parrot/server.ts";
 import { startShardedServer } from "./lib/parrot/threads/sharded_server.ts";
@@ -45,10 +47,23 @@ async function main(): Promise<number> {
 
   await setupLogging(logLevel, logFormat);
   const shutdown = new AbortController();
-  let server: ParrotServer;
+  // The live page's feed sees every message; only with the HTTP side (one thread).
+  let server: ParrotServer | undefined;
+  const feed = line.http
+    ? new LiveFeed({
+      // Read once a second while a page watches, which is after the server started.
+      clients: () => server?.clients() ?? [],
+      stats: () => server!.stats(),
+      signal: shutdown.signal,
+    })
+    : undefined;
   try {
     server = threads === 1
-      ? startParrotServer({ ...options, signal: shutdown.signal })
+      ? startParrotServer({
+        ...options,
+        signal: shutdown.signal,
+        onMessage: feed && ((from, payload) => feed.onMessage(from, payload)),
+      })
       : await startShardedServer({
         ...options,
         shards: threads,
@@ -100,6 +115,7 @@ async function main(): Promise<number> {
         token: options.token,
         allowOrigins,
         allowHosts,
+        page: feed && createLivePage(feed),
         webSocket: (request, info) =>
           server.upgradeWebSocket(request, info, { authenticated: info.authenticated }),
       });

@@ -101,3 +101,17 @@ export const DEFAULT_MAX_UNSENT = 1_000;
  * stream) before it gives up on them.
  */
 export const HTTP_SHUTDOWN_MS = 1_000;
+/** Messages per second the live page's feed shows at most; beyond it, it samples ("1 in N"). */
+export const DEFAULT_FEED_MESSAGES_PER_SECOND = 100;
+/** Milliseconds between two events of the live page's feed (rates are per second regardless). */
+export const DEFAULT_FEED_INTERVAL_MS = 1_000;
+/** Payload bytes of one message the live feed keeps for its preview. */
+export const FEED_PREVIEW_BYTES = 256;
+/** Clients listed in one live feed event; the event gives the count of all. */
+export const MAX_FEED_CLIENTS = 200;
+/** Pages watching the live feed at once; one more gets 503. */
+export const MAX_FEED_WATCHERS = 32;
+/** Events queued for one watcher; a watcher that has this many unread misses the next ones. */
+export const FEED_WATCHER_QUEUE_EVENTS = 4;
+/** Events a watcher may miss in a row (it does not read) before the feed closes its stream. */
+export const MAX_FEED_MISSED_EVENTS = 30;

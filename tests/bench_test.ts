@@ -26,6 +26,21 @@ Deno.test("bench fan-in: the server printed every message of every connection", 
   assert.ok(cpu && cpu.serverPercent >= 0 && cpu.generatorPercent >= 0);
 });
 
+Deno.test("bench fan-in with the page: both runs printed every message and the page got events", async () => {
+  const { metrics, figure } = await runTiny("fanin-page-64x64", {
+    connections: 4,
+    messages: 300,
+    size: 64,
+  });
+  assert.equal(metrics.sent, 2 * 1_200);
+  assert.equal(metrics.printed, 2 * 1_200);
+  assert.ok(Number(metrics.feedEvents) >= 1, `${metrics.feedEvents} feed events`);
+  assert.ok(
+    Number(metrics.messagesPerSecondWithout) > 0 && Number(metrics.messagesPerSecondWithPage) > 0,
+  );
+  assert.match(figure, /msgs\/s with the page, [\d,]+ without \(\d+%\)$/);
+});
+
 Deno.test("bench fan-out: every subscriber counted every relayed message", async () => {
   const { metrics } = await runTiny("fanout-1to100", {
     connections: 2,

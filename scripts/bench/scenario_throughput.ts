@@ -33,7 +33,7 @@ function names(prefix: string, count: number): string[] {
   return Array.from({ length: count }, (_, i) => `${prefix}${i}`);
 }
 
-function sendRole(prefix: string, sizes: Sizes, windowBytes = 0): SendRole {
+export function sendRole(prefix: string, sizes: Sizes, windowBytes = 0): SendRole {
   return {
     kind: "send",
     names: names(prefix, sizes.connections),
@@ -45,7 +45,7 @@ function sendRole(prefix: string, sizes: Sizes, windowBytes = 0): SendRole {
 }
 
 /** Checks that the server printed `messages` records of each sender `<prefix><n>`. */
-async function checkPrinted(
+export async function checkPrinted(
   server: TortureServer,
   prefix: string,
   senders: number,
@@ -66,12 +66,12 @@ async function checkPrinted(
 }
 
 /** Stops the server and checks it exited 0. */
-async function stopServer(server: TortureServer): Promise<string[]> {
+export async function stopServer(server: TortureServer): Promise<string[]> {
   const code = await server.stop();
   return code === 0 ? [] : [`the server exited ${code}`];
 }
 
-function throughputFigures(driven: Driven, messages: number, size: number) {
+export function throughputFigures(driven: Driven, messages: number, size: number) {
   const seconds = driven.result.elapsedMs / 1000;
   return {
     elapsedMs: Math.round(driven.result.elapsedMs),

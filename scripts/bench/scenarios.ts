@@ -14,6 +14,7 @@ import type { BenchContext, BenchOutcome } from "./drive.ts";
 import type { BenchResult } from "./report.ts";
 import { runChurn, runIdleConnections } from "./scenario_connections.ts";
 import { runLatency } from "./scenario_latency.ts";
+import { runFanInWithPage } from "./scenario_page.ts";
 import { runFanIn, runFanOut, runMemoryUnderLoad } from "./scenario_throughput.ts";
 
 /** One scenario: its name (for `--only`), its sizes and time bound, and how to run it. */
@@ -51,6 +52,13 @@ export const SCENARIOS: readonly BenchScenario[] = [
     quick: { connections: 1000, messages: 100, size: 64 },
     timeLimitMs: { full: 120_000, quick: 30_000 },
     run: runFanIn,
+  },
+  {
+    name: "fanin-page-64x64",
+    full: { connections: 64, messages: 100_000, size: 64 },
+    quick: { connections: 64, messages: 5_000, size: 64 },
+    timeLimitMs: { full: 240_000, quick: 60_000 },
+    run: runFanInWithPage,
   },
   {
     name: "fanin-4k",

@@ -107,10 +107,21 @@ export class TortureServer implements AsyncDisposable {
     });
   }
 
-  /** Starts the server with `flags` and waits for its "listening on" line. */
-  static async start(context: ScenarioContext, name: string, flags: string[]) {
+  /**
+   * Starts the server with `flags` and waits for its "listening on" line; `runArgs`
+   * runs another script in place of server.ts (see startServer).
+   */
+  static async start(
+    context: ScenarioContext,
+    name: string,
+    flags: string[],
+    options: { runArgs?: string[] } = {},
+  ) {
     const stdoutFile = `${context.workDir}/${name}-${Date.now()}.out`;
-    const process = await startServer([...flags, ...context.serverFlags ?? []], { stdoutFile });
+    const process = await startServer([...flags, ...context.serverFlags ?? []], {
+      stdoutFile,
+      runArgs: options.runArgs,
+    });
     return new TortureServer(process, stdoutFile);
   }
 

@@ -1,0 +1,140 @@
+/**
+ * The cost of watching: the fan-in of `connections` x `messages` x `size`, once without
+ * the live page and once with one watcher reading the page's feed (`/live`) all along,
+ * each on a fresh server; the row gives both rates and their ratio.
+ *
+ * TODO(merge): both runs use scripts/bench/page_server.ts (a parrot server and the live
+ * page in one process) until server.ts has `--http`; then they run `server.ts 0` and
+ * `server.ts 0 --http 0`.
+ *
+ * @module
+ */
+
+import { TortureServer } from "../shared/harness.ts";
+import { type BenchContext, type BenchOutcome, drive, type Driven, formatCount } from "./drive.ts";
+import { checkPrinted, sendRole, stopServer, throughputFigures } from "./scenario_throughput.ts";
+import type { Sizes } from "../shared/harness.ts";
+
+const PAGE_SERVER = new URL("./page_server.ts", import.meta.url).pathname;
+const PAGE_SERVER_RUN_ARGS = [
+  "run",
+  "--allow-net=127.0.0.1",
+  "--v8-flags=--expose-gc,--max-semi-space-size=2",
+  PAGE_SERVER,
+];
+
+/** A watcher of the feed, as a page is: it reads every event and counts them. */
+class FeedWatcher {
+  events = 0;
+  /** Messages the feed saw, summed over the events (every one, sampled or not). */
+  seen = 0;
+  /** Messages the events carried. */
+  shown = 0;
+  readonly #controller = new AbortController();
+  readonly #reading: Promise<void>;
+  #first!: () => void;
+  readonly first = new Promise<void>((resolve) => this.#first = resolve);
+
+  constructor(url: string) {
+    this.#reading = this.#read(url).catch((error) => {
+      if (!this.#controller.signal.aborted) throw error;
+    });
+  }
+
+  async #read(url: string): Promise<void> {
+    const response = await fetch(url, { signal: this.#controller.signal });
+    if (!response.ok || !response.body) throw new Error(`GET ${url}: ${response.status}`);
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for await (const chunk of response.body) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (!block.startsWith("data: ")) continue;
+        const event = JSON.parse(block.slice(6));
+        this.events++;
+        this.seen += event.sampled.total;
+        this.shown += event.sampled.shown;
+        this.#first();
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#controller.abort();
+    await this.#reading;
+  }
+}
+
+/** One fan-in run on a fresh server, with or without the page open. */
+async function fanIn(context: BenchContext, sizes: Sizes, withPage: boolean) {
+  const { connections, messages } = sizes;
+  await using server = await TortureServer.start(
+    context,
+    withPage ? "fan-in-page" : "fan-in-no-page",
+    withPage ? ["--page"] : [],
+    { runArgs: PAGE_SERVER_RUN_ARGS },
+  );
+  let watcher: FeedWatcher | null = null;
+  try {
+    const driven: Driven = await drive(context, server, [sendRole("c", sizes)], {
+      timeLimitMs: Math.round(sizes.timeLimitMs / 2),
+      beforeGo: async () => {
+        if (!withPage) return;
+        const http = server.stderr.match(/ http (127\.0\.0\.1:\d+)/);
+        if (!http) throw new Error(`The server logged no http address:\n${server.stderr}`);
+        watcher = new FeedWatcher(`http://${http[1]}/live`);
+        context.progress("waiting for the page's first event");
+        await watcher.first; // The page is open and reading.
+      },
+    });
+    const failures = [...driven.failures, ...await stopServer(server)];
+    const printed = await checkPrinted(server, "c", connections, messages);
+    failures.push(...printed.failures);
+    return { driven, failures, printed: printed.printed, watcher: watcher as FeedWatcher | null };
+  } finally {
+    await (watcher as FeedWatcher | null)?.close();
+  }
+}
+
+/** Fan-in without, then with, the live page open: both rates and their ratio. */
+export async function runFanInWithPage(
+  context: BenchContext,
+  sizes: Sizes,
+): Promise<BenchOutcome> {
+  const { connections, messages, size } = sizes;
+  const total = connections * messages;
+  const without = await fanIn(context, sizes, false);
+  const withPage = await fanIn(context, sizes, true);
+  const plain = throughputFigures(without.driven, total, size);
+  const watched = throughputFigures(withPage.driven, total, size);
+  const ratio = watched.messagesPerSecond / plain.messagesPerSecond;
+  const failures = [
+    ...without.failures.map((f) => `without the page: ${f}`),
+    ...withPage.failures.map((f) => `with the page: ${f}`),
+  ];
+  if (withPage.watcher && withPage.watcher.events === 0) failures.push("the page got no event");
+  return {
+    load: `${formatCount(connections)} conns x ${formatCount(messages)} msgs x ${size} B, ` +
+      `page open vs not`,
+    figure: `${formatCount(watched.messagesPerSecond)} msgs/s with the page, ${
+      formatCount(plain.messagesPerSecond)
+    } without (${Math.round(ratio * 100)}%)`,
+    cpu: withPage.driven.cpu,
+    serverPeakRssBytes: withPage.driven.peakRssBytes,
+    metrics: {
+      ...sizes,
+      sent: total * 2,
+      printed: without.printed + withPage.printed,
+      messagesPerSecondWithout: plain.messagesPerSecond,
+      messagesPerSecondWithPage: watched.messagesPerSecond,
+      withPageRatio: Math.round(ratio * 1000) / 1000,
+      feedEvents: withPage.watcher?.events ?? 0,
+      feedSeen: withPage.watcher?.seen ?? 0,
+      feedShown: withPage.watcher?.shown ?? 0,
+    },
+    failures,
+  };
+}
