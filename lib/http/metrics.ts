@@ -85,6 +85,12 @@ export function renderMetrics(source: MetricsSource): string {
     stats.relayed,
   );
   single(
+    "parrot_relayed_bytes_total",
+    "counter",
+    "Bytes relayed to subscribers (their MSG frames).",
+    stats.relayedBytes,
+  );
+  single(
     "parrot_output_messages_total",
     "counter",
     "Messages whose records are written to stdout.",

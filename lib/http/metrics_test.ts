@@ -16,6 +16,7 @@ function sampleStats(): ServerStats {
     messages: 101,
     bytes: 1001,
     relayed: 202,
+    relayedBytes: 3003,
     written: 99,
     outputBytes: 2002,
     queueDepth: 4,
@@ -93,6 +94,7 @@ Deno.test("renderMetrics() exposes every counter of the stats under its name", (
   assert.equal(valueOf(samples, "parrot_messages_in_total"), stats.messages);
   assert.equal(valueOf(samples, "parrot_bytes_in_total"), stats.bytes);
   assert.equal(valueOf(samples, "parrot_relayed_messages_total"), stats.relayed);
+  assert.equal(valueOf(samples, "parrot_relayed_bytes_total"), stats.relayedBytes);
   assert.equal(valueOf(samples, "parrot_output_messages_total"), stats.written);
   assert.equal(valueOf(samples, "parrot_output_bytes_total"), stats.outputBytes);
   assert.equal(valueOf(samples, "parrot_queue_depth"), stats.queueDepth);

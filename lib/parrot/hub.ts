@@ -92,6 +92,7 @@ export class Hub {
    * is done with it (written or copied), counted by {@linkcode Hub.flushRelays}; a
    * fresh one per batch would be a new mapping, with its page faults, each time.
    */
+  #relayedBytes = 0;
   #relayBuffers = new BufferPool({
     minBytes: MIN_RELAY_BUFFER_BYTES,
     maxBytes: MAX_POOLED_RELAY_BUFFER_BYTES,
@@ -113,6 +114,11 @@ export class Hub {
     this.#maxOutboundBytes = options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES;
     this.#onSlowConsumer = options.onSlowConsumer;
     this.#peers = options.peers;
+  }
+
+  /** Bytes of relayed messages queued for subscribers since start (their wire frames). */
+  get relayedBytes(): number {
+    return this.#relayedBytes;
   }
 
   /** Connected clients. */
@@ -298,6 +304,7 @@ export class Hub {
     }
     for (const chunk of chunks) subscriber.send(chunk, hold());
     subscriber.messagesOut += messages;
+    this.#relayedBytes += size;
     if (subscriber.outbound.buffered > this.#maxOutboundBytes / 2) this.#behind.add(subscriber);
     return messages;
   }

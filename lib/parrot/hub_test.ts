@@ -110,6 +110,17 @@ Deno.test("Hub.remove() forgets a session: it gets nothing, and SUB does not bri
   assert.equal(cidConn.texts.join(""), "MSG ann 1\nx\nMSG ann 1\ny\n");
 });
 
+Deno.test("Hub.relayedBytes counts the frames queued for each subscriber", async () => {
+  const { hub, ann, bob, cid, bobConn, cidConn } = hubOfThree();
+  assert.equal(hub.relayedBytes, 0);
+  hub.relay(ann, encoder.encode("x"));
+  hub.relay(bob, encoder.encode("yz"));
+  await flushAll(ann, bob, cid);
+  const written = [bobConn, cidConn].map((c) => c.texts.join("").length);
+  // Nobody gets their own message back: bob and cid got ann's, ann and cid got bob's.
+  assert.equal(hub.relayedBytes, written[0] + written[1] + "MSG bob 2\nyz\n".length);
+});
+
 Deno.test("Hub.relay() skips a subscriber that is closing", async () => {
   const { hub, ann, bob, cid, bobConn } = hubOfThree();
   bob.close();

@@ -165,6 +165,8 @@ export interface ServerStats {
   bytes: number;
   /** Messages relayed to subscribers since start (one per subscriber). */
   relayed: number;
+  /** Bytes relayed to subscribers since start: the `MSG` frames queued for them. */
+  relayedBytes: number;
   /** Messages whose records are written to stdout (or taken, when records go nowhere). */
   written: number;
   /** Bytes written to stdout (records, not payloads only). */
@@ -588,6 +590,7 @@ export function startParrotServerWith(
     messages: counters.messages,
     bytes: counters.bytes,
     relayed: counters.relayed,
+    relayedBytes: hub.relayedBytes,
     written: counters.written,
     outputBytes: counters.outputBytes,
     rejected: counters.rejected,
