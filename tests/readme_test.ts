@@ -229,3 +229,27 @@ Deno.test("README shows examples/echo_server.ts whole, as it is", async () => {
     "the README's echo example differs from examples/echo_server.ts",
   );
 });
+
+Deno.test("README's live-page command serves the page, /metrics and /healthz", async () => {
+  const blocks = fencedBlocks(await readmeSection("Watch it live")).filter((b) => b.lang === "sh");
+  const [line] = commandLines(blocks[0].body);
+  assert.match(line, /^deno task server \d+ --http \d+$/, line);
+  const { server } = await startServer(line.replace(/--http \d+/, "--http 0"));
+  try {
+    const [, httpPort] = await server.waitFor(
+      "stderr",
+      /HTTP side listening on http:\/\/[^:]+:(\d+)\//,
+    );
+    const base = `http://127.0.0.1:${httpPort}`;
+    const page = await fetch(`${base}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    assert.match(await page.text(), /<script[^>]+src="\/page\.js"/);
+    const health = await fetch(`${base}/healthz`);
+    assert.deepEqual([health.status, await health.text()], [200, "ok\n"]);
+    const metrics = await fetch(`${base}/metrics`);
+    assert.match(await metrics.text(), /^parrot_clients\{transport="tcp"\} 0$/m);
+  } finally {
+    await stopServer(server);
+  }
+});
