@@ -45,7 +45,7 @@ Deno.test("server --http logs the HTTP side's URL after the TCP line, answers /h
       stderr,
     );
     assert.deepEqual(await get(`${base}/healthz`).then((r) => [r.status, r.body]), [200, "ok\n"]);
-    assert.match((await get(`${base}/`)).body, /\/metrics/, "the placeholder page lists it");
+    assert.match((await get(`${base}/`)).body, /<title>parrot live<\/title>/, "the live page");
   } finally {
     server.kill("SIGTERM");
   }
