@@ -1,27 +1,18 @@
 /**
  * The cost of watching: the fan-in of `connections` x `messages` x `size`, once without
  * the live page and once with one watcher reading the page's feed (`/live`) all along,
- * each on a fresh server; the row gives both rates and their ratio.
- *
- * TODO(merge): both runs use scripts/bench/page_server.ts (a parrot server and the live
- * page in one process) until server.ts has `--http`; then they run `server.ts 0` and
- * `server.ts 0 --http 0`.
+ * each on a fresh server run as the other rows run it (the `server` task's flags): the
+ * plain `server.ts 0`, then `server.ts 0 --http 0`, what a user who opens the page runs.
+ * The row gives both rates and their ratio.
  *
  * @module
  */
 
+import { httpListeningPort } from "../../lib/testing.ts";
 import { TortureServer } from "../shared/harness.ts";
 import { type BenchContext, type BenchOutcome, drive, type Driven, formatCount } from "./drive.ts";
 import { checkPrinted, sendRole, stopServer, throughputFigures } from "./scenario_throughput.ts";
 import type { Sizes } from "../shared/harness.ts";
-
-const PAGE_SERVER = new URL("./page_server.ts", import.meta.url).pathname;
-const PAGE_SERVER_RUN_ARGS = [
-  "run",
-  "--allow-net=127.0.0.1",
-  "--v8-flags=--expose-gc,--max-semi-space-size=2",
-  PAGE_SERVER,
-];
 
 /** A watcher of the feed, as a page is: it reads every event and counts them. */
 class FeedWatcher {
@@ -74,8 +65,7 @@ async function fanIn(context: BenchContext, sizes: Sizes, withPage: boolean) {
   await using server = await TortureServer.start(
     context,
     withPage ? "fan-in-page" : "fan-in-no-page",
-    withPage ? ["--page"] : [],
-    { runArgs: PAGE_SERVER_RUN_ARGS },
+    withPage ? ["--http", "0"] : [],
   );
   let watcher: FeedWatcher | null = null;
   try {
@@ -83,9 +73,8 @@ async function fanIn(context: BenchContext, sizes: Sizes, withPage: boolean) {
       timeLimitMs: Math.round(sizes.timeLimitMs / 2),
       beforeGo: async () => {
         if (!withPage) return;
-        const http = server.stderr.match(/ http (127\.0\.0\.1:\d+)/);
-        if (!http) throw new Error(`The server logged no http address:\n${server.stderr}`);
-        watcher = new FeedWatcher(`http://${http[1]}/live`);
+        const httpPort = await httpListeningPort(server.process);
+        watcher = new FeedWatcher(`http://127.0.0.1:${httpPort}/live`);
         context.progress("waiting for the page's first event");
         await watcher.first; // The page is open and reading.
       },

@@ -9,21 +9,17 @@
  * a click-to-render while 64 TCP clients send 10,000 messages/s (a process of its own,
  * tcp_load.ts), and saves docs/screenshot.png.
  *
- * The server: {@linkcode startLiveServer}. TODO(merge): until `--http` lands (helper
- * "http"), it is a parrot server in this process with a small Deno.serve that mounts
- * createLivePage and, if the server has it, `upgradeWebSocket` at /ws (helper "ws");
- * the lead switches it to the real process, `deno task server 0 --http 0`.
+ * The server is the real one, started as `deno task server 0 --http 0` starts it (the
+ * task's flags, {@linkcode SERVER_RUN_ARGS}): the test reads what it prints on stdout,
+ * and the client list is the server's own (`clients()`), TCP and WebSocket.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { ParrotClient, startParrotServer } from "../../mod.ts";
-import { type ClientInfo, LiveFeed } from "../../lib/http/live_feed.ts";
-import { createLivePage } from "../../lib/http/live_page.ts";
-import type { ParrotServer } from "../../lib/parrot/server.ts";
-import { waitFor } from "../../lib/testing.ts";
+import { ParrotClient } from "../../mod.ts";
+import { httpListeningPort, type ServerProcess, startServer, waitFor } from "../../lib/testing.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOT = new URL("../../docs/screenshot.png", import.meta.url);
@@ -50,77 +46,40 @@ declare class MutationObserver {
   observe(target: TestElement | null, options: Record<string, boolean>): void;
 }
 
-/** What the server side of the test gives: where to connect and what it printed. */
+/** The server process with its HTTP side, and where to connect. */
 interface LiveServer extends AsyncDisposable {
+  process: ServerProcess;
   pageUrl: string;
   tcpPort: number;
-  /** `<from>: <payload>` of every message not from the load clients, as printed. */
-  printed: string[];
-  /** Whether /ws works on this build (the server has `upgradeWebSocket`). */
-  webSocket: boolean;
-  /** Tells the client list about a TCP client the test opened (stand-in, see below). */
-  track(client: ClientInfo): () => void;
+  /** Whether the server printed `line` on stdout (a whole line). */
+  printed(line: string): boolean;
 }
 
-/** The parts of helper "ws"'s server that this test uses when they exist. */
-type WithWebParts = ParrotServer & {
-  clients?: () => ClientInfo[];
-  upgradeWebSocket?: (request: Request, info: { remoteAddr: Deno.NetAddr }) => Response;
-};
-
-/** A parrot server and the HTTP side serving the live page, in this process. */
-function startLiveServer(): LiveServer {
-  const printed: string[] = [];
-  const decoder = new TextDecoder();
-  // TODO(merge): the stand-in list of the clients the test opened, until
-  // ParrotServer.clients() (helper "ws") is on the branch; then it is not used.
-  const tracked = new Map<number, ClientInfo>();
-  let server: WithWebParts | null = null;
-  const feed = new LiveFeed({
-    clients: () => server?.clients?.() ?? [...tracked.values()],
-    stats: () => server!.stats(),
-  });
-  server = startParrotServer({
-    port: 0,
-    output: null,
-    onMessage(from, payload) {
-      feed.onMessage(from, payload);
-      if (!from.startsWith("load")) printed.push(`${from}: ${decoder.decode(payload)}`);
-    },
-  }) as WithWebParts;
-  const parrot = server;
-  const page = createLivePage(feed);
-  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request, info) => {
-    const response = page(request);
-    if (response) return response;
-    if (new URL(request.url).pathname === "/ws" && parrot.upgradeWebSocket) {
-      return parrot.upgradeWebSocket(request, { remoteAddr: info.remoteAddr as Deno.NetAddr });
-    }
-    return new Response("Not found\n", { status: 404 });
-  });
+/** `server.ts 0 --http 0` with the `server` task's flags; stopped with SIGTERM on dispose. */
+async function startLiveServer(): Promise<LiveServer> {
+  const process = await startServer(["--http", "0"]);
+  const httpPort = await httpListeningPort(process);
+  let stopped = false;
   return {
-    pageUrl: `http://127.0.0.1:${http.addr.port}/`,
-    tcpPort: parrot.addr.port,
-    printed,
-    webSocket: typeof parrot.upgradeWebSocket === "function",
-    track(client) {
-      tracked.set(client.id, client);
-      return () => tracked.delete(client.id);
-    },
+    process,
+    pageUrl: `http://127.0.0.1:${httpPort}/`,
+    tcpPort: process.port,
+    printed: (line) => `\n${process.stdout.text()}`.includes(`\n${line}\n`),
     async [Symbol.asyncDispose]() {
-      feed.close();
-      await http.shutdown();
-      await parrot.shutdown();
+      if (stopped) return;
+      stopped = true;
+      process.kill("SIGTERM");
+      await process.status;
     },
   };
 }
 
 /**
- * A TCP client of the test, listed by the stand-in client list. A subscribed one reads
- * the relays all the time (the load would make it a slow consumer otherwise) and keeps
- * those not from the load clients in `heard`.
+ * A TCP client of the test. A subscribed one reads the relays all the time (the load
+ * would make it a slow consumer otherwise) and keeps those not from the load clients in
+ * `heard`.
  */
-async function tcpClient(live: LiveServer, name: string, id: number, subscribe = false) {
+async function tcpClient(live: LiveServer, name: string, subscribe = false) {
   const client = await ParrotClient.connect({ port: live.tcpPort, name, subscribe });
   const heard: string[] = [];
   const reading = subscribe
@@ -134,23 +93,12 @@ async function tcpClient(live: LiveServer, name: string, id: number, subscribe =
     })()
     : Promise.resolve();
   await client.ping({ signal: AbortSignal.timeout(PING_TIMEOUT_MS) });
-  const info: ClientInfo = {
-    id,
-    name,
-    transport: "tcp",
-    address: "127.0.0.1",
-    messagesIn: 0,
-    messagesOut: 0,
-    connectedAt: Date.now(),
-  };
-  const untrack = live.track(info);
   return {
     client,
     heard,
     /** Resolves once everything this client sent is through. */
     ping: () => client.ping({ signal: AbortSignal.timeout(PING_TIMEOUT_MS) }),
     async close() {
-      untrack();
       await client.close();
       await reading;
     },
@@ -197,19 +145,19 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    await using live = startLiveServer();
+    await using live = await startLiveServer();
     const browser = await launch();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const problems: string[] = [];
       page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
       page.on("console", (message) => {
-        if (message.type() === "error" && !message.text().includes("/ws")) {
+        if (message.type() === "error") {
           problems.push(`console: ${message.text()}`);
         }
       });
-      const polly = await tcpClient(live, "polly", 1);
-      const listener = await tcpClient(live, "listener", 2, true);
+      const polly = await tcpClient(live, "polly");
+      const listener = await tcpClient(live, "listener", true);
       await page.goto(live.pageUrl);
       await page.waitForSelector("#status.live");
 
@@ -227,7 +175,7 @@ Deno.test({
         async () => {
           await until(page, () => document.querySelectorAll("#clients tr").length === 2);
           assert.deepEqual((await columnTexts(page, "clients", 1)).sort(), ["listener", "polly"]);
-          const leaving = await tcpClient(live, "leaving", 3);
+          const leaving = await tcpClient(live, "leaving");
           await until(
             page,
             () =>
@@ -273,23 +221,13 @@ Deno.test({
         await page.fill("#send-name", "web");
         await page.fill("#send-text", "hello from the page");
         await page.click("#send-button");
-        if (!live.webSocket) {
-          // TODO(merge): /ws is helper "ws"'s; until then the page says clearly that it
-          // cannot send. With upgradeWebSocket on the server, the branch below runs.
-          await page.waitForSelector("#send-status.error");
-          assert.match(
-            (await page.textContent("#send-status"))!,
-            /^Cannot send: Cannot connect to \/ws/,
-          );
-          return;
-        }
         await until(
           page,
           () => document.querySelector("#send-status")?.textContent === "sent as web",
         );
         await waitFor(
-          () => live.printed.includes("web: hello from the page"),
-          "the page's message",
+          () => live.printed("web: hello from the page"),
+          "the server to print the page's message",
         );
         await waitFor(
           () => listener.heard.includes("web: hello from the page"),
@@ -302,6 +240,14 @@ Deno.test({
               cell.textContent === "hello from the page"
             ),
         );
+        // The page's sender is a client of its own, listed by the server.
+        await until(page, () => document.querySelectorAll("#clients tr").length === 3);
+        const rows = await page.$$eval(
+          "#clients tr",
+          (rows) =>
+            rows.map((row) => `${row.children[0].textContent} ${row.children[1].textContent}`),
+        );
+        assert.deepEqual(rows.sort(), ["listener tcp", "polly tcp", "web websocket"]);
       });
 
       await t.step("an invalid name is refused by the page", async () => {
@@ -356,6 +302,15 @@ Deno.test({
             output += value;
           }
           assert.match(output, /ready/);
+          // The server lists the load clients with the three of the test.
+          const everyone = LOAD.clients + 3;
+          await until(
+            page,
+            (everyone) => document.querySelector("#client-count")?.textContent === String(everyone),
+            everyone,
+          );
+          const names = await columnTexts(page, "clients", 1);
+          assert.equal(names.filter((name) => /^load\d+$/.test(name)).length, LOAD.clients);
           // The page samples: a few thousand messages a second are shown 1 in N.
           await until(
             page,
@@ -390,18 +345,26 @@ Deno.test({
       );
 
       await t.step("the screenshot for the README", async () => {
-        // Once the load is over, the page shows every message again.
+        // Once the load is over, the page shows every message again, and the load
+        // clients have left.
         await until(page, () => document.querySelector("#sampling")?.textContent === "");
+        await until(page, () => document.querySelector("#client-count")?.textContent === "3");
         polly.client.send("pieces of eight!");
         listener.client.send("ahoy, polly");
         polly.client.send(new Uint8Array([0x00, 0xff, 0x10, 0x80, 0x7f]));
         await polly.ping();
         await listener.ping();
+        await page.fill("#send-text", "hello from the page, again");
+        await page.click("#send-button");
+        await until(
+          page,
+          () => document.querySelector("#send-status")?.textContent === "sent as web",
+        );
         await until(
           page,
           () =>
             [...document.querySelectorAll("#messages td.payload")].some((cell) =>
-              cell.textContent === "ahoy, polly"
+              cell.textContent === "hello from the page, again"
             ),
         );
         await page.screenshot({ path: SCREENSHOT.pathname, fullPage: false });
@@ -415,5 +378,8 @@ Deno.test({
     } finally {
       await browser.close();
     }
+    await live[Symbol.asyncDispose]();
+    assert.equal((await live.process.status).code, 0, live.process.stderr.text());
+    assert.ok(live.printed("web: click 0"), "the clicks under load are printed");
   },
 });

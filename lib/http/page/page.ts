@@ -251,43 +251,128 @@ class Chart {
   }
 }
 
-/**
- * Sends messages as a named web user over the `/ws` WebSocket. The one place that knows
- * the WebSocket protocol: it connects to `/ws?name=<name>` (the server takes the name
- * as HELLO's) and sends each message as one text frame. A new name opens a new socket.
- */
-class WebSender {
-  #socket: WebSocket | null = null;
-  #name = "";
+/** What a pending send waits for: the server's `{"type":"pong"}` after the message. */
+interface PendingPong {
+  resolve(): void;
+  reject(error: Error): void;
+}
 
-  /** Sends `text` as `name`; resolves once it is handed to the socket. */
-  async send(name: string, text: string): Promise<void> {
-    const socket = await this.#open(name);
-    socket.send(text);
+/** One `/ws` connection of {@linkcode WebSender}, for one name. */
+interface WebLink {
+  readonly name: string;
+  readonly socket: WebSocket;
+  /** Resolves once open; rejects if it closes first. */
+  readonly open: Promise<void>;
+  /** Sends waiting for their pong, oldest first. */
+  readonly pongs: PendingPong[];
+  /** Closed by the sender itself (a new name): nothing to tell the user. */
+  closedHere: boolean;
+}
+
+const PING = JSON.stringify({ type: "ping" });
+const PONG = JSON.stringify({ type: "pong" });
+
+/**
+ * Sends messages as a named web user over the `/ws` WebSocket (docs/PROTOCOL.md,
+ * "WebSocket"). The one place that knows that protocol: it connects to
+ * `/ws?name=<name>&subscribe=0` (the name as HELLO's; unsubscribed, since the page shows
+ * the messages from its feed and must not take every relay under load), sends each
+ * message as `{"type":"msg","text":...}` followed by `{"type":"ping"}`, and a send is done
+ * when the server's `{"type":"pong"}` says the message went through. It answers the
+ * server's idle `{"type":"ping"}` with `{"type":"pong"}`. A close says its code and
+ * reason: to the send waiting, or to `onClose` when none is. A new name opens a new
+ * socket.
+ *
+ * @example Sending as "web" from the page
+ * ```ts ignore
+ * const sender = new WebSender(location.href, (message) => console.log(message));
+ * await sender.send("web", "hello from the page");
+ * ```
+ */
+export class WebSender {
+  readonly #base: string;
+  readonly #onClose: (message: string) => void;
+  #link: WebLink | null = null;
+
+  /**
+   * A sender to `/ws` of the origin of `base` (the page's URL); `onClose` hears of a
+   * connection the server closed while no send waited on it.
+   */
+  constructor(base: string | URL, onClose: (message: string) => void = () => {}) {
+    this.#base = String(base);
+    this.#onClose = onClose;
   }
 
-  #open(name: string): Promise<WebSocket> {
-    const current = this.#socket;
-    if (current && this.#name === name && current.readyState === WebSocket.OPEN) {
-      return Promise.resolve(current);
+  /** Sends `text` as `name`; resolves once the server has taken it (its pong). */
+  async send(name: string, text: string): Promise<void> {
+    const link = this.#linkFor(name);
+    await link.open;
+    const done = new Promise<void>((resolve, reject) => link.pongs.push({ resolve, reject }));
+    link.socket.send(JSON.stringify({ type: "msg", text }));
+    link.socket.send(PING);
+    await done;
+  }
+
+  /** Closes the connection, if any. */
+  close(): void {
+    const link = this.#link;
+    this.#link = null;
+    if (!link) return;
+    link.closedHere = true;
+    link.socket.close(1000, "page closed");
+  }
+
+  #linkFor(name: string): WebLink {
+    const current = this.#link;
+    if (current && current.name === name) return current;
+    if (current) {
+      current.closedHere = true;
+      current.socket.close(1000, "name changed");
     }
-    current?.close(1000, "name changed");
-    const url = new URL(`/ws?name=${encodeURIComponent(name)}`, location.href);
-    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    const link = this.#connect(name);
+    this.#link = link;
+    return link;
+  }
+
+  #connect(name: string): WebLink {
+    const url = new URL("/ws", this.#base);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    url.search = new URLSearchParams({ name, subscribe: "0" }).toString();
     const socket = new WebSocket(url);
-    this.#socket = socket;
-    this.#name = name;
-    return new Promise((resolve, reject) => {
-      socket.addEventListener("open", () => resolve(socket), { once: true });
-      socket.addEventListener("close", (event) => {
-        if (this.#socket === socket) this.#socket = null;
-        reject(
-          new Error(
-            `Cannot connect to /ws (${event.code}${event.reason ? `: ${event.reason}` : ""})`,
-          ),
+    let opened = false;
+    const open = new Promise<void>((resolve, reject) => {
+      socket.addEventListener("open", () => {
+        opened = true;
+        resolve();
+      }, { once: true });
+      socket.addEventListener("close", (event: CloseEvent) => {
+        if (this.#link === link) this.#link = null;
+        const why = `${event.code}${event.reason ? ` ${event.reason}` : ""}`;
+        const error = new Error(
+          opened ? `the server closed /ws (${why})` : `/ws refused the connection (${why})`,
         );
+        reject(error);
+        const waiting = link.pongs.splice(0);
+        for (const pong of waiting) pong.reject(error);
+        if (opened && waiting.length === 0 && !link.closedHere) this.#onClose(error.message);
       }, { once: true });
     });
+    // Only the waiting sends report a failed open.
+    open.catch(() => {});
+    socket.addEventListener("message", (event: MessageEvent) => {
+      if (typeof event.data !== "string") return;
+      let control: { type?: unknown };
+      try {
+        control = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (control?.type === "ping") socket.send(PONG);
+      else if (control?.type === "pong") link.pongs.shift()?.resolve();
+    });
+    // The listeners above run on later events, once `link` is set.
+    const link: WebLink = { name, socket, open, pongs: [], closedHere: false };
+    return link;
   }
 }
 
@@ -342,11 +427,11 @@ function start(): void {
   const nameInput = element<PageInput>("send-name");
   const textInput = element<PageInput>("send-text");
   const sendStatus = element("send-status");
-  const sender = new WebSender();
   const say = (text: string, error = false) => {
     sendStatus.textContent = text;
     sendStatus.className = error ? "hint error" : "hint";
   };
+  const sender = new WebSender(location.href, (message) => say(`Disconnected: ${message}`, true));
   form.addEventListener("submit", (submit) => {
     submit.preventDefault();
     const name = nameInput.value;
