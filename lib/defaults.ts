@@ -101,3 +101,25 @@ export const DEFAULT_MAX_UNSENT = 1_000;
  * stream) before it gives up on them.
  */
 export const HTTP_SHUTDOWN_MS = 1_000;
+
+/** NATS subject prefix of cluster mode (`--cluster-subject`): messages go to `<prefix>.<server>`. */
+export const DEFAULT_CLUSTER_SUBJECT = "parrot.msg";
+/**
+ * Bytes of recent messages each server keeps for the cluster (`--cluster-buffer`): its
+ * outbound buffer while NATS is away and the ring that answers replay requests.
+ */
+export const DEFAULT_CLUSTER_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Most messages the cluster ring keeps, whatever their size. */
+export const MAX_CLUSTER_RING_MESSAGES = 1_000_000;
+/** Bytes of messages after which a cluster batch is sealed and published at once. */
+export const DEFAULT_CLUSTER_BATCH_BYTES = 64 * 1024;
+/** Milliseconds between two attempts to reach NATS (a random wait of up to as much is added). */
+export const DEFAULT_CLUSTER_RECONNECT_WAIT_MS = 250;
+/** Milliseconds between two head frames while a server's sequence moves. */
+export const DEFAULT_CLUSTER_HEAD_INTERVAL_MS = 1_000;
+/** Milliseconds a replay request may stay unanswered before it is sent again. */
+export const DEFAULT_CLUSTER_REPLAY_TIMEOUT_MS = 2_000;
+/** Replay requests sent for one gap before the gap is declared lost. */
+export const DEFAULT_CLUSTER_REPLAY_ATTEMPTS = 3;
+/** Milliseconds between the NATS client's pings (two unanswered ones mean a dead connection). */
+export const DEFAULT_CLUSTER_PING_INTERVAL_MS = 5_000;
