@@ -14,6 +14,7 @@
 
 export * from "./testing/certs.ts";
 export * from "./testing/http.ts";
+export * from "./testing/nats.ts";
 export * from "./testing/processes.ts";
 
 const encoder = new TextEncoder();

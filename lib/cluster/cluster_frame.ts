@@ -326,7 +326,9 @@ function readName(bytes: Uint8Array, at: number, what: string): [string, number]
  * }
  * ```
  */
-export function decodeClusterFrame(bytes: Uint8Array, limits: DecodeLimits = {}): ClusterFrame {
+export function decodeClusterFrame(input: Uint8Array, limits: DecodeLimits = {}): ClusterFrame {
+  // A plain view: the payloads handed on are Uint8Arrays even when NATS gives a Buffer.
+  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   const maxPayload = limits.maxPayloadBytes ?? DEFAULT_MAX_FRAME_BYTES;
   if (bytes.length < FIXED_HEADER + 2) throw new ClusterFrameError("The frame is too short");
   if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1) {
