@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
-import { type NatsProcess, restartNats, startNats, startNatsCluster, waitFor } from "../testing.ts";
+import {
+  generateTestCert,
+  type NatsProcess,
+  restartNats,
+  startNats,
+  startNatsCluster,
+  waitFor,
+} from "../testing.ts";
 import { ClusterLink, type ClusterLinkOptions } from "./cluster_link.ts";
 
 interface Received {
@@ -203,5 +210,142 @@ Deno.test("ClusterLink fails over to another node of a 3-node NATS cluster while
     await a.link.close();
     await b.link.close();
     await Promise.all([n1.stop(), n2.stop(), n3.stop()]);
+  }
+});
+
+Deno.test("ClusterLink authenticates with a URL user and password, and with a token", async () => {
+  const withUser = await startNats({ args: ["--user", "parrot", "--pass", "s3cret"] });
+  const withToken = await startNats({ args: ["--auth", "t0ken"] });
+  const a = link(`nats://parrot:s3cret@127.0.0.1:${withUser.port}`, "server-a");
+  const b = link(`nats://127.0.0.1:${withUser.port}`, "server-b");
+  const c = link(withToken.url, "server-c", { token: "t0ken" });
+  const d = link(withToken.url, "server-d", { token: "wrong" });
+  try {
+    await Promise.all([a.link.ready(), c.link.ready()]);
+    assert.equal(a.link.stats().connected, true);
+    assert.equal(c.link.stats().connected, true);
+    // Without (or with wrong) credentials: not connected, still trying, and closable.
+    assert.equal(b.link.stats().connected, false);
+    assert.equal(d.link.stats().connected, false);
+  } finally {
+    await Promise.all([a.link.close(), b.link.close(), c.link.close(), d.link.close()]);
+    await Promise.all([withUser.stop(), withToken.stop()]);
+  }
+});
+
+Deno.test("ClusterLink connects over TLS with a CA file", async () => {
+  const cert = await generateTestCert();
+  const nats = await startNats({
+    args: ["--tls", "--tlscert", cert.certFile, "--tlskey", cert.keyFile],
+  });
+  const a = link(nats.url, "server-a", { tlsCaFile: cert.certFile });
+  const b = link(nats.url, "server-b", { tlsCaFile: cert.certFile });
+  try {
+    await Promise.all([a.link.ready(), b.link.ready()]);
+    a.link.publish("alice", bytes("over tls"));
+    await waitFor(() => b.received.length === 1, "the message over TLS");
+    assert.equal(text(b.received[0].payload), "over tls");
+  } finally {
+    await a.link.close();
+    await b.link.close();
+    await nats.stop();
+    await Deno.remove(cert.dir, { recursive: true });
+  }
+});
+
+Deno.test("ClusterLink started before NATS serves, buffers and connects when NATS comes", async () => {
+  // A port that nothing listens on yet: start NATS, note its port, stop it.
+  const probe = await startNats();
+  await probe.stop();
+  const a = link(probe.url, "server-a");
+  const b = link(probe.url, "server-b");
+  let nats: NatsProcess | undefined;
+  try {
+    a.link.publish("alice", bytes("1"));
+    a.link.publish("alice", bytes("2"));
+    await waitFor(() => a.link.stats().buffered === 2, "the messages to wait");
+    assert.equal(a.link.stats().connected, false);
+    nats = await restartNats(probe);
+    await Promise.all([a.link.ready(), b.link.ready()]);
+    a.link.publish("alice", bytes("3"));
+    // b joined before a's stream started: it gets the stream from 1, through replay if need be.
+    await waitFor(() => b.received.length === 3, "all 3 on b");
+    assert.deepEqual(numbers(b.received), [1, 2, 3]);
+  } finally {
+    await a.link.close();
+    await b.link.close();
+    await nats?.stop();
+  }
+});
+
+Deno.test("ClusterLink drops the oldest past its buffer during an outage, counted on both sides", async () => {
+  let nats = await startNats();
+  const a = link(nats.url, "server-a", { bufferBytes: 4096 });
+  const b = link(nats.url, "server-b");
+  try {
+    await Promise.all([a.link.ready(), b.link.ready()]);
+    a.link.publish("alice", bytes("0"));
+    await waitFor(() => b.received.length === 1, "the first message");
+    await nats.stop("SIGKILL");
+    await waitFor(() => !a.link.stats().connected, "a to notice");
+    const payload = new Uint8Array(100);
+    for (let i = 0; i < 200; i++) {
+      a.link.publish("alice", payload);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    const stats = a.link.stats();
+    assert.ok(stats.dropped > 0, `dropped ${stats.dropped}`);
+    assert.equal(stats.dropped + stats.buffered, 200);
+    nats = await restartNats(nats);
+    await waitFor(() => b.received.length === 1 + stats.buffered, "what a still had", 20_000);
+    await waitFor(() => b.link.stats().lost === stats.dropped, "b to count the loss", 20_000);
+    assert.equal(a.link.stats().buffered, 0);
+  } finally {
+    await a.link.close();
+    await b.link.close();
+    await nats.stop();
+  }
+});
+
+Deno.test("ClusterLink.close() publishes what it holds before it stops", async () => {
+  const nats = await startNats();
+  const a = link(nats.url, "server-a");
+  const b = link(nats.url, "server-b");
+  try {
+    await Promise.all([a.link.ready(), b.link.ready()]);
+    for (let i = 1; i <= 100; i++) a.link.publish("alice", bytes(String(i)));
+    await a.link.close(AbortSignal.timeout(5_000));
+    assert.equal(a.link.stats().buffered, 0);
+    await waitFor(() => b.received.length === 100, "all 100 on b");
+    assert.deepEqual(numbers(b.received), range(1, 100));
+    // Closed: publish is a no-op, close again resolves.
+    a.link.publish("alice", bytes("late"));
+    await a.link.close();
+  } finally {
+    await b.link.close();
+    await nats.stop();
+  }
+});
+
+Deno.test("ClusterLink drops a message larger than NATS's max_payload and counts it", async () => {
+  const dir = await Deno.makeTempDir();
+  const config = `${dir}/nats.conf`;
+  await Deno.writeTextFile(config, "max_payload: 2048\n");
+  const nats = await startNats({ args: ["-c", config] });
+  const a = link(nats.url, "server-a");
+  const b = link(nats.url, "server-b");
+  try {
+    await Promise.all([a.link.ready(), b.link.ready()]);
+    a.link.publish("alice", new Uint8Array(4096));
+    a.link.publish("alice", bytes("small"));
+    await waitFor(() => b.received.length === 1, "the small one");
+    assert.equal(text(b.received[0].payload), "small");
+    assert.equal(a.link.stats().dropped, 1);
+    assert.equal(b.link.stats().lost, 0);
+  } finally {
+    await a.link.close();
+    await b.link.close();
+    await nats.stop();
+    await Deno.remove(dir, { recursive: true });
   }
 });
