@@ -235,14 +235,17 @@ export class BatchEncoder {
     return FIXED_HEADER + 1 + this.#originName.length + 4;
   }
 
+  /**
+   * Bytes that a message from `from` with `payloadLength` bytes adds to the batch. Throws a
+   * RangeError for an empty name or one over {@linkcode MAX_FRAME_NAME_BYTES} bytes.
+   */
+  recordBytes(from: string, payloadLength: number): number {
+    return RECORD_OVERHEAD + this.#nameBytes(from).length + payloadLength;
+  }
+
   /** Appends one message; `payload` is copied. */
   add(from: string, payload: Uint8Array): void {
-    let name = this.#names.get(from);
-    if (name === undefined) {
-      name = nameBytes(from, "sender");
-      if (this.#names.size >= 4096) this.#names.clear();
-      this.#names.set(from, name);
-    }
+    const name = this.#nameBytes(from);
     this.#reserve(RECORD_OVERHEAD + name.length + payload.length);
     const bytes = this.#bytes;
     let at = this.#length;
@@ -254,6 +257,17 @@ export class BatchEncoder {
     bytes.set(payload, at);
     this.#length = at + payload.length;
     this.#count++;
+  }
+
+  /** The UTF-8 bytes of a sender name, encoded once per name (the names seen last are kept). */
+  #nameBytes(from: string): Uint8Array {
+    let name = this.#names.get(from);
+    if (name === undefined) {
+      name = nameBytes(from, "sender");
+      if (this.#names.size >= 4096) this.#names.clear();
+      this.#names.set(from, name);
+    }
+    return name;
   }
 
   /** Returns the open batch as a frame whose first message has sequence `firstSeq`; opens a new one. */
@@ -309,6 +323,14 @@ function readName(bytes: Uint8Array, at: number, what: string): [string, number]
     throw new ClusterFrameError(`The ${what} name is not valid UTF-8`);
   }
   return [name, end];
+}
+
+/** Whether the length-prefixed names at `a` and `b` are the same bytes (`a` was checked). */
+function sameName(bytes: Uint8Array, a: number, b: number): boolean {
+  const length = bytes[a];
+  if (b >= bytes.length || bytes[b] !== length || b + 1 + length > bytes.length) return false;
+  for (let i = 1; i <= length; i++) if (bytes[a + i] !== bytes[b + i]) return false;
+  return true;
 }
 
 /**
@@ -383,9 +405,19 @@ export function decodeClusterFrame(input: Uint8Array, limits: DecodeLimits = {})
       if (seq < 1 || seq + count - 1 > MAX_SEQ) {
         throw new ClusterFrameError(`Sequence ${seq} is out of range`);
       }
+      // Consecutive messages often share a sender: decode its name once.
+      let lastFrom = "";
+      let lastNameAt = -1;
       for (let i = 0; i < count; i++) {
         let from: string;
-        [from, at] = readName(bytes, at, "sender");
+        if (lastNameAt >= 0 && sameName(bytes, lastNameAt, at)) {
+          from = lastFrom;
+          at += 1 + bytes[at];
+        } else {
+          lastNameAt = at;
+          [from, at] = readName(bytes, at, "sender");
+          lastFrom = from;
+        }
         if (at + 4 > bytes.length) throw new ClusterFrameError("The frame ends inside a length");
         const length = view.getUint32(at);
         at += 4;

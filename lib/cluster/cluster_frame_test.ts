@@ -157,3 +157,14 @@ Deno.test("randomBootId() draws 16 hex digits, different each time", () => {
   assert.match(a, /^[0-9a-f]{16}$/);
   assert.notEqual(a, randomBootId());
 });
+
+Deno.test("BatchEncoder.recordBytes() is what add() grows the frame by; bad names throw", () => {
+  const batch = new BatchEncoder(origin);
+  const before = batch.byteLength;
+  assert.equal(before, batch.emptyByteLength);
+  const expected = batch.recordBytes("émile", 10);
+  batch.add("émile", new Uint8Array(10));
+  assert.equal(batch.byteLength - before, expected);
+  assert.throws(() => batch.recordBytes("", 1), RangeError);
+  assert.throws(() => batch.recordBytes("x".repeat(256), 1), RangeError);
+});

@@ -37,14 +37,12 @@ import {
   FrameKind,
   type FrameOrigin,
   randomBootId,
-  RECORD_OVERHEAD,
 } from "./cluster_frame.ts";
 import { type ClusterConnectSettings, natsConnectionOptions } from "./nats_options.ts";
 import { OriginTracker } from "./origin_tracker.ts";
 import { ReplayRing, type RingEntry } from "./replay_ring.ts";
 
 const log = getLogger(["parrot", "cluster"]);
-const encoder = new TextEncoder();
 
 /** Settings of a {@linkcode ClusterLink}. */
 export interface ClusterLinkOptions extends ClusterConnectSettings {
@@ -239,7 +237,13 @@ export class ClusterLink {
    */
   publish(from: string, payload: Uint8Array): void {
     if (this.#closing.signal.aborted) return;
-    const record = RECORD_OVERHEAD + encoder.encode(from).length + payload.length;
+    let record: number;
+    try {
+      record = this.#batch.recordBytes(from, payload.length);
+    } catch (error) {
+      this.#drop(1, describe(error));
+      return;
+    }
     if (this.#batch.emptyByteLength + record > this.#natsMaxPayload) {
       this.#drop(1, "larger than the NATS server's max_payload");
       return;
