@@ -31,7 +31,7 @@ export const MAX_FRAME_NAME_BYTES = 255;
 const MAGIC_0 = 0x50; // "P"
 const MAGIC_1 = 0x43; // "C"
 const VERSION = 1;
-/** Bytes before the origin name: magic, version, kind, boot id, boot time, sequence. */
+/** Bytes before the origin name: magic, version, kind, boot id, age, sequence. */
 const FIXED_HEADER = 2 + 1 + 1 + 8 + 8 + 8;
 /** Bytes a record adds to its name and payload: name length (u8) and payload length (u32). */
 export const RECORD_OVERHEAD = 1 + 4;
@@ -42,19 +42,29 @@ export class ClusterFrameError extends Error {
   override name = "ClusterFrameError";
 }
 
-/** Who sent a frame: the origin's name, its boot id (16 hex digits) and when it booted. */
+/** Who sends frames: the origin's name, its boot id (16 hex digits) and its age. */
 export interface FrameOrigin {
   /** The origin server's name (`--server-name`). */
   name: string;
   /** 16 lowercase hex digits, drawn at random when the origin started. */
   boot: string;
-  /** The origin's start, in milliseconds since the epoch. */
-  bootTime: number;
+  /**
+   * Milliseconds since the origin started, written into every frame: a receiver compares it
+   * with its own age (durations, so clocks need not agree) to tell whether it was there when
+   * the origin started.
+   */
+  age(): number;
 }
 
 /** A decoded frame. For {@linkcode FrameKind.Messages}, the records are in `names`/`payloads`. */
-export interface ClusterFrame extends FrameOrigin {
+export interface ClusterFrame {
   kind: FrameKind;
+  /** The origin server's name. */
+  name: string;
+  /** The origin's boot id. */
+  boot: string;
+  /** The origin's age when it wrote the frame, in milliseconds. */
+  age: number;
   /** First sequence (messages), last sequence (head), from (replay request), oldest (replay end). */
   seq: number;
   /** Sender names of the records, in order (messages only; empty otherwise). */
@@ -89,7 +99,7 @@ function writeHeader(
   bytes[2] = VERSION;
   bytes[3] = kind;
   writeBoot(bytes, 4, origin.boot);
-  view.setFloat64(12, origin.bootTime);
+  view.setFloat64(12, origin.age());
   writeSeq(view, 20, seq);
   bytes[28] = originName.length;
   bytes.set(originName, 29);
@@ -147,7 +157,7 @@ function controlFrame(
  * @example
  * ```ts
  * import { decodeClusterFrame, encodeHead, FrameKind } from "./cluster_frame.ts";
- * const origin = { name: "a", boot: "0123456789abcdef", bootTime: 0 };
+ * const origin = { name: "a", boot: "0123456789abcdef", age: () => 0 };
  * const frame = decodeClusterFrame(encodeHead(origin, 41));
  * if (frame.kind !== FrameKind.Head || frame.seq !== 41) throw new Error("bad head");
  * ```
@@ -162,7 +172,7 @@ export function encodeHead(origin: FrameOrigin, lastSeq: number): Uint8Array {
  * @example
  * ```ts
  * import { decodeClusterFrame, encodeReplayRequest } from "./cluster_frame.ts";
- * const me = { name: "b", boot: "00000000000000bb", bootTime: 0 };
+ * const me = { name: "b", boot: "00000000000000bb", age: () => 0 };
  * const frame = decodeClusterFrame(encodeReplayRequest(me, "00000000000000aa", 7));
  * if (frame.target !== "00000000000000aa" || frame.seq !== 7) throw new Error("bad request");
  * ```
@@ -179,7 +189,7 @@ export function encodeReplayRequest(origin: FrameOrigin, target: string, from: n
  * @example
  * ```ts
  * import { decodeClusterFrame, encodeReplayEnd } from "./cluster_frame.ts";
- * const origin = { name: "a", boot: "00000000000000aa", bootTime: 0 };
+ * const origin = { name: "a", boot: "00000000000000aa", age: () => 0 };
  * const frame = decodeClusterFrame(encodeReplayEnd(origin, 3, 9));
  * if (frame.seq !== 3 || frame.head !== 9) throw new Error("bad replay end");
  * ```
@@ -198,7 +208,7 @@ export function encodeReplayEnd(origin: FrameOrigin, oldest: number, head: numbe
  * @example
  * ```ts
  * import { BatchEncoder, decodeClusterFrame } from "./cluster_frame.ts";
- * const batch = new BatchEncoder({ name: "a", boot: "00000000000000aa", bootTime: 0 });
+ * const batch = new BatchEncoder({ name: "a", boot: "00000000000000aa", age: () => 0 });
  * batch.add("alice", new TextEncoder().encode("hi"));
  * batch.add("bob", new Uint8Array([0, 255]));
  * const frame = decodeClusterFrame(batch.seal(1));
@@ -363,8 +373,10 @@ export function decodeClusterFrame(input: Uint8Array, limits: DecodeLimits = {})
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const boot = readBoot(bytes, 4);
-  const bootTime = view.getFloat64(12);
-  if (!Number.isFinite(bootTime)) throw new ClusterFrameError("The boot time is not a number");
+  const age = view.getFloat64(12);
+  if (!(age >= 0 && age < Infinity)) {
+    throw new ClusterFrameError("The origin's age is not a duration");
+  }
   const seq = readSeq(view, 20);
   let at: number;
   let name: string;
@@ -373,7 +385,7 @@ export function decodeClusterFrame(input: Uint8Array, limits: DecodeLimits = {})
     kind,
     name,
     boot,
-    bootTime,
+    age,
     seq,
     names: [],
     payloads: [],

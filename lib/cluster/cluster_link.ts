@@ -154,8 +154,9 @@ export class ClusterLink {
   private constructor(options: ClusterLinkOptions) {
     this.#options = options;
     this.#natsOptions = natsConnectionOptions({ ...options, name: options.serverName });
-    const now = Date.now();
-    this.#origin = { name: options.serverName, boot: randomBootId(), bootTime: now };
+    const startedAt = performance.now();
+    const age = () => performance.now() - startedAt;
+    this.#origin = { name: options.serverName, boot: randomBootId(), age };
     const prefix = options.subject ?? DEFAULT_CLUSTER_SUBJECT;
     if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) {
       throw new RangeError(`Invalid cluster subject "${prefix}": use dot-separated tokens`);
@@ -167,7 +168,7 @@ export class ClusterLink {
     this.#ring = new ReplayRing({ maxBytes: bufferBytes, maxMessages: MAX_CLUSTER_RING_MESSAGES });
     this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.#tracker = new OriginTracker({
-      joinedAt: now,
+      age,
       maxHeldBytes: bufferBytes,
       maxReplayAttempts: options.replayAttempts ?? DEFAULT_CLUSTER_REPLAY_ATTEMPTS,
     }, {

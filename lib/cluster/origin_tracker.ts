@@ -26,10 +26,10 @@ export interface OriginTrackerHooks {
 /** Settings of an {@linkcode OriginTracker}. */
 export interface OriginTrackerOptions {
   /**
-   * When this receiver joined (ms since the epoch): a stream that started later is taken from
-   * sequence 1, an older one from the first message seen.
+   * This receiver's age in milliseconds: a stream whose origin is younger (it started while we
+   * were there) is taken from sequence 1, an older one from the first message seen.
    */
-  joinedAt: number;
+  age(): number;
   /** Bytes of frames held after a gap per stream; past it the gap is declared lost. */
   maxHeldBytes: number;
   /** Replay requests sent for one gap before it is declared lost. */
@@ -74,9 +74,9 @@ export interface OriginTrackerStats {
  * ```ts
  * import { BatchEncoder, decodeClusterFrame } from "./cluster_frame.ts";
  * import { OriginTracker } from "./origin_tracker.ts";
- * const origin = { name: "a", boot: "00000000000000aa", bootTime: 0 };
+ * const origin = { name: "a", boot: "00000000000000aa", age: () => 0 };
  * const got: string[] = [];
- * const tracker = new OriginTracker({ joinedAt: 0, maxHeldBytes: 1 << 20, maxReplayAttempts: 3 }, {
+ * const tracker = new OriginTracker({ age: () => 0, maxHeldBytes: 1 << 20, maxReplayAttempts: 3 }, {
  *   deliver: (_origin, from) => got.push(from),
  *   requestReplay: () => {},
  *   lost: () => {},
@@ -189,7 +189,7 @@ export class OriginTracker {
     if (viaReplay) return undefined;
     if (stream) this.#retire(stream);
     // A stream that started after we joined is wanted whole: we were there.
-    const expected = frame.bootTime >= this.#options.joinedAt ? 1 : firstSeen;
+    const expected = frame.age <= this.#options.age() ? 1 : firstSeen;
     stream = {
       name: frame.name,
       boot: frame.boot,

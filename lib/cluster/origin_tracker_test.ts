@@ -9,7 +9,7 @@ import {
 } from "./cluster_frame.ts";
 import { OriginTracker, type OriginTrackerOptions } from "./origin_tracker.ts";
 
-const A: FrameOrigin = { name: "a", boot: "00000000000000aa", bootTime: 1000 };
+const A: FrameOrigin = { name: "a", boot: "00000000000000aa", age: () => 1000 };
 
 /** A frame of `origin` holding messages "m<first>" to "m<last>". */
 function messages(first: number, last: number, origin = A): ClusterFrame {
@@ -23,7 +23,7 @@ function setup(options: Partial<OriginTrackerOptions> = {}) {
   const requests: string[] = [];
   const losses: number[] = [];
   const tracker = new OriginTracker(
-    { joinedAt: 0, maxHeldBytes: 1 << 20, maxReplayAttempts: 3, ...options },
+    { age: () => 0, maxHeldBytes: 1 << 20, maxReplayAttempts: 3, ...options },
     {
       deliver: (origin, _from, payload, viaReplay) =>
         delivered.push(`${origin}:${new TextDecoder().decode(payload)}${viaReplay ? "r" : ""}`),
@@ -118,7 +118,7 @@ Deno.test("OriginTracker.replayTimedOut() while disconnected does not count; rec
 
 Deno.test("OriginTracker.reconnected() asks every known origin for what follows", () => {
   const { tracker, requests, feed } = setup();
-  const B = { name: "b", boot: "00000000000000bb", bootTime: 1000 };
+  const B = { name: "b", boot: "00000000000000bb", age: () => 1000 };
   feed(messages(1, 3));
   feed(messages(1, 1, B));
   tracker.reconnected();
@@ -126,13 +126,13 @@ Deno.test("OriginTracker.reconnected() asks every known origin for what follows"
 });
 
 Deno.test("OriginTracker takes an older stream from the first message seen, a newer one from 1", () => {
-  const { delivered, requests, feed } = setup({ joinedAt: 5000 });
-  // Started before we joined: we take it from where we came in.
-  feed(messages(7, 8));
+  const { delivered, requests, feed } = setup({ age: () => 5000 });
+  // Started before we joined (older than us): we take it from where we came in.
+  feed(messages(7, 8, { ...A, age: () => 10_000 }));
   assert.deepEqual(delivered, ["a:m7", "a:m8"]);
   assert.deepEqual(requests, []);
-  // Started after we joined: its first messages are wanted.
-  const C = { name: "c", boot: "00000000000000cc", bootTime: 6000 };
+  // Started after we joined (younger than us): its first messages are wanted.
+  const C = { name: "c", boot: "00000000000000cc", age: () => 1000 };
   feed(messages(3, 3, C));
   assert.deepEqual(requests, [`c/${C.boot}@1`]);
 });
@@ -141,7 +141,7 @@ Deno.test("OriginTracker retires a stream when its origin restarts, counting its
   const { tracker, delivered, losses, feed } = setup();
   feed(messages(1, 1));
   feed(messages(3, 3)); // 2 missing
-  const restarted = { ...A, boot: "00000000000000ab", bootTime: 2000 };
+  const restarted = { ...A, boot: "00000000000000ab", age: () => 10 };
   feed(messages(1, 1, restarted));
   assert.deepEqual(losses, [2]);
   assert.deepEqual(delivered, ["a:m1", "a:m1"]);
