@@ -147,6 +147,7 @@ export class ClusterLink {
   #dropped = 0;
   #invalid = 0;
   #replaysServed = 0;
+  #handlerErrors = 0;
   #droppedLogged = false;
   #nameClashLogged = false;
   #lostNatsLogged = false;
@@ -172,7 +173,18 @@ export class ClusterLink {
       maxHeldBytes: bufferBytes,
       maxReplayAttempts: options.replayAttempts ?? DEFAULT_CLUSTER_REPLAY_ATTEMPTS,
     }, {
-      deliver: (origin, from, payload) => options.onMessage(origin, from, payload),
+      deliver: (origin, from, payload) => {
+        try {
+          options.onMessage(origin, from, payload);
+        } catch (error) {
+          // The receiving side's bookkeeping must go on: one bad delivery is not a reason
+          // to stop the subscription or to lose the order of what follows.
+          this.#handlerErrors++;
+          if (this.#handlerErrors <= 3) {
+            log.error("The cluster message handler failed: {reason}", { reason: describe(error) });
+          }
+        }
+      },
       requestReplay: (origin, boot, from) => this.#requestReplay(origin, boot, from),
       lost: (origin, count) =>
         log.warn("Lost {count} messages of server {origin}: no longer kept there", {

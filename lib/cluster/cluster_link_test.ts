@@ -349,3 +349,31 @@ Deno.test("ClusterLink drops a message larger than NATS's max_payload and counts
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ClusterLink goes on delivering in order when its message handler throws", async () => {
+  const nats = await startNats();
+  const a = link(nats.url, "server-a");
+  const got: string[] = [];
+  const b = ClusterLink.open({
+    servers: nats.url,
+    serverName: "server-b",
+    onMessage: (_origin, _from, payload) => {
+      const value = text(payload);
+      if (value === "2") throw new Error("handler bug");
+      got.push(value);
+    },
+  });
+  try {
+    await Promise.all([a.link.ready(), b.ready()]);
+    for (const value of ["1", "2", "3"]) a.link.publish("alice", bytes(value));
+    await waitFor(() => got.length === 2, "the messages around the failing one");
+    assert.deepEqual(got, ["1", "3"]);
+    a.link.publish("alice", bytes("4"));
+    await waitFor(() => got.length === 3, "the next one");
+    assert.equal(got[2], "4");
+  } finally {
+    await a.link.close();
+    await b.close();
+    await nats.stop();
+  }
+});
