@@ -4,6 +4,8 @@ import {
   generateTestCert,
   type NatsProcess,
   restartNats,
+  type Running,
+  spawn,
   startNats,
   startNatsCluster,
   waitFor,
@@ -374,6 +376,50 @@ Deno.test("ClusterLink goes on delivering in order when its message handler thro
   } finally {
     await a.link.close();
     await b.close();
+    await nats.stop();
+  }
+});
+
+Deno.test("ClusterLink: an origin killed and started again is a new stream, delivered from its start", async () => {
+  const nats = await startNats();
+  const b = link(nats.url, "server-b");
+  const child = (count: number, prefix: string) =>
+    spawn("deno", [
+      "run",
+      "--allow-net=127.0.0.1",
+      "lib/cluster/testdata/origin_child.ts",
+      nats.url,
+      "server-a",
+      String(count),
+      prefix,
+    ]);
+  let first: Running | undefined;
+  let second: Running | undefined;
+  try {
+    await b.link.ready();
+    first = child(30, "first-");
+    await first.stdout.waitForText("published 30", 30_000);
+    await waitFor(() => b.received.length === 30, "the first run's messages");
+    first.child.kill("SIGKILL");
+    await first.status;
+    second = child(20, "second-");
+    await second.stdout.waitForText("published 20", 30_000);
+    await waitFor(() => b.received.length === 50, "the second run's messages");
+    assert.deepEqual(
+      b.received.map((r) => text(r.payload)),
+      [...range(1, 30).map((i) => `first-${i}`), ...range(1, 20).map((i) => `second-${i}`)],
+    );
+    assert.equal(b.link.stats().lost, 0);
+  } finally {
+    for (const running of [first, second]) {
+      try {
+        running?.child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+    await Promise.all([first?.status, second?.status]);
+    await b.link.close();
     await nats.stop();
   }
 });
