@@ -123,3 +123,5 @@ export const DEFAULT_CLUSTER_REPLAY_TIMEOUT_MS = 2_000;
 export const DEFAULT_CLUSTER_REPLAY_ATTEMPTS = 3;
 /** Milliseconds between the NATS client's pings (two unanswered ones mean a dead connection). */
 export const DEFAULT_CLUSTER_PING_INTERVAL_MS = 5_000;
+/** Most other servers' streams a server tracks at once; past it the least recently heard goes. */
+export const MAX_CLUSTER_ORIGINS = 1_024;

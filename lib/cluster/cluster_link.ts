@@ -490,7 +490,7 @@ export class ClusterLink {
         break;
       case FrameKind.ReplayEnd:
         if (!viaReplay) return this.#countInvalid(msg.subject, "a replay end outside a replay");
-        this.#clearReplayTimer(frame.name);
+        this.#clearReplayTimer(frame.boot);
         this.#tracker.onReplayEnd(frame);
         this.#options.onBatchEnd?.();
         break;
@@ -520,22 +520,22 @@ export class ClusterLink {
     } catch {
       // Not sent: the timeout below treats it like a request without answer.
     }
-    this.#clearReplayTimer(origin);
+    this.#clearReplayTimer(boot);
     const epoch = this.#epoch;
     const timer = setTimeout(() => {
-      this.#replayTimers.delete(origin);
+      this.#replayTimers.delete(boot);
       // A wait that spanned a disconnect says nothing about the origin: ask again on reconnect.
       const countAttempt = this.#connected && epoch === this.#epoch;
-      this.#tracker.replayTimedOut(origin, boot, countAttempt);
+      this.#tracker.replayTimedOut(boot, countAttempt);
     }, this.#options.replayTimeoutMs ?? DEFAULT_CLUSTER_REPLAY_TIMEOUT_MS);
-    this.#replayTimers.set(origin, timer);
+    this.#replayTimers.set(boot, timer);
   }
 
-  #clearReplayTimer(origin: string): void {
-    const timer = this.#replayTimers.get(origin);
+  #clearReplayTimer(boot: string): void {
+    const timer = this.#replayTimers.get(boot);
     if (timer !== undefined) {
       clearTimeout(timer);
-      this.#replayTimers.delete(origin);
+      this.#replayTimers.delete(boot);
     }
   }
 

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { MAX_CLUSTER_ORIGINS } from "../defaults.ts";
 import { type ClusterFrame, lastSeq } from "./cluster_frame.ts";
 
 /** What an {@linkcode OriginTracker} does with what it learns. */
@@ -34,6 +35,11 @@ export interface OriginTrackerOptions {
   maxHeldBytes: number;
   /** Replay requests sent for one gap before it is declared lost. */
   maxReplayAttempts: number;
+  /**
+   * Most origin streams tracked at once (default {@linkcode MAX_CLUSTER_ORIGINS}); past it
+   * the least recently heard one is forgotten (its open gap counted as lost).
+   */
+  maxOrigins?: number;
 }
 
 interface Held {
@@ -53,6 +59,8 @@ interface Stream {
   heldBytes: number;
   replayPending: boolean;
   attempts: number;
+  /** A newer run of the same origin name was seen: forget this one once nothing is open. */
+  superseded: boolean;
 }
 
 /** Counters of an {@linkcode OriginTracker}. */
@@ -92,7 +100,10 @@ export interface OriginTrackerStats {
 export class OriginTracker {
   readonly #options: OriginTrackerOptions;
   readonly #hooks: OriginTrackerHooks;
+  /** The streams by boot id, least recently heard first. */
   readonly #streams = new Map<string, Stream>();
+  /** The boot id of the latest run heard of each origin name. */
+  readonly #latest = new Map<string, string>();
   /** Counters since creation. */
   readonly stats: OriginTrackerStats = { received: 0, replayed: 0, lost: 0, duplicates: 0 };
 
@@ -111,9 +122,9 @@ export class OriginTracker {
     }));
   }
 
-  /** Whether a replay request for `origin` is waiting for its answer. */
-  replayPending(origin: string): boolean {
-    return this.#streams.get(origin)?.replayPending ?? false;
+  /** Whether a replay request for the stream of boot `boot` is waiting for its answer. */
+  replayPending(boot: string): boolean {
+    return this.#streams.get(boot)?.replayPending ?? false;
   }
 
   /** A messages frame arrived (live, or as part of a replay). `bytes` is its size. */
@@ -145,8 +156,8 @@ export class OriginTracker {
 
   /** A replay end arrived: the origin had its stream from `frame.seq` to `frame.head`. */
   onReplayEnd(frame: ClusterFrame): void {
-    const stream = this.#streams.get(frame.name);
-    if (!stream || stream.boot !== frame.boot || !stream.replayPending) return;
+    const stream = this.#streams.get(frame.boot);
+    if (!stream || !stream.replayPending) return;
     stream.replayPending = false;
     if (frame.head > stream.knownHead) stream.knownHead = frame.head;
     // What the origin no longer had is lost; what it had came before this end frame.
@@ -156,38 +167,62 @@ export class OriginTracker {
       if (stream.attempts >= this.#options.maxReplayAttempts) this.#giveUp(stream);
     }
     this.#requestIfGap(stream);
+    this.#forgetIfDone(stream);
   }
 
   /**
-   * The replay request for `origin` (boot `boot`) got no answer in time. With `countAttempt`
+   * The replay request for the stream of boot `boot` got no answer in time. With `countAttempt`
    * false (this side was disconnected, so the request may never have left), it is sent again
    * on reconnect without counting.
    */
-  replayTimedOut(origin: string, boot: string, countAttempt: boolean): void {
-    const stream = this.#streams.get(origin);
-    if (!stream || stream.boot !== boot || !stream.replayPending) return;
+  replayTimedOut(boot: string, countAttempt: boolean): void {
+    const stream = this.#streams.get(boot);
+    if (!stream || !stream.replayPending) return;
     stream.replayPending = false;
     if (!countAttempt) return;
     stream.attempts++;
     if (stream.attempts >= this.#options.maxReplayAttempts) this.#giveUp(stream);
     this.#requestIfGap(stream);
+    this.#forgetIfDone(stream);
   }
 
   /** This side reconnected: ask every known origin for what came after what we have. */
   reconnected(): void {
-    for (const stream of this.#streams.values()) {
+    for (const stream of [...this.#streams.values()]) {
       if (stream.replayPending) continue;
+      // An earlier run of a restarted origin: nobody will answer for it.
+      if (stream.superseded && !this.#hasGap(stream)) {
+        this.#forget(stream);
+        continue;
+      }
       stream.replayPending = true;
       this.#hooks.requestReplay(stream.name, stream.boot, stream.expected);
     }
   }
 
   #streamFor(frame: ClusterFrame, firstSeen: number, viaReplay: boolean): Stream | undefined {
-    let stream = this.#streams.get(frame.name);
-    if (stream && stream.boot === frame.boot) return stream;
+    let stream = this.#streams.get(frame.boot);
+    if (stream) {
+      // Most recently heard last: the first is the one to forget when there are too many.
+      this.#streams.delete(frame.boot);
+      this.#streams.set(frame.boot, stream);
+      if (stream.superseded && this.#latest.get(stream.name) === stream.boot) {
+        stream.superseded = false;
+      }
+      return stream;
+    }
     // A replay only answers a request for a stream we know.
     if (viaReplay) return undefined;
-    if (stream) this.#retire(stream);
+    const earlier = this.#streams.get(this.#latest.get(frame.name) ?? "");
+    if (earlier) {
+      // The origin restarted (or two servers share a name): streams are told apart by boot
+      // id, so nothing mixes; the earlier one is forgotten once nothing is open in it.
+      earlier.superseded = true;
+      this.#forgetIfDone(earlier);
+    }
+    if (this.#streams.size >= (this.#options.maxOrigins ?? MAX_CLUSTER_ORIGINS)) {
+      this.#forget(this.#streams.values().next().value!);
+    }
     // A stream that started after we joined is wanted whole: we were there.
     const expected = frame.age <= this.#options.age() ? 1 : firstSeen;
     stream = {
@@ -199,13 +234,19 @@ export class OriginTracker {
       heldBytes: 0,
       replayPending: false,
       attempts: 0,
+      superseded: false,
     };
-    this.#streams.set(frame.name, stream);
+    this.#streams.set(frame.boot, stream);
+    this.#latest.set(frame.name, frame.boot);
     return stream;
   }
 
-  /** The origin restarted (new boot id): what the old stream still missed is lost. */
-  #retire(stream: Stream): void {
+  #forgetIfDone(stream: Stream): void {
+    if (stream.superseded && !stream.replayPending && !this.#hasGap(stream)) this.#forget(stream);
+  }
+
+  /** Stops tracking a stream; what it still missed is counted as lost. */
+  #forget(stream: Stream): void {
     const highest = Math.max(
       stream.knownHead,
       ...stream.held.map((h) => lastSeq(h.frame)),
@@ -213,6 +254,8 @@ export class OriginTracker {
     stream.held = [];
     stream.heldBytes = 0;
     if (highest >= stream.expected) this.#lose(stream, highest - stream.expected + 1);
+    this.#streams.delete(stream.boot);
+    if (this.#latest.get(stream.name) === stream.boot) this.#latest.delete(stream.name);
   }
 
   #deliver(stream: Stream, frame: ClusterFrame, viaReplay: boolean): void {

@@ -53,7 +53,7 @@ Deno.test("OriginTracker.onMessages() holds frames after a gap, asks for it and 
   feed(messages(6, 6));
   assert.deepEqual(delivered, ["a:m1"]);
   assert.deepEqual(requests, [`a/${A.boot}@2`]);
-  assert.ok(tracker.replayPending("a"));
+  assert.ok(tracker.replayPending(A.boot));
   // The replay sends what the ring has from 2 on (overlapping what is held), then its end.
   feed(messages(2, 3), true);
   feed(messages(4, 6), true);
@@ -61,7 +61,7 @@ Deno.test("OriginTracker.onMessages() holds frames after a gap, asks for it and 
   assert.deepEqual(delivered, ["a:m1", "a:m2r", "a:m3r", "a:m4", "a:m5", "a:m6"]);
   assert.equal(tracker.stats.replayed, 2);
   assert.equal(tracker.stats.lost, 0);
-  assert.equal(tracker.replayPending("a"), false);
+  assert.equal(tracker.replayPending(A.boot), false);
   assert.deepEqual(requests.length, 1);
 });
 
@@ -94,14 +94,14 @@ Deno.test("OriginTracker.replayTimedOut() asks again, then declares the gap lost
   feed(messages(1, 1));
   feed(messages(5, 5));
   assert.equal(requests.length, 1);
-  tracker.replayTimedOut("a", A.boot, true);
-  tracker.replayTimedOut("a", A.boot, true);
+  tracker.replayTimedOut(A.boot, true);
+  tracker.replayTimedOut(A.boot, true);
   assert.equal(requests.length, 3);
   assert.deepEqual(delivered, ["a:m1"]);
-  tracker.replayTimedOut("a", A.boot, true);
+  tracker.replayTimedOut(A.boot, true);
   assert.deepEqual(losses, [3]);
   assert.deepEqual(delivered, ["a:m1", "a:m5"]);
-  assert.equal(tracker.replayPending("a"), false);
+  assert.equal(tracker.replayPending(A.boot), false);
   assert.equal(requests.length, 3);
 });
 
@@ -109,9 +109,9 @@ Deno.test("OriginTracker.replayTimedOut() while disconnected does not count; rec
   const { tracker, requests, losses, feed } = setup({ maxReplayAttempts: 1 });
   feed(messages(1, 1));
   feed(messages(3, 3));
-  tracker.replayTimedOut("a", A.boot, false);
+  tracker.replayTimedOut(A.boot, false);
   assert.deepEqual(losses, []);
-  assert.equal(tracker.replayPending("a"), false);
+  assert.equal(tracker.replayPending(A.boot), false);
   tracker.reconnected();
   assert.deepEqual(requests, [`a/${A.boot}@2`, `a/${A.boot}@2`]);
 });
@@ -137,15 +137,53 @@ Deno.test("OriginTracker takes an older stream from the first message seen, a ne
   assert.deepEqual(requests, [`c/${C.boot}@1`]);
 });
 
-Deno.test("OriginTracker retires a stream when its origin restarts, counting its open gap", () => {
-  const { tracker, delivered, losses, feed } = setup();
+Deno.test("OriginTracker: a restarted origin is a new stream; the old one's open gap is lost when unanswered", () => {
+  const { tracker, delivered, losses, requests, feed } = setup({ maxReplayAttempts: 2 });
   feed(messages(1, 1));
-  feed(messages(3, 3)); // 2 missing
+  feed(messages(3, 3)); // 2 missing: a request is out
+  assert.deepEqual(requests, [`a/${A.boot}@2`]);
+  const restarted = { ...A, boot: "00000000000000ab", age: () => 10 };
+  feed(messages(1, 2, restarted));
+  assert.deepEqual(delivered, ["a:m1", "a:m1", "a:m2"]);
+  // The old run stays until its gap is settled: nobody answers for it any more.
+  tracker.replayTimedOut(A.boot, true);
+  assert.deepEqual(losses, []);
+  tracker.replayTimedOut(A.boot, true);
+  assert.deepEqual(losses, [1]);
+  assert.deepEqual(delivered, ["a:m1", "a:m1", "a:m2", "a:m3"]);
+  assert.deepEqual(tracker.origins().map((o) => o.boot), [restarted.boot]);
+});
+
+Deno.test("OriginTracker forgets a superseded stream with nothing open at once", () => {
+  const { tracker, feed } = setup();
+  feed(messages(1, 2));
   const restarted = { ...A, boot: "00000000000000ab", age: () => 10 };
   feed(messages(1, 1, restarted));
-  assert.deepEqual(losses, [2]);
-  assert.deepEqual(delivered, ["a:m1", "a:m1"]);
   assert.deepEqual(tracker.origins().map((o) => o.boot), [restarted.boot]);
+});
+
+Deno.test("OriginTracker keeps two live servers that share a name apart by boot id", () => {
+  const { tracker, delivered, losses, feed } = setup();
+  const twin = { ...A, boot: "00000000000000ff" };
+  feed(messages(1, 2));
+  feed(messages(1, 1, twin));
+  feed(messages(3, 3));
+  feed(messages(2, 2, twin));
+  assert.deepEqual(delivered, ["a:m1", "a:m2", "a:m1", "a:m3", "a:m2"]);
+  assert.equal(tracker.stats.duplicates, 0);
+  assert.deepEqual(losses, []);
+});
+
+Deno.test("OriginTracker forgets the least recently heard origin past maxOrigins", () => {
+  const { tracker, losses, feed } = setup({ maxOrigins: 2 });
+  const origin = (n: number) => ({ name: `o${n}`, boot: `000000000000000${n}`, age: () => 1000 });
+  feed(messages(1, 1, origin(1)));
+  feed(messages(1, 1, origin(2)));
+  feed(messages(3, 3, origin(2))); // o2 has a gap
+  feed(messages(2, 2, origin(1))); // o1 heard last
+  feed(messages(1, 1, origin(3))); // o2 goes, its gap counted
+  assert.deepEqual(tracker.origins().map((o) => o.name).sort(), ["o1", "o3"]);
+  assert.deepEqual(losses, [2]);
 });
 
 Deno.test("OriginTracker declares a gap lost when the held frames pass their byte bound", () => {
