@@ -38,6 +38,7 @@ import {
   type FrameOrigin,
   randomBootId,
 } from "./cluster_frame.ts";
+import { isValidClusterSubject } from "./cluster_flags.ts";
 import { type ClusterConnectSettings, natsConnectionOptions } from "./nats_options.ts";
 import { OriginTracker } from "./origin_tracker.ts";
 import { ReplayRing, type RingEntry } from "./replay_ring.ts";
@@ -159,7 +160,7 @@ export class ClusterLink {
     const age = () => performance.now() - startedAt;
     this.#origin = { name: options.serverName, boot: randomBootId(), age };
     const prefix = options.subject ?? DEFAULT_CLUSTER_SUBJECT;
-    if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) {
+    if (!isValidClusterSubject(prefix)) {
       throw new RangeError(`Invalid cluster subject "${prefix}": use dot-separated tokens`);
     }
     this.#subject = prefix;
