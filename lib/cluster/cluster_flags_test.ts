@@ -85,9 +85,9 @@ Deno.test("parseClusterFlags() refuses bad values in one line", () => {
 Deno.test("parseClusterFlags() fails closed when it may not read PARROT_CLUSTER_TOKEN", async () => {
   const output = await new Deno.Command("deno", {
     args: [
-      "eval",
-      `import { parseClusterFlags } from "${new URL("./cluster_flags.ts", import.meta.url)}";
-       try { parseClusterFlags({ cluster: "127.0.0.1" }); } catch (e) { console.log(e.message); }`,
+      "run",
+      "--no-prompt",
+      new URL("./testdata/token_env_child.ts", import.meta.url).pathname,
     ],
     stdout: "piped",
     stderr: "piped",
