@@ -78,7 +78,7 @@ export function renderClusterMetrics(stats: ClusterStats): string {
 }
 
 /**
- * The cluster part of the `--stats` line.
+ * The cluster part of the `--stats` line, in its `key=value` style.
  *
  * @example
  * ```ts
@@ -87,12 +87,12 @@ export function renderClusterMetrics(stats: ClusterStats): string {
  *   published: 3, received: 2, buffered: 0, replayed: 0, dropped: 0, lost: 0, invalid: 0,
  *   replaysServed: 0, connected: false,
  * });
- * if (!text.startsWith("cluster disconnected")) throw new Error(text);
+ * if (!text.startsWith("cluster=disconnected ")) throw new Error(text);
  * ```
  */
 export function clusterStatsText(stats: ClusterStats): string {
-  return `cluster ${stats.connected ? "connected" : "disconnected"}, ` +
-    `published ${stats.published}, received ${stats.received}, buffered ${stats.buffered}, ` +
-    `replayed ${stats.replayed}, dropped ${stats.dropped}, lost ${stats.lost}, ` +
-    `invalid ${stats.invalid}`;
+  return `cluster=${stats.connected ? "connected" : "disconnected"} ` +
+    `cluster_published=${stats.published} cluster_received=${stats.received} ` +
+    `cluster_buffered=${stats.buffered} cluster_replayed=${stats.replayed} ` +
+    `cluster_dropped=${stats.dropped} cluster_lost=${stats.lost} cluster_invalid=${stats.invalid}`;
 }

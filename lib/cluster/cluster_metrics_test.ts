@@ -63,6 +63,7 @@ Deno.test("renderClusterMetrics() output passes promtool check metrics", async (
 Deno.test("clusterStatsText() names every figure", () => {
   assert.equal(
     clusterStatsText(stats),
-    "cluster connected, published 10, received 20, buffered 3, replayed 4, dropped 5, lost 6, invalid 7",
+    "cluster=connected cluster_published=10 cluster_received=20 cluster_buffered=3 " +
+      "cluster_replayed=4 cluster_dropped=5 cluster_lost=6 cluster_invalid=7",
   );
 });
