@@ -125,3 +125,8 @@ export const DEFAULT_CLUSTER_REPLAY_ATTEMPTS = 3;
 export const DEFAULT_CLUSTER_PING_INTERVAL_MS = 5_000;
 /** Most other servers' streams a server tracks at once; past it the least recently heard goes. */
 export const MAX_CLUSTER_ORIGINS = 1_024;
+/**
+ * Payload bytes of other servers' messages waiting for the main task; past it they are
+ * dropped and counted (NATS cannot be told to wait).
+ */
+export const DEFAULT_CLUSTER_INBOX_BYTES = 8 * 1024 * 1024;
