@@ -130,3 +130,5 @@ export const MAX_CLUSTER_ORIGINS = 1_024;
  * dropped and counted (NATS cannot be told to wait).
  */
 export const DEFAULT_CLUSTER_INBOX_BYTES = 8 * 1024 * 1024;
+/** Milliseconds one attempt to connect to a NATS server may take. */
+export const DEFAULT_CLUSTER_CONNECT_TIMEOUT_MS = 5_000;

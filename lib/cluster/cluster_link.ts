@@ -141,6 +141,8 @@ export class ClusterLink {
   /** Sequence of the first message not yet handed to NATS. */
   #publishNext = 1;
   #lastHead = 0;
+  /** Messages below this sequence cannot be replayed (dropped as too large for NATS). */
+  #unservableBelow = 1;
   #headTimer: ReturnType<typeof setInterval> | undefined;
   /** Largest NATS message the server takes (its max_payload), known once connected. */
   #natsMaxPayload = 1024 * 1024;
@@ -279,7 +281,7 @@ export class ClusterLink {
    * `signal` aborts first, the connection is closed at once.
    */
   async close(signal?: AbortSignal): Promise<void> {
-    if (this.#closing.signal.aborted) return this.#running;
+    if (this.#closing.signal.aborted) return this.#stopped(signal);
     this.#seal();
     this.#closing.abort();
     clearInterval(this.#headTimer);
@@ -308,7 +310,21 @@ export class ClusterLink {
         count: unpublished,
       });
     }
-    await this.#running;
+    await this.#stopped(signal);
+  }
+
+  /** Waits for the connection loop to end, or for `signal` (a connect in flight may linger). */
+  #stopped(signal?: AbortSignal): Promise<void> {
+    if (!signal) return this.#running;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      signal.addEventListener("abort", done, { once: true });
+      this.#running.then(done);
+    });
   }
 
   async #run(): Promise<void> {
@@ -438,6 +454,13 @@ export class ClusterLink {
     const subject = `${this.#subject}.${subjectToken(this.#origin.name)}`;
     for (const entry of this.#ring.from(this.#publishNext)) {
       if (entry.firstSeq < this.#publishNext) continue;
+      if (entry.bytes.length > this.#natsMaxPayload) {
+        // Sealed before we knew the server's max_payload: NATS would refuse it.
+        this.#publishNext = entry.firstSeq + entry.count;
+        this.#unservableBelow = this.#publishNext;
+        this.#drop(entry.count, "a batch larger than the NATS server's max_payload");
+        continue;
+      }
       try {
         nc.publish(subject, entry.bytes);
       } catch (error) {
@@ -558,14 +581,13 @@ export class ClusterLink {
     const nc = this.#nc;
     if (!nc) return;
     try {
-      for (const entry of this.#ring.from(frame.seq)) {
+      const from = Math.max(frame.seq, this.#unservableBelow);
+      for (const entry of this.#ring.from(from)) {
         if (entry.firstSeq >= this.#publishNext) break; // not yet published: it follows live
         nc.publish(msg.reply, entry.bytes);
       }
-      nc.publish(
-        msg.reply,
-        encodeReplayEnd(this.#origin, this.#ring.oldestSeq, this.#publishNext - 1),
-      );
+      const oldest = Math.max(this.#ring.oldestSeq, this.#unservableBelow);
+      nc.publish(msg.reply, encodeReplayEnd(this.#origin, oldest, this.#publishNext - 1));
       this.#replaysServed++;
     } catch (error) {
       log.debug("Cannot answer a replay request: {reason}", { reason: describe(error) });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import {
   generateTestCert,
+  hasSettled,
   type NatsProcess,
   restartNats,
   type Running,
@@ -421,5 +422,59 @@ Deno.test("ClusterLink: an origin killed and started again is a new stream, deli
     await Promise.all([first?.status, second?.status]);
     await b.link.close();
     await nats.stop();
+  }
+});
+
+Deno.test("ClusterLink drops and counts a batch sealed before NATS said its max_payload", async () => {
+  const dir = await Deno.makeTempDir();
+  const config = `${dir}/nats.conf`;
+  await Deno.writeTextFile(config, "max_payload: 2048\n");
+  const probe = await startNats({ args: ["-c", config] });
+  await probe.stop();
+  const b = link(probe.url, "server-b");
+  await new Promise((resolve) => setTimeout(resolve, 5)); // b is older than a by a few ms
+  const a = link(probe.url, "server-a");
+  let nats: NatsProcess | undefined;
+  try {
+    // One turn, one batch of about 3 KiB: fine by the 1 MiB default, too large for this NATS.
+    for (let i = 0; i < 30; i++) a.link.publish("alice", new Uint8Array(100));
+    await waitFor(() => a.link.stats().buffered === 30, "the batch to wait");
+    nats = await restartNats(probe, { args: ["-c", config] });
+    await Promise.all([a.link.ready(), b.link.ready()]);
+    await waitFor(() => a.link.stats().dropped === 30, "the batch to be dropped");
+    a.link.publish("alice", bytes("after"));
+    await waitFor(() => b.received.some((r) => text(r.payload) === "after"), "the next message");
+    assert.equal(a.link.stats().buffered, 0);
+    assert.equal(a.link.stats().published, 1);
+    // b joined first: it wanted a's stream from 1, and learns the batch is gone for good.
+    await waitFor(() => b.link.stats().lost === 30, "b to count the dropped batch");
+  } finally {
+    await a.link.close();
+    await b.link.close();
+    await nats?.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ClusterLink.close(signal) returns by the signal while a connect hangs", async () => {
+  // A listener that accepts and never answers: the NATS handshake waits.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of silent) accepted.push(conn);
+  })();
+  const a = link(`nats://127.0.0.1:${silent.addr.port}`, "server-a");
+  try {
+    await waitFor(() => accepted.length > 0, "the link to connect");
+    // The handshake never completes; an aborted signal lets close() return at once anyway.
+    const closing = a.link.close(AbortSignal.abort());
+    assert.equal(await hasSettled(closing), true);
+    assert.equal(a.link.stats().connected, false);
+  } finally {
+    silent.close();
+    for (const conn of accepted) conn.close();
+    await accepting.catch(() => {});
+    // Let the abandoned connect attempt end before the test's resource check.
+    await a.link.close();
   }
 });

@@ -13,6 +13,7 @@
 import { credsAuthenticator } from "@nats-io/transport-node";
 import type { NodeConnectionOptions } from "@nats-io/transport-node";
 import {
+  DEFAULT_CLUSTER_CONNECT_TIMEOUT_MS,
   DEFAULT_CLUSTER_PING_INTERVAL_MS,
   DEFAULT_CLUSTER_RECONNECT_WAIT_MS,
 } from "../defaults.ts";
@@ -122,6 +123,8 @@ export function natsConnectionOptions(settings: ClusterConnectSettings): NodeCon
     reconnectJitter: wait,
     reconnectJitterTLS: wait,
     pingInterval: DEFAULT_CLUSTER_PING_INTERVAL_MS,
+    // An unreachable host should not hold a connect (or a close) for the default 20 s.
+    timeout: DEFAULT_CLUSTER_CONNECT_TIMEOUT_MS,
     maxPingOut: 2,
     noEcho: true,
     noRandomize: true,
