@@ -18,6 +18,11 @@ import { DEFAULT_CLUSTER_INBOX_BYTES } from "../defaults.ts";
 export interface RemoteInboxOptions {
   /** Payload bytes waiting at most; past it, messages are dropped and counted. */
   maxBytes?: number;
+  /**
+   * Called when the inbox goes from empty to holding a message: the server's main task may be
+   * waiting on its channel, and this is where to wake it (e.g. `channel.trySend(marker)`).
+   */
+  onWaiting?: () => void;
 }
 
 class Arena {
@@ -69,6 +74,7 @@ class Arena {
  */
 export class RemoteInbox {
   readonly #maxBytes: number;
+  readonly #onWaiting: (() => void) | undefined;
   #filling = new Arena();
   #handedOut = new Arena();
   #wake: (() => void) | undefined;
@@ -76,6 +82,7 @@ export class RemoteInbox {
 
   constructor(options: RemoteInboxOptions = {}) {
     this.#maxBytes = options.maxBytes ?? DEFAULT_CLUSTER_INBOX_BYTES;
+    this.#onWaiting = options.onWaiting;
   }
 
   /** Messages waiting. */
@@ -104,6 +111,7 @@ export class RemoteInbox {
       return false;
     }
     filling.add(origin, from, payload);
+    if (filling.count === 1) this.#onWaiting?.();
     const wake = this.#wake;
     if (wake) {
       this.#wake = undefined;

@@ -68,3 +68,14 @@ Deno.test("RemoteInbox.ready() rejects when its signal aborts", async () => {
   inbox.push("a", "alice", bytes("hi"));
   await next;
 });
+
+Deno.test("RemoteInbox calls onWaiting when it stops being empty, once per drain", () => {
+  let calls = 0;
+  const inbox = new RemoteInbox({ onWaiting: () => calls++ });
+  inbox.push("a", "alice", bytes("1"));
+  inbox.push("a", "alice", bytes("2"));
+  assert.equal(calls, 1);
+  inbox.drain(() => {});
+  inbox.push("a", "alice", bytes("3"));
+  assert.equal(calls, 2);
+});
