@@ -478,3 +478,32 @@ Deno.test("ClusterLink.close(signal) returns by the signal while a connect hangs
     await a.link.close();
   }
 });
+
+Deno.test("ClusterLink: the receiver's NATS node is killed mid-stream; it fails over and replays the gap", async () => {
+  const [n1, n2, n3] = await startNatsCluster(3);
+  const a = link(n1.url, "server-a");
+  const b = link([n2.url, n3.url], "server-b");
+  try {
+    await Promise.all([a.link.ready(), b.link.ready()]);
+    const total = 3000;
+    let sent = 0;
+    const publishing = (async () => {
+      while (sent < total) {
+        for (let i = 0; i < 10; i++) a.link.publish(`client-${sent % 20}`, bytes(String(++sent)));
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    })();
+    await waitFor(() => b.received.length >= 500, "the first 500 on b");
+    await n2.stop("SIGKILL");
+    await publishing;
+    await waitFor(() => b.received.length >= total, `all ${total} on b`, 30_000);
+    assert.deepEqual(numbers(b.received), range(1, total));
+    assert.equal(b.link.stats().lost, 0);
+    assert.equal(b.link.stats().connected, true);
+    console.log(`receiver failover: ${b.link.stats().replayed} of ${total} through replay`);
+  } finally {
+    await a.link.close();
+    await b.link.close();
+    await Promise.all([n1.stop(), n2.stop(), n3.stop()]);
+  }
+});
