@@ -38,8 +38,12 @@ import {
   type FrameOrigin,
   randomBootId,
 } from "./cluster_frame.ts";
-import { isValidClusterSubject } from "./cluster_flags.ts";
-import { type ClusterConnectSettings, natsConnectionOptions } from "./nats_options.ts";
+import { isValidClusterSubject, isValidServerName } from "./cluster_flags.ts";
+import {
+  ClusterConfigError,
+  type ClusterConnectSettings,
+  natsConnectionOptions,
+} from "./nats_options.ts";
 import { OriginTracker } from "./origin_tracker.ts";
 import { ReplayRing, type RingEntry } from "./replay_ring.ts";
 
@@ -92,7 +96,16 @@ export interface ClusterStats {
   connected: boolean;
 }
 
-/** Turns a server name into one NATS subject token. */
+/**
+ * Turns a server name into one NATS subject token: every character outside `A-Za-z0-9_-`
+ * becomes `_`.
+ *
+ * @example
+ * ```ts
+ * import { subjectToken } from "./cluster_link.ts";
+ * if (subjectToken("127.0.0.1:7000") !== "127_0_0_1_7000") throw new Error("bad token");
+ * ```
+ */
 export function subjectToken(name: string): string {
   return name.replace(/[^A-Za-z0-9_-]/g, "_");
 }
@@ -156,6 +169,13 @@ export class ClusterLink {
   #lostNatsLogged = false;
 
   private constructor(options: ClusterLinkOptions) {
+    if (!isValidServerName(options.serverName)) {
+      throw new ClusterConfigError(
+        `Cannot use the server name ${
+          JSON.stringify(options.serverName)
+        }: expected 1 to 255 bytes without spaces or control characters`,
+      );
+    }
     this.#options = options;
     this.#natsOptions = natsConnectionOptions({ ...options, name: options.serverName });
     const startedAt = performance.now();
@@ -163,7 +183,9 @@ export class ClusterLink {
     this.#origin = { name: options.serverName, boot: randomBootId(), age };
     const prefix = options.subject ?? DEFAULT_CLUSTER_SUBJECT;
     if (!isValidClusterSubject(prefix)) {
-      throw new RangeError(`Invalid cluster subject "${prefix}": use dot-separated tokens`);
+      throw new ClusterConfigError(
+        `Cannot use the cluster subject "${prefix}": expected dot-separated words of letters, digits, _ and -`,
+      );
     }
     this.#subject = prefix;
     this.#replaySubjectPrefix = `${prefix}.replay.`;
@@ -200,8 +222,9 @@ export class ClusterLink {
   }
 
   /**
-   * Checks the settings (throws {@linkcode ClusterConfigError} for one that cannot be applied)
-   * and starts connecting in the background: local service never waits for NATS.
+   * Checks the settings (throws {@linkcode ClusterConfigError} for one that cannot be applied:
+   * a bad URL, server name or subject, credentials given twice, an unreadable creds or CA
+   * file) and starts connecting in the background: local service never waits for NATS.
    */
   static open(options: ClusterLinkOptions): ClusterLink {
     return new ClusterLink(options);

@@ -12,6 +12,7 @@ import {
   waitFor,
 } from "../testing.ts";
 import { ClusterLink, type ClusterLinkOptions } from "./cluster_link.ts";
+import { ClusterConfigError } from "./nats_options.ts";
 
 interface Received {
   origin: string;
@@ -506,4 +507,26 @@ Deno.test("ClusterLink: the receiver's NATS node is killed mid-stream; it fails 
     await b.link.close();
     await Promise.all([n1.stop(), n2.stop(), n3.stop()]);
   }
+});
+
+Deno.test("ClusterLink.open() refuses a bad server name, subject or URL with a ClusterConfigError", () => {
+  const open = (options: Partial<ClusterLinkOptions>) => () =>
+    ClusterLink.open({
+      servers: "nats://127.0.0.1:4222",
+      serverName: "server-a",
+      onMessage: () => {},
+      ...options,
+    });
+  assert.throws(
+    open({ serverName: "two words" }),
+    (e) =>
+      e instanceof ClusterConfigError && /Cannot use the server name "two words"/.test(e.message),
+  );
+  assert.throws(
+    open({ subject: "parrot.>" }),
+    (e) =>
+      e instanceof ClusterConfigError &&
+      /Cannot use the cluster subject "parrot\.>"/.test(e.message),
+  );
+  assert.throws(open({ servers: "http://127.0.0.1" }), ClusterConfigError);
 });
