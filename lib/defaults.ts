@@ -115,3 +115,34 @@ export const MAX_FEED_WATCHERS = 32;
 export const FEED_WATCHER_QUEUE_EVENTS = 4;
 /** Events a watcher may miss in a row (it does not read) before the feed closes its stream. */
 export const MAX_FEED_MISSED_EVENTS = 30;
+
+/** NATS subject prefix of cluster mode (`--cluster-subject`): messages go to `<prefix>.<server>`. */
+export const DEFAULT_CLUSTER_SUBJECT = "parrot.msg";
+/**
+ * Bytes of recent messages each server keeps for the cluster (`--cluster-buffer`): its
+ * outbound buffer while NATS is away and the ring that answers replay requests.
+ */
+export const DEFAULT_CLUSTER_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Most messages the cluster ring keeps, whatever their size. */
+export const MAX_CLUSTER_RING_MESSAGES = 1_000_000;
+/** Bytes of messages after which a cluster batch is sealed and published at once. */
+export const DEFAULT_CLUSTER_BATCH_BYTES = 64 * 1024;
+/** Milliseconds between two attempts to reach NATS (a random wait of up to as much is added). */
+export const DEFAULT_CLUSTER_RECONNECT_WAIT_MS = 250;
+/** Milliseconds between two head frames while a server's sequence moves. */
+export const DEFAULT_CLUSTER_HEAD_INTERVAL_MS = 1_000;
+/** Milliseconds a replay request may stay unanswered before it is sent again. */
+export const DEFAULT_CLUSTER_REPLAY_TIMEOUT_MS = 2_000;
+/** Replay requests sent for one gap before the gap is declared lost. */
+export const DEFAULT_CLUSTER_REPLAY_ATTEMPTS = 3;
+/** Milliseconds between the NATS client's pings (two unanswered ones mean a dead connection). */
+export const DEFAULT_CLUSTER_PING_INTERVAL_MS = 5_000;
+/** Most other servers' streams a server tracks at once; past it the least recently heard goes. */
+export const MAX_CLUSTER_ORIGINS = 1_024;
+/**
+ * Payload bytes of other servers' messages waiting for the main task; past it they are
+ * dropped and counted (NATS cannot be told to wait).
+ */
+export const DEFAULT_CLUSTER_INBOX_BYTES = 8 * 1024 * 1024;
+/** Milliseconds one attempt to connect to a NATS server may take. */
+export const DEFAULT_CLUSTER_CONNECT_TIMEOUT_MS = 5_000;

@@ -4,8 +4,8 @@
  * condition, spying on abort listeners, building byte arrays, a connected TCP pair, a
  * text view of one end of a connection, fake connections and writers that record what
  * they are given; and, from `testing/`, starting the real server and client processes
- * and talking to them over raw sockets (`processes.ts`), and throw-away TLS material
- * (`certs.ts`).
+ * and talking to them over raw sockets (`processes.ts`), throw-away TLS material
+ * (`certs.ts`), and real `nats-server` processes and clusters for cluster mode (`nats.ts`).
  *
  * Test support only: nothing here is exported from `mod.ts`.
  *
@@ -14,6 +14,7 @@
 
 export * from "./testing/certs.ts";
 export * from "./testing/http.ts";
+export * from "./testing/nats.ts";
 export * from "./testing/processes.ts";
 
 const encoder = new TextEncoder();

@@ -1,0 +1,98 @@
+/**
+ * How cluster mode shows up in what the server reports: the lines it adds to `/metrics`
+ * (Prometheus text format, `parrot_cluster_*`) and the part it adds to the `--stats` line.
+ *
+ * Formatting only: the figures are {@linkcode ClusterStats}, read once per scrape or line.
+ *
+ * @module
+ */
+
+import type { ClusterStats } from "./cluster_link.ts";
+
+const COUNTERS: readonly [keyof ClusterStats, string, string][] = [
+  [
+    "published",
+    "parrot_cluster_published_messages_total",
+    "Messages of this server handed to NATS.",
+  ],
+  [
+    "received",
+    "parrot_cluster_received_messages_total",
+    "Messages of other servers delivered here.",
+  ],
+  [
+    "replayed",
+    "parrot_cluster_replayed_messages_total",
+    "Of the messages received, those that came through a replay after a gap.",
+  ],
+  [
+    "dropped",
+    "parrot_cluster_dropped_messages_total",
+    "Messages of this server that never reached NATS (buffer full, too large).",
+  ],
+  [
+    "lost",
+    "parrot_cluster_lost_messages_total",
+    "Messages of other servers known to be missing for good.",
+  ],
+  [
+    "invalid",
+    "parrot_cluster_invalid_messages_total",
+    "NATS messages on the cluster subjects that were not valid parrot cluster frames.",
+  ],
+  ["replaysServed", "parrot_cluster_replays_served_total", "Replay requests this server answered."],
+];
+
+/**
+ * The `parrot_cluster_*` metric families, to append to the server's `/metrics` text.
+ *
+ * @example
+ * ```ts
+ * import { renderClusterMetrics } from "./cluster_metrics.ts";
+ * const text = renderClusterMetrics({
+ *   published: 3, received: 2, buffered: 0, replayed: 0, dropped: 0, lost: 0, invalid: 1,
+ *   replaysServed: 0, connected: true,
+ * });
+ * if (!text.includes("parrot_cluster_connected 1\n")) throw new Error("no connected gauge");
+ * ```
+ */
+export function renderClusterMetrics(stats: ClusterStats): string {
+  const out: string[] = [];
+  const single = (name: string, type: string, help: string, value: number) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
+  };
+  single(
+    "parrot_cluster_connected",
+    "gauge",
+    "1 while this server is connected to NATS, else 0.",
+    stats.connected ? 1 : 0,
+  );
+  single(
+    "parrot_cluster_buffered_messages",
+    "gauge",
+    "Messages of this server accepted and not yet handed to NATS.",
+    stats.buffered,
+  );
+  for (const [key, name, help] of COUNTERS) single(name, "counter", help, stats[key] as number);
+  return out.join("\n") + "\n";
+}
+
+/**
+ * The cluster part of the `--stats` line, in its `key=value` style.
+ *
+ * @example
+ * ```ts
+ * import { clusterStatsText } from "./cluster_metrics.ts";
+ * const text = clusterStatsText({
+ *   published: 3, received: 2, buffered: 0, replayed: 0, dropped: 0, lost: 0, invalid: 0,
+ *   replaysServed: 0, connected: false,
+ * });
+ * if (!text.startsWith("cluster=disconnected ")) throw new Error(text);
+ * ```
+ */
+export function clusterStatsText(stats: ClusterStats): string {
+  return `cluster=${stats.connected ? "connected" : "disconnected"} ` +
+    `cluster_published=${stats.published} cluster_received=${stats.received} ` +
+    `cluster_buffered=${stats.buffered} cluster_replayed=${stats.replayed} ` +
+    `cluster_dropped=${stats.dropped} cluster_lost=${stats.lost} cluster_invalid=${stats.invalid}`;
+}
