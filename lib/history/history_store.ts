@@ -107,8 +107,7 @@ const COLUMNS = "id, time, sender, origin, payload";
  * import assert from "node:assert/strict";
  * import { HistoryStore } from "./history_store.ts";
  *
- * const dir = Deno.makeTempDirSync();
- * const store = HistoryStore.open(`${dir}/history.db`);
+ * const store = HistoryStore.open(":memory:"); // or a file's path
  * store.append({
  *   firstId: store.lastId + 1,
  *   count: 2,
@@ -122,7 +121,6 @@ const COLUMNS = "id, time, sender, origin, payload";
  * assert.deepEqual(last.map((r) => r.sender), ["alice", "bob"]);
  * assert.equal(new TextDecoder().decode(last[1].payload), "yo!");
  * store.close();
- * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class HistoryStore {
@@ -342,6 +340,7 @@ export class HistoryStore {
 
 /** The clearer reasons SQLite would only call "unable to open database file". */
 function checkPath(path: string, readOnly: boolean, fail: (why: string) => Error): void {
+  if (path === ":memory:") return;
   let info: Deno.FileInfo | undefined;
   try {
     info = Deno.statSync(path);
