@@ -74,7 +74,8 @@ Deno.test("parseDuration() rejects text that is not a duration", () => {
 
 Deno.test("parseDuration() quotes odd text in its error message", () => {
   assert.throws(() => parseDuration('5"s'), {
-    message: 'Cannot parse duration "5\\"s": expected a number with an optional ms, s, m, h or d unit',
+    message:
+      'Cannot parse duration "5\\"s": expected a number with an optional ms, s, m, h or d unit',
   });
 });
 
