@@ -115,7 +115,8 @@ class BatchBuffer {
     this.lastIndex = -1;
   }
 
-  add(from: string, payload: Uint8Array, time: number): void {
+  /** Appends the message `bytes[start, end)`. */
+  add(from: string, bytes: Uint8Array, start: number, end: number, time: number): void {
     let index = this.lastIndex;
     if (from !== this.lastName || index < 0) {
       index = this.nameIndex.get(from) ?? -1;
@@ -126,18 +127,18 @@ class BatchBuffer {
       this.lastName = from;
       this.lastIndex = index;
     }
-    const end = this.used + payload.length;
-    if (end > this.bytes.length) {
-      const grown = new Uint8Array(Math.max(end, this.bytes.length * 2));
+    const used = this.used + end - start;
+    if (used > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(used, this.bytes.length * 2));
       grown.set(this.bytes.subarray(0, this.used));
       this.bytes = grown;
     }
-    this.bytes.set(payload, this.used);
+    this.bytes.set(bytes.subarray(start, end), this.used);
     const i = this.count++;
     this.times[i] = time;
     this.senders[i] = index;
-    this.ends[i] = end;
-    this.used = end;
+    this.ends[i] = used;
+    this.used = used;
   }
 
   /** The batch as a sink takes it: views of the filled parts. */
@@ -252,16 +253,32 @@ export class HistoryWriter {
    * never waits. Skipped (and counted) while the history is paused or full.
    */
   record(from: string, payload: Uint8Array, time: number = this.#now()): void {
+    this.recordRange(from, payload, 0, payload.length, time);
+  }
+
+  /**
+   * Records the message `bytes[start, end)`, as {@linkcode HistoryWriter.record} does:
+   * for the server's drain, which has the payload as a range of a read buffer and need
+   * not make a view of it.
+   */
+  recordRange(
+    from: string,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    time: number = this.#now(),
+  ): void {
+    const size = end - start;
     if (this.#closed) {
       this.#skipped++;
       return;
     }
-    if (this.#paused && !this.#takesAgain(payload.length)) {
+    if (this.#paused && !this.#takesAgain(size)) {
       this.#skipped++;
       this.#skippedInPause++;
       return;
     }
-    if (this.#pendingBytes + payload.length > this.#maxPendingBytes) {
+    if (this.#pendingBytes + size > this.#maxPendingBytes) {
       this.#overloaded = true;
       this.#pause(`the database cannot keep up (${this.#pendingBytes} bytes wait to be stored)`);
       this.#skipped++;
@@ -271,7 +288,7 @@ export class HistoryWriter {
     let open = this.#open;
     if (
       open.count === this.#batchMessages ||
-      (open.count > 0 && open.used + payload.length > this.#batchBytes)
+      (open.count > 0 && open.used + size > this.#batchBytes)
     ) {
       this.#seal();
       open = this.#open;
@@ -283,9 +300,9 @@ export class HistoryWriter {
         this.#seal();
       }, this.#flushMs);
     }
-    open.add(from, payload, time);
+    open.add(from, bytes, start, end, time);
     this.#nextId++;
-    this.#pendingBytes += payload.length;
+    this.#pendingBytes += size;
   }
 
   /**

@@ -223,3 +223,13 @@ Deno.test("HistoryWriter.close() stores everything recorded before it, and nothi
   assert.equal(sink.closed, true);
   assert.equal(writer.stats.skipped, 1);
 });
+
+Deno.test("HistoryWriter.recordRange() stores exactly bytes[start, end)", async () => {
+  const { writer, texts } = setup();
+  const chunk = encoder.encode("xxhelloyyworldzz");
+  writer.recordRange("a", chunk, 2, 7);
+  writer.recordRange("b", chunk, 9, 14);
+  writer.recordRange("c", chunk, 16, 16);
+  await writer.flush();
+  assert.deepEqual(texts(), ["1 a: hello", "2 b: world", "3 c: "]);
+});
