@@ -234,12 +234,19 @@ export class HistoryStore {
     if (count > 0) this.#lastId = Math.max(this.#lastId, firstId + count - 1);
   }
 
-  /** The last `n` messages (fewer when fewer are stored), oldest first. */
-  last(n: number): HistoryRecord[] {
+  /**
+   * The last `n` messages (fewer when fewer are stored), oldest first; with `upToId`,
+   * the last `n` of those with an id of at most `upToId`.
+   */
+  last(n: number, upToId: number = Infinity): HistoryRecord[] {
     if (n <= 0) return [];
-    const rows = this.#db
-      .prepare(`SELECT ${COLUMNS} FROM messages ORDER BY id DESC LIMIT ?`)
-      .all(Math.trunc(n));
+    const rows = Number.isFinite(upToId)
+      ? this.#db
+        .prepare(`SELECT ${COLUMNS} FROM messages WHERE id <= ? ORDER BY id DESC LIMIT ?`)
+        .all(upToId, Math.trunc(n))
+      : this.#db
+        .prepare(`SELECT ${COLUMNS} FROM messages ORDER BY id DESC LIMIT ?`)
+        .all(Math.trunc(n));
     return rows.reverse().map(toRecord);
   }
 

@@ -113,6 +113,8 @@ Deno.test("HistoryStore.last() returns the last n in order", (t) => {
   assert.deepEqual(store.last(3).map((r) => decoder.decode(r.payload)), ["m7", "m8", "m9"]);
   assert.deepEqual(store.last(0), []);
   assert.equal(store.last(50).length, 10);
+  assert.deepEqual(store.last(2, 5).map((r) => r.id), [4, 5]);
+  assert.deepEqual(store.last(20, 3).map((r) => r.id), [1, 2, 3]);
   store.close();
   Deno.removeSync(dir, { recursive: true });
 });

@@ -38,8 +38,8 @@ export interface HistorySink {
 
 /** What {@linkcode HistoryWriter.last} reads stored messages from (a `HistoryStore`). */
 export interface HistoryReader {
-  /** The last `n` stored messages, oldest first. */
-  last(n: number): HistoryRecord[];
+  /** The last `n` stored messages with an id of at most `upToId`, oldest first. */
+  last(n: number, upToId?: number): HistoryRecord[];
   /** Called by {@linkcode HistoryWriter.close} after the sink is closed, if present. */
   close?(): void;
 }
@@ -155,9 +155,10 @@ class BatchBuffer {
     };
   }
 
-  /** Copies of the messages with an id above `afterId`. */
-  recordsAfter(afterId: number, out: HistoryRecord[]): void {
-    for (let i = Math.max(0, afterId + 1 - this.firstId); i < this.count; i++) {
+  /** Copies of the messages with an id above `afterId` and at most `upToId`. */
+  recordsAfter(afterId: number, upToId: number, out: HistoryRecord[]): void {
+    const end = Math.min(this.count, upToId + 1 - this.firstId);
+    for (let i = Math.max(0, afterId + 1 - this.firstId); i < end; i++) {
       out.push({
         id: this.firstId + i,
         time: this.times[i],
@@ -309,16 +310,26 @@ export class HistoryWriter {
    * The last `n` messages (at most `replayMax`), oldest first: those stored, then those
    * still waiting, with no gap and no duplicate between them. Every message recorded
    * before the call is among the candidates, so a replay built from it followed by the
-   * messages recorded after it misses none and repeats none.
+   * messages recorded after it misses none and repeats none. With `upToId`, only the
+   * messages up to that id (see {@linkcode HistoryWriter.lastId}).
    */
-  last(n: number): HistoryRecord[] {
+  last(n: number, upToId: number = Infinity): HistoryRecord[] {
     n = Math.max(0, Math.min(Math.trunc(n), this.#replayMax));
     if (n === 0) return [];
-    const records = this.#reader?.last(n) ?? [];
+    const records = this.#reader?.last(n, upToId) ?? [];
     const afterId = records.length > 0 ? records[records.length - 1].id : 0;
-    for (const batch of this.#queue) batch.recordsAfter(afterId, records);
-    if (this.#open.count > 0) this.#open.recordsAfter(afterId, records);
+    for (const batch of this.#queue) batch.recordsAfter(afterId, upToId, records);
+    if (this.#open.count > 0) this.#open.recordsAfter(afterId, upToId, records);
     return records.length > n ? records.slice(records.length - n) : records;
+  }
+
+  /**
+   * The id of the last message recorded (0 when none yet): the mark the server takes
+   * at the start of a drain batch, to replay up to it with `last(n, mark)` while the
+   * batch's messages go to the live relay.
+   */
+  get lastId(): number {
+    return this.#nextId - 1;
   }
 
   /**

@@ -39,7 +39,7 @@ function setup(options: Partial<HistoryWriterOptions> = {}) {
   const logs: string[] = [];
   const writer = new HistoryWriter({
     sink,
-    reader: { last: (n) => store.last(n) },
+    reader: { last: (n, upToId) => store.last(n, upToId) },
     firstId: store.lastId + 1,
     log: (level, message) => logs.push(`${level}: ${message}`),
     ...options,
@@ -232,4 +232,26 @@ Deno.test("HistoryWriter.recordRange() stores exactly bytes[start, end)", async 
   writer.recordRange("c", chunk, 16, 16);
   await writer.flush();
   assert.deepEqual(texts(), ["1 a: hello", "2 b: world", "3 c: "]);
+});
+
+Deno.test("HistoryWriter.last(n, upToId) stops at the mark, stored or pending", async () => {
+  const { writer, sink } = setup({ batchMessages: 4 });
+  for (let i = 1; i <= 6; i++) writer.record("a", encoder.encode(`m${i}`));
+  await writer.flush(); // 1..6 stored.
+  const held = gate();
+  sink.gate = held.promise;
+  for (let i = 7; i <= 10; i++) writer.record("a", encoder.encode(`m${i}`)); // In flight.
+  const flushed = writer.flush();
+  writer.record("a", encoder.encode("m11")); // Open.
+  const mark = writer.lastId;
+  assert.equal(mark, 11);
+  writer.record("a", encoder.encode("m12")); // After the mark: for the live relay.
+  const ids = (n: number, upTo: number) => writer.last(n, upTo).map((r) => r.id);
+  assert.deepEqual(ids(3, mark), [9, 10, 11]);
+  assert.deepEqual(ids(3, 8), [6, 7, 8]);
+  assert.deepEqual(ids(3, 5), [3, 4, 5]);
+  assert.deepEqual(ids(100, 11), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  held.open();
+  await flushed;
+  await writer.close();
 });
