@@ -146,3 +146,19 @@ export const MAX_CLUSTER_ORIGINS = 1_024;
 export const DEFAULT_CLUSTER_INBOX_BYTES = 8 * 1024 * 1024;
 /** Milliseconds one attempt to connect to a NATS server may take. */
 export const DEFAULT_CLUSTER_CONNECT_TIMEOUT_MS = 5_000;
+
+/** Most messages the history keeps (`--history-max`); the oldest go first. */
+export const DEFAULT_HISTORY_MAX = 1_000_000;
+/** Oldest message the history keeps, in milliseconds (`--history-age`, 7 days). */
+export const DEFAULT_HISTORY_AGE_MS = 7 * 24 * 3_600_000;
+/** Most messages one `HISTORY <n>` replays (`--history-replay-max`). */
+export const DEFAULT_HISTORY_REPLAY_MAX = 1_000;
+/** Milliseconds a message may wait in the history writer's batch before it is written. */
+export const DEFAULT_HISTORY_FLUSH_MS = 50;
+/**
+ * Payload bytes the history writer holds that are not yet stored (its batches, in
+ * memory and in flight to the database thread); past it, messages are skipped and counted.
+ */
+export const DEFAULT_HISTORY_MAX_PENDING_BYTES = 16 * 1024 * 1024;
+/** Milliseconds the history writer waits after a failed write before it tries again. */
+export const DEFAULT_HISTORY_RETRY_MS = 5_000;

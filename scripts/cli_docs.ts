@@ -25,6 +25,7 @@ export const HELP_TASKS: readonly string[] = [
   "client",
   "clients",
   "stop-clients",
+  "history",
   "compile",
   "bench",
   "torture",

@@ -44,7 +44,7 @@ Deno.test("parseDurationOption() refuses a bad duration in one sentence naming t
         error.message ===
           `Cannot use --interval ${
             JSON.stringify(text)
-          }: expected a number with an optional ms, s, m or h unit`,
+          }: expected a number with an optional ms, s, m, h or d unit`,
     );
   }
 });

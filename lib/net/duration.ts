@@ -1,6 +1,6 @@
 /**
  * Durations as command-line flags write them: `250ms`, `5s`, `1.5s`, `1m`,
- * `2h`, or plain milliseconds such as `1500`.
+ * `2h`, `7d`, or plain milliseconds such as `1500`.
  *
  * It owns the one syntax that every timeout flag accepts and that help texts
  * print, so that what {@linkcode formatDuration} prints,
@@ -19,14 +19,20 @@
  * @module
  */
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
+const UNIT_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
 
 /**
  * Parses a duration into milliseconds.
  *
  * The text is a non-negative decimal number with an optional unit: `ms`,
- * `s`, `m` or `h`; without a unit it counts milliseconds. Fractions are
+ * `s`, `m`, `h` or `d` (24 hours); without a unit it counts milliseconds. Fractions are
  * rounded to the nearest millisecond, so `1.5s` is 1500 and `0.4ms` is 0.
  * Nothing else is accepted: no sign, exponent, spaces or upper case.
  *
@@ -45,7 +51,7 @@ const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
  * assert.equal(parseDuration("1m"), 60_000);
  * assert.equal(parseDuration("1500"), 1_500);
  * assert.throws(() => parseDuration("5x"), {
- *   message: 'Cannot parse duration "5x": expected a number with an optional ms, s, m or h unit',
+ *   message: 'Cannot parse duration "5x": expected a number with an optional ms, s, m, h or d unit',
  * });
  * ```
  */
@@ -55,7 +61,7 @@ export function parseDuration(text: string): number {
     throw new RangeError(
       `Cannot parse duration ${
         JSON.stringify(text)
-      }: expected a number with an optional ms, s, m or h unit`,
+      }: expected a number with an optional ms, s, m, h or d unit`,
     );
   }
   const ms = Math.round(Number(match[1]) * UNIT_MS[match[2] ?? "ms"]);

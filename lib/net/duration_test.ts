@@ -12,7 +12,7 @@ function parseError(text: string): { name: string; message: string } {
     name: "RangeError",
     message: `Cannot parse duration ${
       JSON.stringify(text)
-    }: expected a number with an optional ms, s, m or h unit`,
+    }: expected a number with an optional ms, s, m, h or d unit`,
   };
 }
 
@@ -21,6 +21,7 @@ Deno.test("parseDuration() reads each unit", () => {
   assert.equal(parseDuration("5s"), 5_000);
   assert.equal(parseDuration("1m"), 60_000);
   assert.equal(parseDuration("2h"), 7_200_000);
+  assert.equal(parseDuration("7d"), 604_800_000);
 });
 
 Deno.test("parseDuration() reads plain numbers as milliseconds", () => {
@@ -73,7 +74,8 @@ Deno.test("parseDuration() rejects text that is not a duration", () => {
 
 Deno.test("parseDuration() quotes odd text in its error message", () => {
   assert.throws(() => parseDuration('5"s'), {
-    message: 'Cannot parse duration "5\\"s": expected a number with an optional ms, s, m or h unit',
+    message:
+      'Cannot parse duration "5\\"s": expected a number with an optional ms, s, m, h or d unit',
   });
 });
 

@@ -1,0 +1,479 @@
+/**
+ * The history's writer: takes every message the server prints, off the hot path, and
+ * hands them in batches to where they are stored (a {@linkcode HistorySink}: the
+ * database thread of `history_worker_sink.ts`, or a store in tests).
+ *
+ * It owns the batching, the bound on memory, the pause when the database fails or
+ * cannot keep up, the ids (the order), the replay of the last messages with those not
+ * yet stored, and the graceful flush. {@linkcode HistoryWriter.record} only copies the
+ * payload into the open batch (no allocation per message); a batch is handed over when
+ * it is full or `flushMs` after its first message, one at a time.
+ *
+ * When a write fails (a full disk, an I/O error) the batch and those queued behind it
+ * are counted as skipped, one warning is logged, and recording pauses for `retryMs`;
+ * the next batch that is stored logs how many were skipped. When more than
+ * `maxPendingBytes` of payload wait (the database is slower than the messages), new
+ * messages are skipped and counted in the same way until half of it is stored. Nothing
+ * else is affected: the server keeps serving.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import {
+  DEFAULT_HISTORY_FLUSH_MS,
+  DEFAULT_HISTORY_MAX_PENDING_BYTES,
+  DEFAULT_HISTORY_REPLAY_MAX,
+  DEFAULT_HISTORY_RETRY_MS,
+} from "../defaults.ts";
+import type { HistoryBatch, HistoryRecord } from "./history_store.ts";
+
+/** Where the writer's batches are stored. */
+export interface HistorySink {
+  /** Stores `batch`; rejects when it could not (then none of it is stored). */
+  write(batch: HistoryBatch): Promise<void>;
+  /** Releases the sink; no write is in flight when the writer calls it. */
+  close(): Promise<void>;
+}
+
+/** What {@linkcode HistoryWriter.last} reads stored messages from (a `HistoryStore`). */
+export interface HistoryReader {
+  /** The last `n` stored messages with an id of at most `upToId`, oldest first. */
+  last(n: number, upToId?: number): HistoryRecord[];
+  /** Called by {@linkcode HistoryWriter.close} after the sink is closed, if present. */
+  close?(): void;
+}
+
+/** Options of {@linkcode HistoryWriter}. */
+export interface HistoryWriterOptions {
+  /** Where batches go. */
+  sink: HistorySink;
+  /** The id of the first message recorded: the store's `lastId + 1`. Default 1. */
+  firstId?: number;
+  /** Stored messages, for {@linkcode HistoryWriter.last}. Default: none (only pending ones). */
+  reader?: HistoryReader;
+  /** Milliseconds a message may wait in the open batch. Default 50. */
+  flushMs?: number;
+  /** Messages per batch, at most 65535. Default 4096. */
+  batchMessages?: number;
+  /** Payload bytes per batch (a larger message makes a batch of its own). Default 1 MiB. */
+  batchBytes?: number;
+  /** Payload bytes waiting to be stored beyond which messages are skipped. Default 16 MiB. */
+  maxPendingBytes?: number;
+  /** Milliseconds recording pauses after a failed write. Default 5000. */
+  retryMs?: number;
+  /** Most messages {@linkcode HistoryWriter.last} returns. Default 1000. */
+  replayMax?: number;
+  /** The clock of `record()` without a time, and of the pause. Default `Date.now`. */
+  now?: () => number;
+  /** Where the pause and the resume are told. Default: the `parrot.history` logger. */
+  log?: (level: "warning" | "info", message: string) => void;
+}
+
+/** The counters of a {@linkcode HistoryWriter}. */
+export interface HistoryWriterStats {
+  /** Messages stored. */
+  stored: number;
+  /** Messages not stored: the database failed or could not keep up. */
+  skipped: number;
+  /** Messages recorded and not yet stored (or failed). */
+  pending: number;
+  /** The last write error, or null when none happened. */
+  lastError: string | null;
+}
+
+const logger = getLogger(["parrot", "history"]);
+
+/** One batch being filled or waiting: buffers reused batch after batch. */
+class BatchBuffer {
+  firstId = 0;
+  count = 0;
+  used = 0;
+  readonly times: Float64Array;
+  readonly senders: Uint16Array;
+  readonly ends: Uint32Array;
+  bytes: Uint8Array;
+  readonly names: string[] = [];
+  readonly nameIndex = new Map<string, number>();
+  lastName = "";
+  lastIndex = -1;
+
+  constructor(messages: number, bytes: number) {
+    this.times = new Float64Array(messages);
+    this.senders = new Uint16Array(messages);
+    this.ends = new Uint32Array(messages);
+    this.bytes = new Uint8Array(bytes);
+  }
+
+  reset(firstId: number): void {
+    this.firstId = firstId;
+    this.count = 0;
+    this.used = 0;
+    this.names.length = 0;
+    this.nameIndex.clear();
+    this.lastName = "";
+    this.lastIndex = -1;
+  }
+
+  /** Appends the message `bytes[start, end)`. */
+  add(from: string, bytes: Uint8Array, start: number, end: number, time: number): void {
+    let index = this.lastIndex;
+    if (from !== this.lastName || index < 0) {
+      index = this.nameIndex.get(from) ?? -1;
+      if (index < 0) {
+        index = this.names.push(from) - 1;
+        this.nameIndex.set(from, index);
+      }
+      this.lastName = from;
+      this.lastIndex = index;
+    }
+    const used = this.used + end - start;
+    if (used > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(used, this.bytes.length * 2));
+      grown.set(this.bytes.subarray(0, this.used));
+      this.bytes = grown;
+    }
+    this.bytes.set(bytes.subarray(start, end), this.used);
+    const i = this.count++;
+    this.times[i] = time;
+    this.senders[i] = index;
+    this.ends[i] = used;
+    this.used = used;
+  }
+
+  /** The batch as a sink takes it: views of the filled parts. */
+  view(): HistoryBatch {
+    const n = this.count;
+    return {
+      firstId: this.firstId,
+      count: n,
+      times: this.times.subarray(0, n),
+      senders: this.senders.subarray(0, n),
+      names: this.names,
+      ends: this.ends.subarray(0, n),
+      bytes: this.bytes.subarray(0, this.used),
+    };
+  }
+
+  /** Copies of the messages with an id above `afterId` and at most `upToId`. */
+  recordsAfter(afterId: number, upToId: number, out: HistoryRecord[]): void {
+    const end = Math.min(this.count, upToId + 1 - this.firstId);
+    for (let i = Math.max(0, afterId + 1 - this.firstId); i < end; i++) {
+      out.push({
+        id: this.firstId + i,
+        time: this.times[i],
+        sender: this.names[this.senders[i]],
+        origin: null,
+        payload: this.bytes.slice(i === 0 ? 0 : this.ends[i - 1], this.ends[i]),
+      });
+    }
+  }
+}
+
+/**
+ * Batches messages to a {@linkcode HistorySink}; see the module documentation.
+ *
+ * @example Record, replay, close
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HistoryStore } from "./history_store.ts";
+ * import { HistoryWriter } from "./history_writer.ts";
+ *
+ * const store = HistoryStore.open(":memory:");
+ * const writer = new HistoryWriter({
+ *   sink: { write: async (batch) => store.append(batch), close: async () => {} },
+ *   firstId: store.lastId + 1,
+ *   reader: store, // close() closes it
+ * });
+ * writer.record("alice", new TextEncoder().encode("hello"));
+ * // Not stored yet, but replayed all the same.
+ * assert.equal(writer.last(10)[0].sender, "alice");
+ * await writer.close();
+ * assert.equal(writer.stats.stored, 1);
+ * ```
+ */
+export class HistoryWriter {
+  readonly #sink: HistorySink;
+  readonly #reader?: HistoryReader;
+  readonly #flushMs: number;
+  readonly #batchMessages: number;
+  readonly #batchBytes: number;
+  readonly #maxPendingBytes: number;
+  readonly #retryMs: number;
+  readonly #replayMax: number;
+  readonly #now: () => number;
+  readonly #log: (level: "warning" | "info", message: string) => void;
+
+  #nextId: number;
+  #open: BatchBuffer;
+  /** Sealed batches, oldest first; the first is being written. */
+  readonly #queue: BatchBuffer[] = [];
+  readonly #spares: BatchBuffer[] = [];
+  #pendingBytes = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #writing = false;
+  /** The largest id whose batch was written or failed. */
+  #doneUpTo: number;
+  /** What `flush()` calls wait for: the id their last message took. */
+  readonly #waiters: { upTo: number; resolve: () => void }[] = [];
+  #closed = false;
+
+  #stored = 0;
+  #skipped = 0;
+  /** Messages skipped since the pause began: told when it ends. */
+  #skippedInPause = 0;
+  /** Skipping messages: told once when it starts, once when it ends. */
+  #paused = false;
+  /** Skipping until this time: a write failed. */
+  #pausedUntil = 0;
+  /** From a failed write to the next one that succeeds. */
+  #failing = false;
+  /** From more than `maxPendingBytes` waiting to less than half of it. */
+  #overloaded = false;
+  #lastError: string | null = null;
+
+  /** A writer to `options.sink`. */
+  constructor(options: HistoryWriterOptions) {
+    this.#sink = options.sink;
+    this.#reader = options.reader;
+    this.#flushMs = options.flushMs ?? DEFAULT_HISTORY_FLUSH_MS;
+    this.#batchMessages = Math.min(options.batchMessages ?? 4096, 65_535);
+    this.#batchBytes = options.batchBytes ?? 1024 * 1024;
+    this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_HISTORY_MAX_PENDING_BYTES;
+    this.#retryMs = options.retryMs ?? DEFAULT_HISTORY_RETRY_MS;
+    this.#replayMax = options.replayMax ?? DEFAULT_HISTORY_REPLAY_MAX;
+    this.#now = options.now ?? Date.now;
+    this.#log = options.log ?? ((level, message) => logger[level](message));
+    this.#nextId = options.firstId ?? 1;
+    this.#doneUpTo = this.#nextId - 1;
+    this.#open = this.#newBuffer();
+  }
+
+  /**
+   * Records one message: copies `payload` into the open batch. Cheap, never throws,
+   * never waits. Skipped (and counted) while the history is paused or full.
+   */
+  record(from: string, payload: Uint8Array, time: number = this.#now()): void {
+    this.recordRange(from, payload, 0, payload.length, time);
+  }
+
+  /**
+   * Records the message `bytes[start, end)`, as {@linkcode HistoryWriter.record} does:
+   * for the server's drain, which has the payload as a range of a read buffer and need
+   * not make a view of it.
+   */
+  recordRange(
+    from: string,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    time: number = this.#now(),
+  ): void {
+    const size = end - start;
+    if (this.#closed) {
+      this.#skipped++;
+      return;
+    }
+    if (this.#paused && !this.#takesAgain(size)) {
+      this.#skipped++;
+      this.#skippedInPause++;
+      return;
+    }
+    if (this.#pendingBytes + size > this.#maxPendingBytes) {
+      this.#overloaded = true;
+      this.#pause(`the database cannot keep up (${this.#pendingBytes} bytes wait to be stored)`);
+      this.#skipped++;
+      this.#skippedInPause++;
+      return;
+    }
+    let open = this.#open;
+    if (
+      open.count === this.#batchMessages ||
+      (open.count > 0 && open.used + size > this.#batchBytes)
+    ) {
+      this.#seal();
+      open = this.#open;
+    }
+    if (open.count === 0) {
+      open.reset(this.#nextId);
+      this.#timer ??= setTimeout(() => {
+        this.#timer = undefined;
+        this.#seal();
+      }, this.#flushMs);
+    }
+    open.add(from, bytes, start, end, time);
+    this.#nextId++;
+    this.#pendingBytes += size;
+  }
+
+  /**
+   * The last `n` messages (at most `replayMax`), oldest first: those stored, then those
+   * still waiting, with no gap and no duplicate between them. Every message recorded
+   * before the call is among the candidates, so a replay built from it followed by the
+   * messages recorded after it misses none and repeats none. With `upToId`, only the
+   * messages up to that id (see {@linkcode HistoryWriter.lastId}).
+   */
+  last(n: number, upToId: number = Infinity): HistoryRecord[] {
+    n = Math.max(0, Math.min(Math.trunc(n), this.#replayMax));
+    if (n === 0) return [];
+    const records = this.#reader?.last(n, upToId) ?? [];
+    const afterId = records.length > 0 ? records[records.length - 1].id : 0;
+    for (const batch of this.#queue) batch.recordsAfter(afterId, upToId, records);
+    if (this.#open.count > 0) this.#open.recordsAfter(afterId, upToId, records);
+    return records.length > n ? records.slice(records.length - n) : records;
+  }
+
+  /**
+   * The id of the last message recorded (0 when none yet): the mark the server takes
+   * at the start of a drain batch, to replay up to it with `last(n, mark)` while the
+   * batch's messages go to the live relay.
+   */
+  get lastId(): number {
+    return this.#nextId - 1;
+  }
+
+  /**
+   * Resolves once every message recorded before the call is stored (or counted as
+   * skipped, when the database failed).
+   *
+   * @throws The signal's reason, when `signal` aborts first.
+   */
+  flush(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    this.#seal();
+    const upTo = this.#nextId - 1;
+    if (this.#doneUpTo >= upTo) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.push({
+        upTo,
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+      });
+    });
+  }
+
+  /**
+   * Flushes, then closes the sink; later messages are skipped. When `signal` aborts
+   * first, the sink is closed at once (what was not stored yet is lost) and it throws.
+   */
+  async close(signal?: AbortSignal): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.flush(signal);
+    } finally {
+      this.#closed = true;
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      try {
+        await this.#sink.close();
+      } finally {
+        this.#reader?.close?.();
+      }
+    }
+  }
+
+  /** The counters. */
+  get stats(): HistoryWriterStats {
+    let pending = this.#open.count;
+    for (const batch of this.#queue) pending += batch.count;
+    return { stored: this.#stored, skipped: this.#skipped, pending, lastError: this.#lastError };
+  }
+
+  #newBuffer(): BatchBuffer {
+    return this.#spares.pop() ??
+      new BatchBuffer(this.#batchMessages, Math.min(this.#batchBytes, 64 * 1024));
+  }
+
+  /** Queues the open batch, if it has messages, and starts writing. */
+  #seal(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#open.count > 0) {
+      this.#queue.push(this.#open);
+      this.#open = this.#newBuffer();
+      this.#open.reset(this.#nextId);
+    }
+    if (!this.#writing) this.#writeQueued();
+  }
+
+  async #writeQueued(): Promise<void> {
+    this.#writing = true;
+    while (this.#queue.length > 0) {
+      const batch = this.#queue[0];
+      let upTo = batch.firstId + batch.count - 1;
+      try {
+        await this.#sink.write(batch.view());
+        this.#stored += batch.count;
+        if (this.#failing) {
+          this.#failing = false;
+          this.#maybeResumed();
+        }
+      } catch (error) {
+        this.#lastError = error instanceof Error ? error.message : String(error);
+        // This batch and those behind it are lost; recording pauses for a while.
+        for (const queued of this.#queue.splice(1)) {
+          this.#lost(queued.count);
+          upTo = queued.firstId + queued.count - 1;
+          this.#release(queued);
+        }
+        this.#lost(batch.count);
+        this.#failing = true;
+        this.#pausedUntil = this.#now() + this.#retryMs;
+        this.#pause(`${this.#lastError}; retrying every ${this.#retryMs}ms`);
+      }
+      this.#queue.shift();
+      this.#release(batch);
+      this.#doneUpTo = upTo;
+      for (let i = 0; i < this.#waiters.length; i++) {
+        if (this.#waiters[i].upTo <= upTo) this.#waiters.splice(i--, 1)[0].resolve();
+      }
+    }
+    this.#writing = false;
+  }
+
+  #lost(count: number): void {
+    this.#skipped += count;
+    this.#skippedInPause += count;
+  }
+
+  #release(batch: BatchBuffer): void {
+    this.#pendingBytes -= batch.used;
+    batch.reset(0);
+    if (this.#spares.length < 2) this.#spares.push(batch);
+  }
+
+  /** Starts skipping, with one warning. */
+  #pause(reason: string): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#log("warning", `History paused: ${reason}`);
+  }
+
+  /** Whether a paused history takes a message of `size` bytes again. */
+  #takesAgain(size: number): boolean {
+    if (this.#pausedUntil > 0) {
+      if (this.#now() < this.#pausedUntil) return false;
+      this.#pausedUntil = 0; // Try again; the next write tells whether it works.
+    }
+    if (this.#overloaded) {
+      if (this.#pendingBytes + size > this.#maxPendingBytes / 2) return false;
+      this.#overloaded = false;
+      this.#maybeResumed();
+    }
+    return true;
+  }
+
+  /** Ends the pause, with one line, once neither a failure nor an overload holds it. */
+  #maybeResumed(): void {
+    if (!this.#paused || this.#failing || this.#overloaded) return;
+    this.#paused = false;
+    this.#log("info", `History resumed: ${this.#skippedInPause} messages skipped`);
+    this.#skippedInPause = 0;
+  }
+}
