@@ -1,5 +1,7 @@
 /**
  * `deno task client <port> [options]`: one parrot client on the command line.
+ * `deno task client --server host:port,host:port [options]`: the same, with several servers
+ * to choose from (the first that accepts; with `--reconnect`, the next one after a loss).
  *
  * Says `HELLO` with its process id, sends a message every `--interval`, prints the
  * lifecycle lines of the classic client (`client(<pid>): running...`, `write <n>
@@ -23,6 +25,7 @@
 
 import denoJson from "./deno.json" with { type: "json" };
 import * as cli from "./lib/cli/args.ts";
+import { parseServers, SERVER_OPTIONS } from "./lib/cli/servers.ts";
 import { resolveToken, TOKEN_ENV } from "./lib/cli/token.ts";
 import { explainConnectError } from "./lib/cli/connect_errors.ts";
 import {
@@ -36,6 +39,7 @@ import { formatDuration } from "./lib/net/duration.ts";
 import { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./lib/parrot/client.ts";
 import { isValidName } from "./lib/parrot/frame.ts";
 import { describeError, ReconnectingClient } from "./lib/parrot/reconnecting_client.ts";
+import { formatServerAddress, type ServerAddress } from "./lib/parrot/server_address.ts";
 
 /** The message a client sends when `--message` is not given. */
 export const DEFAULT_MESSAGE = `Polly has not gone quiet, she is thinking in binary!
@@ -48,10 +52,16 @@ Tell the server she was here, then tell it again, exactly once.
 const USAGE =
   `parrot client ${denoJson.version}: sends a message every interval, prints what it hears.
 
-Usage: deno task client <port> [options]
+Usage: deno task client <port | host:port> [options]
+       deno task client --server <host:port>[,<host:port>...] [options]
 
 Options:
-  --host <address>          server address (default ${DEFAULT_HOST})
+  --host <address>          server address (default ${DEFAULT_HOST}); also the host of a
+                            --server given as a bare port
+  --server <host:port>      a server to use; repeat it or give a comma list for several (after
+                            the positional one, if given). The client connects to the first that
+                            accepts, in the order given; with --reconnect, a lost connection
+                            moves it to the next one (round robin)
   --name <name>             name to send with HELLO (default: this process id)
   --interval <time>         time between messages (default ${
     formatDuration(DEFAULT_CLIENT_INTERVAL_MS)
@@ -62,15 +72,18 @@ Options:
                             confirm the connection and the last message, before giving up
                             with exit 1 (default ${formatDuration(DEFAULT_CONFIRM_TIMEOUT_MS)})
   --message <text>          the message to send (default: a few lines about a parrot)
+  --numbered                start each message with its number and a space ("1 ...", "2 ...")
   --token <secret>          the server's token, sent with AUTH (default: $${TOKEN_ENV} if set)
   --token-file <path>       read the token from the first line of this file
   --tls                     connect with TLS, trusting the system's certificate authorities
   --ca <file>               trust the PEM certificate(s) in this file instead (implies --tls)
-  --reconnect               when the connection is lost, reconnect with backoff and re-send
-                            the messages not yet written
+  --reconnect               when the connection is lost, reconnect with backoff (to the next
+                            server, with several) and re-send the messages the server had not
+                            confirmed: at least once, so one whose confirmation was lost may
+                            arrive twice (on both servers, after a move)
   --reconnect-attempts <n>  attempts before giving up (default ${DEFAULT_RECONNECT_ATTEMPTS})
-  --max-unsent <n>          messages kept while disconnected; beyond it the oldest are
-                            dropped (default ${DEFAULT_MAX_UNSENT})
+  --max-unsent <n>          unconfirmed messages kept while disconnected; beyond it the
+                            oldest are dropped (default ${DEFAULT_MAX_UNSENT})
   -h, --help                show this help
   --version                 show the version
 
@@ -87,12 +100,13 @@ const HANDSHAKE_TIMEOUT = new Error("The handshake took too long");
 
 /** The client's command-line options. */
 export const CLIENT_OPTIONS = {
-  host: { type: "string", default: DEFAULT_HOST },
+  ...SERVER_OPTIONS,
   name: { type: "string" },
   interval: { type: "string" },
   count: { type: "string", default: "0" },
   "confirm-timeout": { type: "string" },
   message: { type: "string" },
+  numbered: { type: "boolean", default: false },
   ...cli.CONNECTION_OPTIONS,
 } as const;
 
@@ -123,9 +137,8 @@ async function main(): Promise<number> {
   const args = cli.parseProgramArgs(Deno.args, CLIENT_OPTIONS, USAGE, 1);
   if (!args) return 0;
   const { values, positionals } = args;
-  const port = cli.parsePort(positionals[0]);
-  if (port === 0) throw new cli.UsageError("Cannot connect to port 0: give the server's port");
-  const hostname = values.host as string;
+  const servers = parseServers(values, positionals[0]);
+  const several = servers.length > 1;
   const intervalMs = values.interval === undefined
     ? DEFAULT_CLIENT_INTERVAL_MS
     : cli.parseDurationOption("interval", values.interval as string);
@@ -150,9 +163,7 @@ async function main(): Promise<number> {
   const tls = values.tls === true || ca !== undefined;
   // Aborted to drop the connection at once (a server that does not answer gets no grace).
   const dropped = new AbortController();
-  const connection: ParrotClientOptions = {
-    hostname,
-    port,
+  const connection: Omit<ParrotClientOptions, "port"> = {
     name,
     ...(token === undefined ? {} : { token }),
     ...(tls ? { tls: true } : {}),
@@ -175,28 +186,25 @@ async function main(): Promise<number> {
   let session: Session;
   if (reconnect) {
     session = startReconnecting(
-      { ...connection, ...reconnect, confirmTimeoutMs: confirmMs },
-      say,
-      stop,
-      confirmMs,
+      { ...connection, servers, ...reconnect, confirmTimeoutMs: confirmMs },
+      { say, stop, confirmMs, several },
     );
   } else {
-    let client: ParrotClient;
-    // A TLS server that never answers the handshake gets --confirm-timeout too.
-    const handshakeTimer = setTimeout(() => dropped.abort(HANDSHAKE_TIMEOUT), confirmMs);
-    try {
-      client = await ParrotClient.connect({ ...connection, signal: dropped.signal });
-    } catch (error) {
-      const why = error === HANDSHAKE_TIMEOUT
-        ? `the server did not complete the TLS handshake within ${
-          formatDuration(confirmMs)
-        } (does it speak TLS? if not, drop --tls and --ca)`
-        : explainConnectError(error, { hostname, tls });
-      complain(`cannot connect to ${hostname}:${port}: ${why}`);
-      return 1;
-    } finally {
-      clearTimeout(handshakeTimer);
+    const failures: string[] = [];
+    let client: ParrotClient | undefined;
+    for (const server of servers) {
+      const why = await connectPlain(server, connection, confirmMs, dropped.signal);
+      if (why instanceof ParrotClient) {
+        client = why;
+        break;
+      }
+      failures.push(`${formatServerAddress(server)}: ${why}`);
     }
+    if (client === undefined) {
+      complain(`cannot connect to ${failures.join("; nor to ")}`);
+      return 1;
+    }
+    if (several) say(`connected to ${formatServerAddress(client.server)}`);
     session = startPlain(client, { say, stop, isStopping: () => stopping, confirmMs, tls });
   }
 
@@ -214,10 +222,12 @@ async function main(): Promise<number> {
     complain(unconfirmed);
     return 1;
   }
-  const payload = new TextEncoder().encode(message);
+  const encoder = new TextEncoder();
+  const payload = encoder.encode(message);
+  const numbered = values.numbered === true;
   let sent = 0;
   while (!stopping && (count === 0 || sent < count)) {
-    say(session.send(payload));
+    say(session.send(numbered ? encoder.encode(`${sent + 1} ${message}`) : payload));
     sent++;
     if (count !== 0 && sent >= count) break;
     await new Promise<void>((resolve) => {
@@ -241,6 +251,38 @@ async function main(): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+/**
+ * One plain connection attempt to `server`: the client, or why it failed. A TLS server
+ * that never answers the handshake gets `confirmMs`.
+ */
+async function connectPlain(
+  server: Required<ServerAddress>,
+  connection: Omit<ParrotClientOptions, "port">,
+  confirmMs: number,
+  dropped: AbortSignal,
+): Promise<ParrotClient | string> {
+  const attempt = new AbortController();
+  const abort = () => attempt.abort(dropped.reason);
+  dropped.addEventListener("abort", abort, { once: true });
+  const handshakeTimer = setTimeout(() => attempt.abort(HANDSHAKE_TIMEOUT), confirmMs);
+  let connected = false;
+  try {
+    const client = await ParrotClient.connect({ ...connection, ...server, signal: attempt.signal });
+    connected = true; // From now on, aborting `dropped` closes it.
+    return client;
+  } catch (error) {
+    const tls = connection.tls === true;
+    return attempt.signal.reason === HANDSHAKE_TIMEOUT
+      ? `the server did not complete the TLS handshake within ${
+        formatDuration(confirmMs)
+      } (does it speak TLS? if not, drop --tls and --ca)`
+      : explainConnectError(error, { hostname: server.hostname, tls });
+  } finally {
+    clearTimeout(handshakeTimer);
+    if (!connected) dropped.removeEventListener("abort", abort);
+  }
 }
 
 /** `--reconnect` and its options, or undefined without it. */
@@ -371,12 +413,20 @@ function startPlain(client: ParrotClient, options: PlainOptions): Session {
   };
 }
 
+/** What a reconnecting connection needs from the command line. */
+interface ReconnectingOptions {
+  say: (line: string) => void;
+  stop: () => void;
+  /** How long to wait for a PONG. */
+  confirmMs: number;
+  /** Whether several servers were given (then the log lines name them). */
+  several: boolean;
+}
+
 /** A connection that is re-established when lost, printing what happens. */
 function startReconnecting(
   options: ConstructorParameters<typeof ReconnectingClient>[0],
-  say: (line: string) => void,
-  stop: () => void,
-  confirmMs: number,
+  { say, stop, confirmMs, several }: ReconnectingOptions,
 ): Session {
   const client = new ReconnectingClient(options);
   let everConnected = false;
@@ -406,22 +456,31 @@ function startReconnecting(
         case "connected":
           everConnected = true;
           connectionUp();
+          if (several) say(`connected to ${event.server}`);
           break;
         case "retrying": {
           const what = event.wasConnected
             ? `connection lost (${event.reason}); reconnecting`
             : `cannot connect (${event.reason}); retrying`;
-          say(`${what} in ${event.delayMs}ms (attempt ${event.attempt} of ${event.maxAttempts})`);
+          const where = several ? ` to ${event.server}` : "";
+          say(
+            `${what}${where} in ${event.delayMs}ms (attempt ${event.attempt} of ${event.maxAttempts})`,
+          );
           break;
         }
-        case "reconnected":
+        case "reconnected": {
           connectionUp();
+          const moved = event.server === event.previousServer
+            ? ""
+            : ` (moved from ${event.previousServer})`;
+          const where = several ? ` to ${event.server}${moved}` : "";
           say(
-            `reconnected; resent ${
-              plural(event.resent, "unsent message")
+            `reconnected${where}; resent ${
+              plural(event.resent, "unconfirmed message")
             }, dropped ${event.dropped}`,
           );
           break;
+        }
         case "gave-up": {
           stop();
           const silent = !everConnected && !options.tls && /did not confirm/.test(event.reason);
@@ -468,7 +527,9 @@ function startReconnecting(
         if (done) break;
       }
       if (over) return undefined;
-      const unsent = client.unsent === 0 ? "" : ` (${plural(client.unsent, "unsent message")})`;
+      const unsent = client.unsent === 0
+        ? ""
+        : ` (${plural(client.unsent, "unconfirmed message")})`;
       if (deadline.aborted) {
         return `the server did not confirm the messages within ${
           formatDuration(confirmMs)
@@ -478,7 +539,9 @@ function startReconnecting(
     },
     close: async (wait) => {
       await client.close(wait ? undefined : 0);
-      if (client.unsent > 0) say(`${plural(client.unsent, "unsent message")} not delivered`);
+      if (client.unsent > 0) {
+        say(`${plural(client.unsent, "message")} not confirmed by the server`);
+      }
       return undefined;
     },
     outcome,

@@ -51,6 +51,11 @@ export { RECORD_FORMATS, type RecordFormat } from "./lib/parrot/record_format.ts
 export type { HistogramSnapshot } from "./lib/parrot/wait_histogram.ts";
 export { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./lib/parrot/client.ts";
 export {
+  formatServerAddress,
+  parseServerAddress,
+  type ServerAddress,
+} from "./lib/parrot/server_address.ts";
+export {
   type ReconnectEvent,
   ReconnectingClient,
   type ReconnectingClientOptions,

@@ -103,9 +103,9 @@ Deno.test("client --reconnect survives a server restart on the same port", async
 
     second = await startServerOnPort(port);
     const output = await client.stdout.waitForText(
-      /reconnected; resent \d+ unsent messages?, dropped 0$/m,
+      /reconnected; resent \d+ unconfirmed messages?, dropped 0$/m,
     );
-    const resent = Number(output.match(/reconnected; resent (\d+) unsent/)![1]);
+    const resent = Number(output.match(/reconnected; resent (\d+) unconfirmed/)![1]);
     const kept = count(output, /^client\(\d+\): keep 6 bytes until reconnected$/);
     assert.ok(resent >= kept && kept >= 1, `resent ${resent}, kept ${kept}:\n${output}`);
     // Everything resent is printed, and the client goes on sending.
@@ -205,9 +205,9 @@ Deno.test("client --max-unsent keeps the newest messages while disconnected and 
 
     second = await startServerOnPort(port);
     const output = await client.stdout.waitForText(
-      /reconnected; resent 3 unsent messages, dropped \d+$/m,
+      /reconnected; resent 3 unconfirmed messages, dropped \d+$/m,
     );
-    const dropped = Number(output.match(/resent 3 unsent messages, dropped (\d+)/)![1]);
+    const dropped = Number(output.match(/resent 3 unconfirmed messages, dropped (\d+)/)![1]);
     const kept = count(output, /keep 6 bytes until reconnected$/);
     assert.ok(dropped >= kept - 3, `dropped ${dropped} of ${kept} kept:\n${output}`);
     await waitFor(

@@ -17,6 +17,7 @@ import { Channel } from "../net/channel.ts";
 import { settlesWithin } from "../net/delay.ts";
 import { WriteCoalescer } from "../net/write_coalescer.ts";
 import { ServerFrameDecoder } from "./frame_decoder.ts";
+import { formatServerAddress, type ServerAddress } from "./server_address.ts";
 import {
   encodeAuth,
   encodeHello,
@@ -27,12 +28,21 @@ import {
   UNSUB_LINE,
 } from "./frame_encoder.ts";
 
-/** Options of {@linkcode ParrotClient.connect}. */
+/**
+ * Options of {@linkcode ParrotClient.connect}. Give the server with `port` (and
+ * `hostname`), or several with `servers`: not both.
+ */
 export interface ParrotClientOptions {
   /** Server address. Default `127.0.0.1`. */
   hostname?: string;
   /** Server port. */
-  port: number;
+  port?: number;
+  /**
+   * Several servers, tried in this order until one accepts the connection. A
+   * {@linkcode ReconnectingClient} starts with the first and moves to the next one each time
+   * a connection is lost or an attempt fails.
+   */
+  servers?: readonly ServerAddress[];
   /** Name to send with `HELLO`; without it the server uses the peer address. */
   name?: string;
   /**
@@ -101,21 +111,27 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
   #ended: unknown = undefined;
   #readError: unknown = undefined;
   #maxFrameBytes: number;
+  #server: Required<ServerAddress>;
 
-  private constructor(conn: Deno.Conn, maxFrameBytes: number) {
+  private constructor(conn: Deno.Conn, maxFrameBytes: number, server: Required<ServerAddress>) {
     this.#conn = conn;
     this.#maxFrameBytes = maxFrameBytes;
+    this.#server = server;
     this.#outbound = new WriteCoalescer(conn);
     this.#reading = this.#readLoop();
   }
 
   /**
    * Connects (with TLS, the handshake is done before this resolves), then sends `AUTH`
-   * with `token`, `HELLO` with `name`, and `UNSUB` with `subscribe: false`.
+   * with `token`, `HELLO` with `name`, and `UNSUB` with `subscribe: false`. With
+   * `servers`, tries them in order and uses the first that accepts.
    *
-   * @throws {RangeError} Before connecting, if `name` or `token` cannot be sent.
+   * @throws {RangeError} Before connecting, if `name` or `token` cannot be sent, or if the
+   * options give no server, or both `port` and `servers`.
    * @throws {Deno.errors.ConnectionRefused} If nobody listens; any other connect or TLS
    * handshake error as it comes.
+   * @throws {AggregateError} With `servers`, if none accepted: its `errors` are each
+   * server's, in order.
    *
    * @example Connect to a server that requires a token
    * ```ts
@@ -142,6 +158,25 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
    * await client.close();
    * await server.shutdown();
    * ```
+   *
+   * @example Connect to the first of several servers that accepts
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ParrotClient } from "./client.ts";
+   * import { startParrotServer } from "./server.ts";
+   *
+   * // Nobody listens on the first port any more.
+   * const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const gone = probe.addr.port;
+   * probe.close();
+   * const server = startParrotServer({ port: 0, output: null });
+   * const client = await ParrotClient.connect({
+   *   servers: [{ port: gone }, { hostname: "127.0.0.1", port: server.addr.port }],
+   * });
+   * assert.equal(client.server.port, server.addr.port);
+   * await client.close();
+   * await server.shutdown();
+   * ```
    */
   static async connect(options: ParrotClientOptions): Promise<ParrotClient> {
     const hello = [
@@ -149,9 +184,29 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
       ...(options.name === undefined ? [] : [encodeHello(options.name)]),
       ...(options.subscribe === false ? [UNSUB_LINE] : []),
     ];
+    const servers = serverList(options);
     options.signal?.throwIfAborted();
-    const conn = await openConnection(options);
-    const client = new ParrotClient(conn, options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    const errors: unknown[] = [];
+    let conn: Deno.Conn | undefined;
+    let server = servers[0];
+    for (const candidate of servers) {
+      try {
+        conn = await openConnection(options, candidate);
+        server = candidate;
+        break;
+      } catch (error) {
+        if (servers.length === 1 || options.signal?.aborted) throw error;
+        errors.push(error);
+      }
+    }
+    if (conn === undefined) {
+      throw new AggregateError(
+        errors,
+        `Cannot connect to any of ${servers.map(formatServerAddress).join(", ")}`,
+      );
+    }
+    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    const client = new ParrotClient(conn, maxFrameBytes, server);
     for (const line of hello) client.#outbound.write(line);
     const signal = options.signal;
     if (signal?.aborted) client.#closeSocket();
@@ -161,6 +216,11 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
       client.#reading.finally(() => signal.removeEventListener("abort", onAbort));
     }
     return client;
+  }
+
+  /** The server this client is connected to (with `servers`, the one that accepted). */
+  get server(): Required<ServerAddress> {
+    return this.#server;
   }
 
   /** Bytes queued and not yet written. */
@@ -314,16 +374,53 @@ export class ParrotClient implements AsyncIterable<ClientEvent> {
   }
 }
 
+/**
+ * The servers the options name, each with its hostname filled in.
+ *
+ * @throws {RangeError} If they name none, or give both `port` and `servers`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { serverList } from "./client.ts";
+ *
+ * assert.deepEqual(serverList({ port: 8080 }), [{ hostname: "127.0.0.1", port: 8080 }]);
+ * assert.deepEqual(serverList({ servers: [{ port: 8080 }, { hostname: "::1", port: 8081 }] }), [
+ *   { hostname: "127.0.0.1", port: 8080 },
+ *   { hostname: "::1", port: 8081 },
+ * ]);
+ * ```
+ */
+export function serverList(
+  options: Pick<ParrotClientOptions, "hostname" | "port" | "servers">,
+): Required<ServerAddress>[] {
+  if (options.servers !== undefined) {
+    if (options.port !== undefined) {
+      throw new RangeError("Cannot use both port and servers: give one");
+    }
+    if (options.servers.length === 0) throw new RangeError("Cannot use an empty servers list");
+    return options.servers.map(({ hostname, port }) => ({
+      hostname: hostname ?? DEFAULT_HOST,
+      port,
+    }));
+  }
+  if (options.port === undefined) throw new RangeError("Cannot connect: give port or servers");
+  return [{ hostname: options.hostname ?? DEFAULT_HOST, port: options.port }];
+}
+
 /** Opens the TCP or TLS connection; a TLS connection is returned after its handshake. */
-async function openConnection(options: ParrotClientOptions): Promise<Deno.Conn> {
-  const hostname = options.hostname ?? DEFAULT_HOST;
+async function openConnection(
+  options: ParrotClientOptions,
+  server: Required<ServerAddress>,
+): Promise<Deno.Conn> {
+  const { hostname, port } = server;
   if (!options.tls && options.caCerts === undefined) {
-    const conn = await Deno.connect({ hostname, port: options.port });
+    const conn = await Deno.connect({ hostname, port });
     // Its writes are already coalesced: send them at once, not after a delayed ACK.
     conn.setNoDelay(true);
     return conn;
   }
-  const conn = await Deno.connectTls({ hostname, port: options.port, caCerts: options.caCerts });
+  const conn = await Deno.connectTls({ hostname, port, caCerts: options.caCerts });
   const close = () => {
     try {
       conn.close();

@@ -304,3 +304,52 @@ pairTest(
     await second;
   },
 );
+
+/** A port nobody listens on. */
+function freePort(): number {
+  const probe = Deno.listen({ hostname: HOST, port: 0 });
+  const port = probe.addr.port;
+  probe.close();
+  return port;
+}
+
+Deno.test("ParrotClient.connect() with servers uses the first that accepts, in order", async () => {
+  const first = rawServer();
+  const second = rawServer();
+  const gone = freePort();
+  try {
+    const client = await ParrotClient.connect({
+      servers: [{ port: gone }, { hostname: HOST, port: second.port }, { port: first.port }],
+      name: "ann",
+    });
+    assert.deepEqual(client.server, { hostname: HOST, port: second.port });
+    const peer = await second.accept();
+    assert.equal(await peer.until("HELLO ann\n"), "HELLO ann\n");
+    peer.close();
+    await client.finished;
+  } finally {
+    first.close();
+    second.close();
+  }
+});
+
+Deno.test("ParrotClient.connect() with servers rejects with every server's error when none accepts", async () => {
+  const ports = [freePort(), freePort()];
+  const error = await ParrotClient.connect({ servers: ports.map((port) => ({ port })) }).then(
+    () => undefined,
+    (error) => error,
+  );
+  assert.ok(error instanceof AggregateError, String(error));
+  assert.equal(
+    error.message,
+    `Cannot connect to any of ${HOST}:${ports[0]}, ${HOST}:${ports[1]}`,
+  );
+  assert.equal(error.errors.length, 2);
+  for (const each of error.errors) assert.ok(each instanceof Deno.errors.ConnectionRefused);
+});
+
+Deno.test("ParrotClient.connect() refuses no server, or both port and servers, before connecting", async () => {
+  await assert.rejects(ParrotClient.connect({}), RangeError);
+  await assert.rejects(ParrotClient.connect({ servers: [] }), RangeError);
+  await assert.rejects(ParrotClient.connect({ port: 1, servers: [{ port: 2 }] }), RangeError);
+});

@@ -1,7 +1,7 @@
 /**
  * A parrot client that survives a lost connection: it reconnects with exponential
- * backoff, says `AUTH` and `HELLO` again, and re-sends the messages it had not written
- * yet.
+ * backoff (to the next of several servers, when it has several), says `AUTH` and `HELLO`
+ * again, and re-sends the messages the server had not confirmed.
  *
  * This module owns the reconnect policy, so the command-line client stays thin:
  *
@@ -9,6 +9,9 @@
  *   reading fails (reset), when the server closes without having said `QUIT`, and on any
  *   `ERR` except `ERR unauthorized`. Then it waits {@linkcode Backoff.next} and tries
  *   again, until the attempts run out.
+ * - With several servers it starts with the first, and after each lost connection or
+ *   failed attempt tries the next one (round robin, wrapping around), with the same
+ *   backoff: so a client whose server dies moves to another server.
  * - It never reconnects after the server's `QUIT` (the server is shutting down), after
  *   `ERR unauthorized` (retrying with the same token cannot help), or after
  *   {@linkcode ReconnectingClient.close}.
@@ -16,13 +19,14 @@
  *   `AUTH`, `HELLO` and the re-sent messages: only then is the backoff reset. A server
  *   that accepts and then drops every connection therefore still exhausts the attempts.
  *
- * Only messages not yet written survive a loss. parrot/1 has no acknowledgements, so a
- * message is kept only until the socket has taken all its bytes: bytes a socket took
- * just before the connection died may never reach the server, and are not sent again
- * (those messages are lost, not duplicated). Messages whose write failed are sent again
- * on the next connection; in the rare case that a failed write had already got part of
- * its batch out, a message of that batch may arrive twice. While disconnected, at most
- * `maxUnsent` messages are kept: beyond that the oldest are dropped, and counted.
+ * A message is kept until the server has confirmed it: after each burst of sends the
+ * client sends a `PING` (one at a time), and the server's `PONG` means it has handled
+ * every message before it; those are then forgotten. On the next connection every
+ * message not yet confirmed is sent again, in order. Delivery is therefore at least
+ * once: a message whose confirmation was lost with the connection (the server had it,
+ * its `PONG` never came back) is sent again, and after a move to another server it may
+ * have reached both. While disconnected, at most `maxUnsent` messages are kept: beyond
+ * that the oldest are dropped, and counted.
  *
  * @module
  */
@@ -37,9 +41,10 @@ import {
 import { Backoff } from "../net/backoff.ts";
 import { Channel } from "../net/channel.ts";
 import { delayUnlessAborted } from "../net/delay.ts";
-import { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./client.ts";
+import { type ClientEvent, ParrotClient, type ParrotClientOptions, serverList } from "./client.ts";
 import { ProtocolError, REASON } from "./frame.ts";
 import { encodeAuth, encodeHello } from "./frame_encoder.ts";
+import { formatServerAddress, type ServerAddress } from "./server_address.ts";
 
 /** Options of {@linkcode ReconnectingClient}: those of a {@linkcode ParrotClient}, and the policy. */
 export interface ReconnectingClientOptions extends ParrotClientOptions {
@@ -49,7 +54,10 @@ export interface ReconnectingClientOptions extends ParrotClientOptions {
   initialDelayMs?: number;
   /** Largest upper bound of a delay between attempts, in milliseconds. Default 5000. */
   maxDelayMs?: number;
-  /** Messages kept while disconnected; beyond it the oldest are dropped. Default 1000. */
+  /**
+   * Messages kept (unconfirmed) while disconnected; beyond it the oldest are dropped.
+   * Default 1000.
+   */
   maxUnsent?: number;
   /** Random source of the backoff's jitter, in [0, 1). Default `Math.random`. */
   random?: () => number;
@@ -72,11 +80,12 @@ export type ReconnectEvent =
   | { type: "quit" }
   /** The server refused the client (`ERR unauthorized`); the client will not reconnect. */
   | { type: "error"; reason: string }
-  /** The first connection is up: the server answered a `PING`. */
-  | { type: "connected" }
+  /** The first connection is up, to `server` (`host:port`): it answered a `PING`. */
+  | { type: "connected"; server: string }
   /**
-   * Connecting failed or the connection was lost; the next attempt comes after
-   * `delayMs`. `wasConnected` tells whether any connection had been up before.
+   * Connecting failed or the connection was lost; the next attempt, to `server`
+   * (`host:port`), comes after `delayMs`. `wasConnected` tells whether any connection had
+   * been up before.
    */
   | {
     type: "retrying";
@@ -85,9 +94,20 @@ export type ReconnectEvent =
     attempt: number;
     maxAttempts: number;
     wasConnected: boolean;
+    server: string;
   }
-  /** A new connection is up: `resent` messages went out again, `dropped` were lost. */
-  | { type: "reconnected"; resent: number; dropped: number }
+  /**
+   * A new connection is up, to `server`; the last one was to `previousServer` (the same
+   * with a single server, another one after a move). `resent` messages (those not
+   * confirmed) went out again, `dropped` were lost while disconnected.
+   */
+  | {
+    type: "reconnected";
+    server: string;
+    previousServer: string;
+    resent: number;
+    dropped: number;
+  }
   /** Every attempt failed; `reason` is the last failure. */
   | { type: "gave-up"; attempts: number; reason: string };
 
@@ -156,19 +176,53 @@ const EVENT_QUEUE = 1024;
  * await client.close();
  * await server.shutdown();
  * ```
+ *
+ * @example Several servers: the client moves to the next when one is gone
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ReconnectingClient } from "./reconnecting_client.ts";
+ * import { startParrotServer } from "./server.ts";
+ *
+ * // Nobody listens on the first server's port any more.
+ * const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const gone = probe.addr.port;
+ * probe.close();
+ * const server = startParrotServer({ port: 0, output: null });
+ * const client = new ReconnectingClient({
+ *   servers: [{ port: gone }, { port: server.addr.port }],
+ *   initialDelayMs: 20,
+ * });
+ * const seen: string[] = [];
+ * for await (const event of client) {
+ *   if (event.type === "retrying") seen.push(`retrying ${event.server}`);
+ *   if (event.type === "connected") seen.push(`connected ${event.server}`);
+ *   if (event.type === "connected") break;
+ * }
+ * assert.deepEqual(seen, [
+ *   `retrying 127.0.0.1:${server.addr.port}`,
+ *   `connected 127.0.0.1:${server.addr.port}`,
+ * ]);
+ * await client.close();
+ * await server.shutdown();
+ * ```
  */
 export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
   #options: ParrotClientOptions;
+  /** The servers, in order; `#serverIndex` is the one the next attempt goes to. */
+  #servers: Required<ServerAddress>[];
+  #serverIndex = 0;
   #backoff: Backoff;
   #maxUnsent: number;
   #events = new Channel<ReconnectEvent>(EVENT_QUEUE);
-  /** Messages not yet known to be written, oldest first, each with its sequence number. */
+  /** Messages not yet confirmed by a `PONG`, oldest first, each with its sequence number. */
   #pending: { seq: number; payload: Uint8Array }[] = [];
   #nextSeq = 1;
   #dropped = 0;
   #droppedTotal = 0;
   #current: ParrotClient | undefined;
-  #flushScheduled = false;
+  #confirmScheduled = false;
+  /** The connection whose confirming `PING` is in flight (one at a time). */
+  #confirming: ParrotClient | undefined;
   /** Aborted by close(): wakes a backoff delay and drops events nobody takes. */
   #stop = new AbortController();
   /** Aborted by the caller's signal: closes sockets at once. */
@@ -180,10 +234,11 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
   /**
    * Starts connecting (in the background).
    *
-   * @throws {RangeError} If `name` or `token` cannot be sent, or a policy option is out of
-   * range.
+   * @throws {RangeError} If `name` or `token` cannot be sent, if the options give no
+   * server or both `port` and `servers`, or if a policy option is out of range.
    */
   constructor(options: ReconnectingClientOptions) {
+    this.#servers = serverList(options);
     if (options.name !== undefined) encodeHello(options.name);
     if (options.token !== undefined) encodeAuth(options.token);
     const maxUnsent = options.maxUnsent ?? DEFAULT_MAX_UNSENT;
@@ -202,7 +257,13 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
       random: options.random,
     });
     const signal = options.signal;
-    this.#options = { ...options, signal: this.#hardStop.signal };
+    this.#options = {
+      ...options,
+      hostname: undefined,
+      port: undefined,
+      servers: undefined,
+      signal: this.#hardStop.signal,
+    };
     const onAbort = () => this.#abortNow();
     if (signal?.aborted) onAbort();
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -214,9 +275,20 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
     return this.#current !== undefined;
   }
 
-  /** Messages not yet written to a socket: those waiting for a connection, or in flight. */
+  /**
+   * Messages not yet confirmed by the server: those waiting for a connection, and those
+   * sent whose `PONG` has not come yet.
+   */
   get unsent(): number {
     return this.#pending.length;
+  }
+
+  /**
+   * The server of the current connection, or of the next attempt while disconnected
+   * (`host:port`).
+   */
+  get server(): string {
+    return formatServerAddress(this.#servers[this.#serverIndex]);
   }
 
   /** Messages dropped in all, because more than `maxUnsent` waited for a connection. */
@@ -235,7 +307,7 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
     const client = this.#current;
     if (client) {
       client.send(payload);
-      this.#trackWrites(client);
+      this.#scheduleConfirm(client);
     } else {
       this.#trimUnsent();
     }
@@ -244,7 +316,8 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
 
   /**
    * Sends `PING` on the current connection and resolves on its `PONG`: every message
-   * written on that connection has been handled by the server. Rejects when there is no
+   * written on that connection has been handled by the server (and is no longer kept
+   * for a re-send). Rejects when there is no
    * connection now (messages waiting for one are not through), when the connection ends
    * first, or with `signal`'s reason when it is aborted first.
    *
@@ -267,7 +340,8 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
     if (client === undefined) {
       return Promise.reject(new Error("Cannot confirm the messages: not connected"));
     }
-    return client.ping(options);
+    const upTo = this.#nextSeq - 1;
+    return client.ping(options).then(() => this.#forgetUpTo(upTo));
   }
 
   /** Relayed messages and what happens to the connection, until the client is done. */
@@ -302,17 +376,21 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
   }
 
   async #run(): Promise<void> {
-    let wasConnected = false;
+    /** The server of the last confirmed connection, if any. */
+    let lastServer: string | undefined;
     try {
       while (!this.#stop.signal.aborted) {
-        const { confirmed, ending } = await this.#connectOnce(wasConnected);
-        wasConnected ||= confirmed;
+        const server = this.#servers[this.#serverIndex];
+        const { confirmed, ending } = await this.#connectOnce(server, lastServer);
+        if (confirmed) lastServer = formatServerAddress(server);
+        const wasConnected = lastServer !== undefined;
         if (this.#stop.signal.aborted || ending.kind === "quit") break;
         if (ending.kind === "refused") {
           await this.#emit({ type: "error", reason: ending.reason });
           break;
         }
         this.#trimUnsent();
+        this.#serverIndex = (this.#serverIndex + 1) % this.#servers.length;
         const delayMs = this.#backoff.next();
         if (delayMs === undefined) {
           const attempts = this.#backoff.attempt;
@@ -326,6 +404,7 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
           attempt: this.#backoff.attempt,
           maxAttempts: this.#backoff.maxAttempts,
           wasConnected,
+          server: this.server,
         });
         await delayUnlessAborted(delayMs, this.#stop.signal);
       }
@@ -339,7 +418,10 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
    * Connects once and serves the connection until it ends. Until the server confirms
    * it, the connection is closed at once when `confirmTimeoutMs` runs out.
    */
-  async #connectOnce(wasConnected: boolean): Promise<{ confirmed: boolean; ending: Ending }> {
+  async #connectOnce(
+    server: Required<ServerAddress>,
+    lastServer: string | undefined,
+  ): Promise<{ confirmed: boolean; ending: Ending }> {
     const attempt = new AbortController();
     const abort = () => attempt.abort();
     const hardStop = this.#hardStop.signal;
@@ -349,13 +431,17 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
     try {
       let client: ParrotClient;
       try {
-        client = await ParrotClient.connect({ ...this.#options, signal: attempt.signal });
+        client = await ParrotClient.connect({
+          ...this.#options,
+          ...server,
+          signal: attempt.signal,
+        });
       } catch (error) {
         const timedOut = attempt.signal.aborted && !hardStop.aborted;
         const reason = timedOut ? this.#unconfirmed() : describeError(error);
         return { confirmed: false, ending: { kind: "lost", reason } };
       }
-      const served = this.#serve(client, wasConnected, () => clearTimeout(deadline));
+      const served = this.#serve(client, lastServer, () => clearTimeout(deadline));
       const { confirmed, ending } = await served;
       if (!confirmed && attempt.signal.aborted && !hardStop.aborted) {
         return { confirmed, ending: { kind: "lost", reason: this.#unconfirmed() } };
@@ -370,29 +456,38 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
   /**
    * Uses a new connection: sends what is pending, confirms it with a PING (then calls
    * `onConfirmed`), and pumps its events until it ends. Returns whether the server
-   * confirmed it, and how it ended.
+   * confirmed it, and how it ended. `lastServer` is the server of the last confirmed
+   * connection, if there was one.
    */
   async #serve(
     client: ParrotClient,
-    wasConnected: boolean,
+    lastServer: string | undefined,
     onConfirmed: () => void,
   ): Promise<{ confirmed: boolean; ending: Ending }> {
     this.#current = client;
     const ending = this.#pump(client);
     const resent = this.#pending.length;
     for (const { payload } of this.#pending) client.send(payload);
-    this.#trackWrites(client);
     if (this.#stop.signal.aborted) void client.close(this.#closeTimeoutMs);
+    // The first PING confirms the connection and everything re-sent on it.
+    const upTo = this.#nextSeq - 1;
+    this.#confirming = client;
     const confirmed = await client.ping().then(() => true, () => false);
-    if (confirmed) onConfirmed();
+    if (this.#confirming === client) this.#confirming = undefined;
+    if (confirmed) {
+      onConfirmed();
+      this.#forgetUpTo(upTo);
+      this.#scheduleConfirm(client);
+    }
     if (confirmed && this.#current === client) {
       this.#backoff.reset();
       const dropped = this.#dropped;
       this.#dropped = 0;
+      const server = formatServerAddress(client.server);
       await this.#emit(
-        wasConnected ? { type: "reconnected", resent, dropped } : {
-          type: "connected",
-        },
+        lastServer === undefined
+          ? { type: "connected", server }
+          : { type: "reconnected", server, previousServer: lastServer, resent, dropped },
       );
     }
     return { confirmed, ending: await ending };
@@ -427,14 +522,30 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
     };
   }
 
-  /** Forgets the messages once `client` has written them (once per turn of sends). */
-  #trackWrites(client: ParrotClient): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
+  /**
+   * Confirms the messages sent on `client` with a `PING` once this turn of sends is
+   * over, and forgets them on its `PONG`. One `PING` at a time: what is sent meanwhile
+   * is confirmed by the next, sent when the answer comes.
+   */
+  #scheduleConfirm(client: ParrotClient): void {
+    if (this.#confirmScheduled || this.#confirming === client) return;
+    this.#confirmScheduled = true;
     queueMicrotask(() => {
-      this.#flushScheduled = false;
+      this.#confirmScheduled = false;
+      if (this.#current !== client || this.#confirming === client) return;
       const upTo = this.#nextSeq - 1;
-      client.flush().then(() => this.#forgetUpTo(upTo), () => {});
+      if (this.#pending.length === 0) return;
+      this.#confirming = client;
+      client.ping().then(
+        () => {
+          this.#forgetUpTo(upTo);
+          if (this.#confirming === client) this.#confirming = undefined;
+          if (this.#pending.length > 0) this.#scheduleConfirm(client);
+        },
+        () => {
+          if (this.#confirming === client) this.#confirming = undefined;
+        },
+      );
     });
   }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { TextConn } from "../testing.ts";
+import { TextConn, waitFor } from "../testing.ts";
 import {
   type ReconnectEvent,
   ReconnectingClient,
@@ -108,7 +108,8 @@ Deno.test("ReconnectingClient says AUTH and HELLO again on every connection", as
   await withClient({ name: "ann", token: "s3" }, async ({ server, client, events }) => {
     const first = await server.accept();
     assert.equal(await confirm(first), "AUTH s3\nHELLO ann\nPING\n");
-    assert.deepEqual(await events.next(), { type: "connected" });
+    const address = `${HOST}:${server.port}`;
+    assert.deepEqual(await events.next(), { type: "connected", server: address });
 
     first.close();
     const retrying = await events.next();
@@ -119,10 +120,17 @@ Deno.test("ReconnectingClient says AUTH and HELLO again on every connection", as
       attempt: 1,
       maxAttempts: 10,
       wasConnected: true,
+      server: address,
     });
     const second = await server.accept();
     assert.equal(await confirm(second), "AUTH s3\nHELLO ann\nPING\n");
-    assert.deepEqual(await events.next(), { type: "reconnected", resent: 0, dropped: 0 });
+    assert.deepEqual(await events.next(), {
+      type: "reconnected",
+      server: address,
+      previousServer: address,
+      resent: 0,
+      dropped: 0,
+    });
     const closing = client.close();
     assert.equal(await second.until("QUIT\n"), "QUIT\n");
     second.close();
@@ -148,12 +156,9 @@ Deno.test("ReconnectingClient re-sends the messages sent while disconnected, in 
     server.start();
     const second = await server.accept();
     assert.equal(await confirm(second), "HELLO ann\nMSG 3\none\nMSG 3\ntwo\nMSG 1\n!\nPING\n");
-    assert.deepEqual(await events.until("reconnected"), {
-      type: "reconnected",
-      resent: 3,
-      dropped: 0,
-    });
-    assert.equal(client.unsent, 0, "written messages are forgotten");
+    const { resent, dropped } = await events.until("reconnected");
+    assert.deepEqual({ resent, dropped }, { resent: 3, dropped: 0 });
+    assert.equal(client.unsent, 0, "confirmed messages are forgotten");
     second.close();
   });
 });
@@ -180,7 +185,10 @@ Deno.test("ReconnectingClient keeps at most maxUnsent messages, dropping the old
     const peer = await server.accept();
     assert.equal(await confirm(peer), "MSG 2\nm4\nMSG 2\nm5\nPING\n");
     // The first confirmed connection is "connected"; the count is on the client.
-    assert.deepEqual(await events.until("connected"), { type: "connected" });
+    assert.deepEqual(await events.until("connected"), {
+      type: "connected",
+      server: `${HOST}:${server.port}`,
+    });
     assert.equal(client.dropped, 3);
     peer.close();
   } finally {
@@ -201,11 +209,8 @@ Deno.test("ReconnectingClient reports the messages dropped during an outage on r
     server.start();
     const second = await server.accept();
     assert.equal(await confirm(second), "MSG 2\nm3\nPING\n");
-    assert.deepEqual(await events.until("reconnected"), {
-      type: "reconnected",
-      resent: 1,
-      dropped: 2,
-    });
+    const { resent, dropped } = await events.until("reconnected");
+    assert.deepEqual({ resent, dropped }, { resent: 1, dropped: 2 });
     second.close();
   });
 });
@@ -379,4 +384,105 @@ Deno.test("ReconnectingClient.ping() confirms the current connection, and reject
     await ping;
     peer.close();
   });
+});
+
+Deno.test("ReconnectingClient keeps a written message until a PONG confirms it, and re-sends it after a loss", async () => {
+  await withClient({ maxAttempts: 1_000 }, async ({ server, client, events }) => {
+    const first = await server.accept();
+    await confirm(first);
+    await events.until("connected");
+    client.send("one");
+    // Written, and a PING asks for its confirmation; no PONG: the connection dies.
+    assert.equal(await first.until("PING\n"), "MSG 3\none\nPING\n");
+    assert.equal(client.unsent, 1, "written but not confirmed: still kept");
+    first.close();
+    const second = await server.accept();
+    assert.equal(await confirm(second), "MSG 3\none\nPING\n");
+    const { resent } = await events.until("reconnected");
+    assert.equal(resent, 1);
+    assert.equal(client.unsent, 0);
+
+    client.send("two");
+    client.send("three");
+    assert.equal(await second.until("PING\n"), "MSG 3\ntwo\nMSG 5\nthree\nPING\n");
+    await second.write("PONG\n");
+    await waitFor(() => client.unsent === 0, "the PONG to confirm both");
+    second.close();
+  });
+});
+
+Deno.test("ReconnectingClient with several servers moves to the next one on a loss, round robin", async () => {
+  const servers = [new Flaky(), new Flaky()];
+  const client = new ReconnectingClient({
+    servers: servers.map(({ port }) => ({ hostname: HOST, port })),
+    maxAttempts: 1_000,
+    ...FAST,
+  });
+  const events = new Events(client);
+  const [a, b] = servers.map(({ port }) => `${HOST}:${port}`);
+  try {
+    const first = await servers[0].accept();
+    await confirm(first);
+    assert.deepEqual(await events.until("connected"), { type: "connected", server: a });
+    assert.equal(client.server, a);
+    client.send("kept");
+    await first.until("PING\n"); // never answered
+    first.close();
+    assert.equal((await events.until("retrying")).server, b);
+
+    const second = await servers[1].accept();
+    assert.equal(await confirm(second), "MSG 4\nkept\nPING\n");
+    assert.deepEqual(await events.until("reconnected"), {
+      type: "reconnected",
+      server: b,
+      previousServer: a,
+      resent: 1,
+      dropped: 0,
+    });
+    assert.equal(client.server, b);
+
+    // The next loss wraps around to the first server.
+    second.close();
+    assert.equal((await events.until("retrying")).server, a);
+    const third = await servers[0].accept();
+    await confirm(third);
+    const back = await events.until("reconnected");
+    assert.deepEqual([back.server, back.previousServer], [a, b]);
+    third.close();
+  } finally {
+    await client.close();
+    for (const server of servers) server.stop();
+  }
+});
+
+Deno.test("ReconnectingClient with several servers skips one that refuses", async () => {
+  const down = new Flaky();
+  down.stop();
+  const up = new Flaky();
+  const client = new ReconnectingClient({
+    servers: [{ port: down.port }, { port: up.port }],
+    ...FAST,
+  });
+  const events = new Events(client);
+  try {
+    const refused = await events.until("retrying");
+    assert.equal(refused.reason, "connection refused");
+    assert.equal(refused.server, `${HOST}:${up.port}`);
+    const peer = await up.accept();
+    await confirm(peer);
+    assert.equal((await events.until("connected")).server, `${HOST}:${up.port}`);
+    peer.close();
+  } finally {
+    await client.close();
+    up.stop();
+  }
+});
+
+Deno.test("ReconnectingClient rejects no server, or both port and servers", () => {
+  assert.throws(() => new ReconnectingClient({}), /give port or servers/);
+  assert.throws(() => new ReconnectingClient({ servers: [] }), /empty servers/);
+  assert.throws(
+    () => new ReconnectingClient({ port: 1, servers: [{ port: 2 }] }),
+    /both port and servers/,
+  );
 });
