@@ -1,6 +1,7 @@
 /**
  * `deno task clients <port> [options]`: starts several parrot clients, like the
- * classic `startClient.sh`.
+ * classic `startClient.sh`. With several servers (`--server host:port`, repeated or a
+ * comma list) it spreads the clients over them, round robin.
  *
  * It owns the client processes it starts: it spawns them staggered, passes their
  * output through, records their pids in `.parrot/clients-<launcher pid>.pids` so
@@ -23,6 +24,7 @@ import {
   removePidFile,
   writePidFile,
 } from "../lib/cli/pid_files.ts";
+import { parseServers, SERVER_OPTIONS } from "../lib/cli/servers.ts";
 import {
   DEFAULT_CLIENT_INTERVAL_MS,
   DEFAULT_HOST,
@@ -33,12 +35,20 @@ import {
 } from "../lib/defaults.ts";
 import { delayUnlessAborted } from "../lib/net/delay.ts";
 import { formatDuration } from "../lib/net/duration.ts";
+import { formatServerAddress } from "../lib/parrot/server_address.ts";
 
 const USAGE = `parrot launcher ${denoJson.version}: starts several clients, staggered.
 
-Usage: deno task clients <port> [options]
+Usage: deno task clients <port | host:port> [options]
+       deno task clients --server <host:port>[,<host:port>...] [options]
 
 Options:
+  --server <host:port>
+                      a server to use; repeat it or give a comma list for several (after
+                      the positional one, if given). The clients are spread over them round
+                      robin: client 1 starts on the first, client 2 on the second, and so
+                      on; each client is given the whole list from its own server on, so
+                      with --reconnect it moves to the next one when its server goes
   --count <n>         number of client processes to start (default ${DEFAULT_LAUNCH_COUNT})
   --stagger <time>    delay between two client starts (default ${
   formatDuration(DEFAULT_LAUNCH_STAGGER_MS)
@@ -47,7 +57,8 @@ Options:
   --version           show the version
 
 Passed to every client:
-  --host <address>    server address (default ${DEFAULT_HOST})
+  --host <address>    server address (default ${DEFAULT_HOST}); also the host of a --server
+                      given as a bare port
   --name <name>       name to send with HELLO; clients are named <name>-1, <name>-2, ...
                       (default: each client's process id)
   --interval <time>   time between a client's messages (default ${
@@ -66,6 +77,7 @@ Passed to every client:
                       attempts before a client gives up (default ${DEFAULT_RECONNECT_ATTEMPTS})
   --max-unsent <n>    messages a client keeps while disconnected (default ${DEFAULT_MAX_UNSENT})
 
+With several servers, a line after the start says how many clients each server got.
 Client output passes through. The client pids are kept in .parrot/clients-<launcher pid>.pids
 while the launcher runs, so \`deno task stop-clients\` stops them from another terminal.
 Ctrl+C or SIGTERM stops every client gracefully (each sends QUIT) and exits 0.
@@ -77,7 +89,7 @@ const HINT = "Run `deno task clients --help` for usage.";
 const LAUNCHER_OPTIONS = {
   count: { type: "string", default: String(DEFAULT_LAUNCH_COUNT) },
   stagger: { type: "string" },
-  host: { type: "string", default: DEFAULT_HOST },
+  ...SERVER_OPTIONS,
   name: { type: "string" },
   interval: { type: "string" },
   messages: { type: "string" },
@@ -94,6 +106,8 @@ interface LaunchPlan {
   staggerMs: number;
   /** The `deno` arguments of client number `index` (1-based). */
   clientArgs(index: number): string[];
+  /** The servers (`host:port`); client `index` starts on `servers[(index - 1) % length]`. */
+  servers: string[];
   /** Environment variables added to each client's (the token, if given). */
   clientEnv: Record<string, string>;
 }
@@ -143,6 +157,9 @@ async function main(): Promise<number> {
           "stop them with Ctrl+C or `deno task stop-clients`",
       );
     }
+    if (plan.servers.length > 1 && clients.length > 0) {
+      say(`clients per server: ${spread(plan.servers, clients.length)}`);
+    }
     statuses = await Promise.all(clients.map((client) => client.status));
   } catch (error) {
     stopClients();
@@ -173,15 +190,13 @@ function planLaunch(
   values: Record<string, string | boolean | undefined>,
   positionals: string[],
 ): LaunchPlan {
-  const port = cli.parsePort(positionals[0]);
-  if (port === 0) throw new cli.UsageError("Cannot connect to port 0: give the server's port");
+  const servers = parseServers(values, positionals[0]).map(formatServerAddress);
   const option = (name: string) => values[name] as string | undefined;
   const count = cli.parseCount("count", option("count")!, 1);
   const stagger = option("stagger");
   const staggerMs = stagger === undefined
     ? DEFAULT_LAUNCH_STAGGER_MS
     : cli.parseDurationOption("stagger", stagger);
-  const host = option("host")!;
   const interval = option("interval");
   if (interval !== undefined) cli.parseDurationOption("interval", interval);
   const messages = option("messages");
@@ -226,16 +241,16 @@ function planLaunch(
   return {
     count,
     staggerMs,
+    servers,
     clientEnv: token === undefined ? {} : { PARROT_TOKEN: token },
     clientArgs: (index) => [
       "run",
-      `--allow-net=${host.includes(":") ? `[${host}]` : host}`,
+      `--allow-net=${servers.join(",")}`,
       ...(readable.length === 0 ? [] : [`--allow-read=${readable.join(",")}`]),
       "--allow-env=PARROT_TOKEN",
       CLIENT_PATH,
-      String(port),
-      "--host",
-      host,
+      "--server",
+      rotated(servers, (index - 1) % servers.length).join(","),
       ...(name === undefined ? [] : ["--name", count === 1 ? name : `${name}-${index}`]),
       ...shared,
     ],
@@ -282,6 +297,20 @@ function describeExit(status: Deno.CommandStatus): string {
   return status.signal === null
     ? `exited with code ${status.code}`
     : `was killed by ${status.signal}`;
+}
+
+/** `list` starting at `start`, wrapping around. */
+function rotated<T>(list: T[], start: number): T[] {
+  return [...list.slice(start), ...list.slice(0, start)];
+}
+
+/** How `count` clients spread round robin over `servers`: `2 on a:1, 1 on b:2`. */
+function spread(servers: string[], count: number): string {
+  return servers
+    .map((server, i) =>
+      `${Math.floor(count / servers.length) + (i < count % servers.length ? 1 : 0)} on ${server}`
+    )
+    .join(", ");
 }
 
 function plural(count: number, noun: string): string {

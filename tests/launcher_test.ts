@@ -227,3 +227,50 @@ Deno.test("stop-clients reports stale pids as already gone and removes their fil
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+Deno.test("launcher spreads its clients over --server servers round robin and says how many each got", async () => {
+  const servers = [await startServer(), await startServer()];
+  const [a, b] = servers.map(({ port }) => `127.0.0.1:${port}`);
+  try {
+    const launcher = spawn(DENO, [
+      "task",
+      "-q",
+      "clients",
+      "--server",
+      `${a},${b}`,
+      "--count",
+      "4",
+      "--name",
+      "bird",
+      "--stagger",
+      "50ms",
+      "--messages",
+      "3",
+      "--interval",
+      "20ms",
+      "--message",
+      "spread",
+    ]);
+    const status = await launcher.status;
+    const output = launcher.stdout.text();
+    assert.equal(status.code, 0, output + launcher.stderr.text());
+    assert.match(
+      output,
+      new RegExp(`^launcher\\(\\d+\\): clients per server: 2 on ${a}, 2 on ${b}$`, "m"),
+    );
+    // Client 1 on the first server, client 2 on the second, and so on: each server's
+    // stdout has the three messages of each of its two clients, and nothing else.
+    const expected = [["bird-1", "bird-3"], ["bird-2", "bird-4"]];
+    servers.forEach((server, i) => {
+      const lines = server.stdout.text().split("\n").slice(0, -1).sort();
+      assert.deepEqual(
+        lines,
+        expected[i].flatMap((name) => Array(3).fill(`${name}: spread`)),
+        `server ${i + 1}:\n${server.stdout.text()}`,
+      );
+    });
+  } finally {
+    for (const server of servers) server.kill("SIGINT");
+    await Promise.all(servers.map((server) => server.status));
+  }
+});
