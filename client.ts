@@ -78,9 +78,10 @@ Options:
   --tls                     connect with TLS, trusting the system's certificate authorities
   --ca <file>               trust the PEM certificate(s) in this file instead (implies --tls)
   --reconnect               when the connection is lost, reconnect with backoff (to the next
-                            server, with several) and re-send the messages the server had not
-                            confirmed: at least once, so one whose confirmation was lost may
-                            arrive twice (on both servers, after a move)
+                            server, with several: also when the server shuts down) and re-send
+                            the messages the server had not confirmed: at least once, so one
+                            whose confirmation was lost may arrive twice (on both servers,
+                            after a move)
   --reconnect-attempts <n>  attempts before giving up (default ${DEFAULT_RECONNECT_ATTEMPTS})
   --max-unsent <n>          unconfirmed messages kept while disconnected; beyond it the
                             oldest are dropped (default ${DEFAULT_MAX_UNSENT})
@@ -91,8 +92,9 @@ The token is never printed. Prefer --token-file or $${TOKEN_ENV}: other users ca
 in the process list.
 Exit 0 means the server confirmed every message sent (a PONG after the last one). Ctrl+C or
 SIGTERM sends QUIT and exits 0 once the messages sent are confirmed; a QUIT from the server
-exits 0. A client whose token is refused, whose server does not answer within
---confirm-timeout, or which gives up reconnecting, exits 1.`;
+exits 0 (with --reconnect and several servers, the client moves to the next server instead).
+A client whose token is refused, whose server does not answer within --confirm-timeout, or
+which gives up reconnecting, exits 1.`;
 
 const HINT = "Run `deno task client --help` for usage.";
 /** Why a connection attempt was abandoned after --confirm-timeout. */

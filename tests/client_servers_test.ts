@@ -1,9 +1,9 @@
 /**
  * Integration tests of `client.ts` with several servers (`--server host:port`, repeated
  * or a comma list): real, independent server processes on port 0. The client takes the
- * first that accepts; with `--reconnect`, a client whose server is killed moves to the
- * next one and re-sends what that server had not confirmed, so every message reaches one
- * of them (at least once: possibly both).
+ * first that accepts; with `--reconnect`, a client whose server is killed (or stopped)
+ * moves to the next one and re-sends what that server had not confirmed, so every message
+ * reaches one of them (at least once: possibly both).
  *
  * @module
  */
@@ -71,7 +71,12 @@ async function stopAll(...processes: (Running | undefined)[]): Promise<void> {
   await Promise.all(processes.map((running) => running?.status));
 }
 
-Deno.test("client --reconnect moves to the next --server when its server is killed, and every message reaches one", async () => {
+/**
+ * Starts two servers and a `--reconnect --numbered` client on both, stops the first with
+ * `signal` mid-stream, and checks that the client moved to the second, logged the move,
+ * exited 0, and that every message is on one server or both, in order on each.
+ */
+async function failover(signal: Deno.Signal, reason: RegExp): Promise<void> {
   const servers: ServerProcess[] = [await startServer(), await startServer()];
   const [a, b] = servers.map(({ port }) => `${HOST}:${port}`);
   const total = 300;
@@ -96,8 +101,9 @@ Deno.test("client --reconnect moves to the next --server when its server is kill
       () => numbersOf(servers[0].stdout.text(), pid, "squawk").length >= 20,
       "twenty messages on the first server",
     );
-    servers[0].kill("SIGKILL");
-    await servers[0].status;
+    servers[0].kill(signal);
+    const stopped = await servers[0].status;
+    if (signal === "SIGINT") assert.equal(stopped.code, 0, servers[0].stderr.text());
 
     const status = await client.status;
     const output = client.stdout.text();
@@ -105,7 +111,10 @@ Deno.test("client --reconnect moves to the next --server when its server is kill
     assert.equal(client.stderr.text(), "");
     assert.match(
       output,
-      new RegExp(`^client\\(${pid}\\): connection lost \\([^)]+\\); reconnecting to ${b} in `, "m"),
+      new RegExp(
+        `^client\\(${pid}\\): connection lost \\(${reason.source}\\); reconnecting to ${b} in `,
+        "m",
+      ),
     );
     assert.match(
       output,
@@ -131,6 +140,14 @@ Deno.test("client --reconnect moves to the next --server when its server is kill
   } finally {
     await stopAll(client, ...servers);
   }
+}
+
+Deno.test("client --reconnect moves to the next --server when its server is killed, and every message reaches one", async () => {
+  await failover("SIGKILL", /[^)]+/);
+});
+
+Deno.test("client --reconnect moves to the next --server when its server shuts down, and every message reaches one", async () => {
+  await failover("SIGINT", /the server is shutting down/);
 });
 
 Deno.test("client --server connects to the first server that accepts and says which", async () => {

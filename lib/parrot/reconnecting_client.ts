@@ -12,9 +12,11 @@
  * - With several servers it starts with the first, and after each lost connection or
  *   failed attempt tries the next one (round robin, wrapping around), with the same
  *   backoff: so a client whose server dies moves to another server.
- * - It never reconnects after the server's `QUIT` (the server is shutting down), after
- *   `ERR unauthorized` (retrying with the same token cannot help), or after
- *   {@linkcode ReconnectingClient.close}.
+ * - With a single server it never reconnects after the server's `QUIT` (the server is
+ *   shutting down). With several, a `QUIT` moves it to the next server: it confirms what it
+ *   had written, says `QUIT`, and keeps what it sends meanwhile for the next connection.
+ * - It never reconnects after `ERR unauthorized` (retrying with the same token cannot
+ *   help), or after {@linkcode ReconnectingClient.close}.
  * - A connection counts as up only once the server has answered a `PING` sent after
  *   `AUTH`, `HELLO` and the re-sent messages: only then is the backoff reset. A server
  *   that accepts and then drops every connection therefore still exhausts the attempts.
@@ -76,7 +78,10 @@ export interface ReconnectingClientOptions extends ParrotClientOptions {
  */
 export type ReconnectEvent =
   | { type: "message"; from: string; payload: Uint8Array }
-  /** The server is shutting down; the client will not reconnect. */
+  /**
+   * The server is shutting down; the client will not reconnect. (With several servers
+   * there is no `quit`: the client leaves that server, and `retrying` says it moves on.)
+   */
   | { type: "quit" }
   /** The server refused the client (`ERR unauthorized`); the client will not reconnect. */
   | { type: "error"; reason: string }
@@ -119,6 +124,8 @@ type Ending =
 
 const encoder = new TextEncoder();
 const EVENT_QUEUE = 1024;
+/** Why a client with several servers moves on after its server's `QUIT`. */
+const SERVER_LEAVING = "the server is shutting down";
 
 /**
  * A client that keeps a connection to a parrot server, reconnecting when it is lost.
@@ -497,12 +504,32 @@ export class ReconnectingClient implements AsyncIterable<ReconnectEvent> {
     return `the server did not confirm the connection within ${this.#confirmTimeoutMs}ms`;
   }
 
+  /**
+   * Leaves a server that said `QUIT` while others are left to move to: keeps new messages
+   * for the next connection, confirms those already written (the server still handles
+   * them), then says `QUIT` and waits for the server to close.
+   */
+  async #leave(client: ParrotClient): Promise<void> {
+    if (this.#current === client) this.#current = undefined;
+    const upTo = this.#nextSeq - 1;
+    try {
+      await client.ping({ signal: AbortSignal.timeout(this.#confirmTimeoutMs) });
+      this.#forgetUpTo(upTo);
+    } catch {
+      // Not confirmed: those messages go to the next server again.
+    }
+    await client.close(this.#closeTimeoutMs);
+  }
+
   /** Forwards one connection's events; resolves with how the connection ended. */
   async #pump(client: ParrotClient): Promise<Ending> {
     let ending: Ending | undefined;
     for await (const event of client as AsyncIterable<ClientEvent>) {
       if (event.type === "message") {
         await this.#emit(event);
+      } else if (event.type === "quit" && this.#servers.length > 1) {
+        ending ??= { kind: "lost", reason: SERVER_LEAVING };
+        void this.#leave(client);
       } else if (event.type === "quit") {
         ending ??= { kind: "quit" };
         await this.#emit(event);

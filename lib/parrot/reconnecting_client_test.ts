@@ -486,3 +486,40 @@ Deno.test("ReconnectingClient rejects no server, or both port and servers", () =
     /both port and servers/,
   );
 });
+
+Deno.test("ReconnectingClient with several servers leaves one that says QUIT: confirms, says QUIT, moves on", async () => {
+  const servers = [new Flaky(), new Flaky()];
+  const client = new ReconnectingClient({
+    servers: servers.map(({ port }) => ({ port })),
+    ...FAST,
+  });
+  const events = new Events(client);
+  const [a, b] = servers.map(({ port }) => `${HOST}:${port}`);
+  try {
+    const first = await servers[0].accept();
+    await confirm(first);
+    await events.until("connected");
+    client.send("one");
+    assert.equal(await first.until("PING\n"), "MSG 3\none\nPING\n"); // not answered yet
+    await first.write("QUIT\n");
+    // The client confirms what it wrote before leaving; what it sends now waits.
+    assert.equal(await first.until("PING\n"), "PING\n");
+    assert.equal(client.connected, false);
+    client.send("two");
+    await first.write("PONG\nPONG\n");
+    assert.equal(await first.until("QUIT\n"), "QUIT\n");
+    first.close();
+
+    const retrying = await events.until("retrying");
+    assert.deepEqual([retrying.reason, retrying.server], ["the server is shutting down", b]);
+    const second = await servers[1].accept();
+    assert.equal(await confirm(second), "MSG 3\ntwo\nPING\n", "only the unconfirmed message");
+    const moved = await events.until("reconnected");
+    assert.deepEqual([moved.server, moved.previousServer, moved.resent], [b, a, 1]);
+    assert.ok(!events.seen.some((event) => event.type === "quit"), "no quit event");
+    second.close();
+  } finally {
+    await client.close();
+    for (const server of servers) server.stop();
+  }
+});
