@@ -102,7 +102,8 @@ Deno.test("server and client print help and version", async () => {
   }
   const clientHelp = await runDeno([...CLIENT_RUN_ARGS, "-h"]);
   assert.equal(clientHelp.code, 0);
-  assert.match(clientHelp.stdout, /Usage: deno task client <port>/);
+  assert.match(clientHelp.stdout, /Usage: deno task client <port \| host:port>/);
+  assert.match(clientHelp.stdout, /deno task client --server <host:port>/);
   const version = await runDeno([...SERVER_RUN_ARGS, "--version"]);
   assert.match(version.stdout, /^parrot \d+\.\d+\.\d+/);
 });
