@@ -8,8 +8,10 @@
  * - The server: {@linkcode startParrotServer} with its {@linkcode ParrotServerOptions};
  *   its {@linkcode ServerStats}; its connected clients, {@linkcode ClientInfo}; WebSocket
  *   clients through `ParrotServer.upgradeWebSocket` ({@linkcode WebSocketUpgradeOptions}).
- * - A client: {@linkcode ParrotClient}; one that reconnects with backoff and keeps unsent
- *   messages: {@linkcode ReconnectingClient}.
+ * - A client: {@linkcode ParrotClient}; one that reconnects with backoff (moving between
+ *   several servers) and re-sends what the server had not confirmed:
+ *   {@linkcode ReconnectingClient}. Servers are named by {@linkcode ServerAddress}
+ *   (`host:port`, {@linkcode parseServerAddress}).
  * - The protocol's public rules: {@linkcode REASON} (what follows `ERR`),
  *   {@linkcode isValidName} and {@linkcode MAX_NAME_LENGTH}, the default limits.
  *
