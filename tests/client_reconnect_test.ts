@@ -17,6 +17,7 @@ import {
   type ServerProcess,
   spawn,
   startServer,
+  stopAll,
   waitFor,
 } from "../lib/testing.ts";
 
@@ -54,18 +55,6 @@ function clientPid(client: Running): number {
 
 function count(text: string, pattern: RegExp): number {
   return [...text.matchAll(new RegExp(pattern, "gm"))].length;
-}
-
-/** Kills whatever still runs (after a failed assertion) and waits for every exit. */
-async function stopAll(...processes: (Running | undefined)[]): Promise<void> {
-  for (const running of processes) {
-    try {
-      running?.child.kill("SIGKILL");
-    } catch {
-      // It has exited already.
-    }
-  }
-  await Promise.all(processes.map((running) => running?.status));
 }
 
 /** A port nobody listens on. */

@@ -17,6 +17,7 @@ import {
   type ServerProcess,
   spawn,
   startServer,
+  stopAll,
   waitFor,
 } from "../lib/testing.ts";
 
@@ -57,18 +58,6 @@ function assertIncreasing(numbers: number[], what: string): void {
   for (let i = 1; i < numbers.length; i++) {
     assert.ok(numbers[i] > numbers[i - 1], `${what} out of order: ${numbers.join(" ")}`);
   }
-}
-
-/** Kills whatever still runs (after a failed assertion) and waits for every exit. */
-async function stopAll(...processes: (Running | undefined)[]): Promise<void> {
-  for (const running of processes) {
-    try {
-      running?.child.kill("SIGKILL");
-    } catch {
-      // It has exited already.
-    }
-  }
-  await Promise.all(processes.map((running) => running?.status));
 }
 
 /**

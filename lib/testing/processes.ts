@@ -267,3 +267,22 @@ export function msg(payload: string | Uint8Array): Uint8Array {
   frame[frame.length - 1] = 10;
   return frame;
 }
+
+/**
+ * Kills whatever still runs (after a failed assertion) and waits for every exit.
+ *
+ * @example
+ * ```ts ignore
+ * await stopAll(server, client);
+ * ```
+ */
+export async function stopAll(...processes: (Running | undefined)[]): Promise<void> {
+  for (const running of processes) {
+    try {
+      running?.child.kill("SIGKILL");
+    } catch {
+      // It has exited already.
+    }
+  }
+  await Promise.all(processes.map((running) => running?.status));
+}
