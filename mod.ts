@@ -43,6 +43,7 @@ export {
   OutputError,
   type ParrotServer,
   type ParrotServerOptions,
+  type RemoteMessages,
   type ServerStats,
   startParrotServer,
   type WebSocketUpgradeOptions,
