@@ -27,7 +27,11 @@ import { renderMetrics } from "./lib/http/metrics.ts";
 import { type ParrotServer, startParrotServer } from "./lib/parrot/server.ts";
 import { startShardedServer } from "./lib/parrot/threads/sharded_server.ts";
 import { ClusterMember } from "./lib/cluster/cluster_member.ts";
-import { clusterStatsText, renderClusterMetrics } from "./lib/cluster/cluster_metrics.ts";
+import {
+  clusterFeedCounters,
+  clusterStatsText,
+  renderClusterMetrics,
+} from "./lib/cluster/cluster_metrics.ts";
 import { RemoteInbox } from "./lib/cluster/remote_inbox.ts";
 
 const HINT = "Run `deno task server --help` for usage.";
@@ -56,7 +60,10 @@ async function main(): Promise<number> {
     ? new LiveFeed({
       // Read once a second while a page watches, which is after the server started.
       clients: () => server?.clients() ?? [],
-      stats: () => server!.stats(),
+      stats: () => ({
+        ...server!.stats(),
+        ...(cluster ? clusterFeedCounters(cluster.stats()) : {}),
+      }),
       signal: shutdown.signal,
     })
     : undefined;

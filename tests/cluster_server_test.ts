@@ -11,6 +11,8 @@ import { connect } from "@nats-io/transport-node";
 import { BatchEncoder, randomBootId } from "../lib/cluster/cluster_frame.ts";
 import {
   concatBytes,
+  hasCommand,
+  httpListeningPort,
   msg,
   type RawClient,
   restartNats,
@@ -306,4 +308,57 @@ Deno.test("server refuses a cluster setting it cannot apply with one line, and -
   ]);
   assert.equal(threads.code, 2);
   assert.match(threads.stderr, /^error: Cannot use --cluster with --threads 2: /m);
+});
+
+Deno.test("server in cluster mode shows the cluster's counters in /metrics (promtool clean) and on the live page", async () => {
+  assert.ok(await hasCommand("promtool"), "promtool is missing (.ci/run installs it)");
+  const nats = await startNats();
+  const east = await startClusterServer(nats.url, "east");
+  const west = await startClusterServer(nats.url, "west", ["--http", "0"]);
+  const clients: RawClient[] = [];
+  try {
+    const base = `http://127.0.0.1:${await httpListeningPort(west)}`;
+    const ann = await namedClient(east.port, "ann");
+    const bob = await namedClient(west.port, "bob");
+    clients.push(ann, bob);
+    await ann.write(concatBytes(msg("one"), msg("two")));
+    await waitFor(() => textsFrom(bob, "ann").length === 2, "ann's messages on west");
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /^parrot_cluster_received_messages_total 2$/m);
+    assert.match(metrics, /^parrot_cluster_connected 1$/m);
+    assert.match(metrics, /^parrot_cluster_refused_messages_total 0$/m);
+    const promtool = new Deno.Command("promtool", {
+      args: ["check", "metrics"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = promtool.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(metrics));
+    await writer.close();
+    const checked = await promtool.output();
+    const said = decoder.decode(checked.stdout) + decoder.decode(checked.stderr);
+    assert.equal(checked.code, 0, said);
+    assert.equal(said.trim(), "", "no lint warnings");
+    // The live page's event stream carries the same figures.
+    const controller = new AbortController();
+    const response = await fetch(`${base}/live`, { signal: controller.signal });
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!/data: .*\n/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    controller.abort();
+    await reader.cancel().catch(() => {});
+    const event = JSON.parse(text.match(/data: (.*)\n/)![1]);
+    assert.equal(event.counters.clusterReceived, 2);
+    assert.equal(event.counters.clusterConnected, 1);
+  } finally {
+    for (const client of clients) await client.close();
+    assert.equal(await stopServer(east), 0);
+    assert.equal(await stopServer(west), 0);
+    await nats.stop();
+  }
 });

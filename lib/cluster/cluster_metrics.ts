@@ -98,6 +98,35 @@ export function renderClusterMetrics(stats: ClusterReport): string {
 }
 
 /**
+ * The cluster's counters as the live page shows them: flat `cluster*` keys beside the
+ * server's counters (`clusterConnected` is 1 or 0).
+ *
+ * @example
+ * ```ts
+ * import { clusterFeedCounters } from "./cluster_metrics.ts";
+ * const counters = clusterFeedCounters({
+ *   published: 3, received: 2, buffered: 0, replayed: 0, dropped: 0, lost: 0, invalid: 0,
+ *   replaysServed: 0, connected: true,
+ * });
+ * if (counters.clusterReceived !== 2 || counters.clusterConnected !== 1) throw new Error("bad");
+ * ```
+ */
+export function clusterFeedCounters(stats: ClusterReport): Record<`cluster${string}`, number> {
+  return {
+    clusterConnected: stats.connected ? 1 : 0,
+    clusterPublished: stats.published,
+    clusterReceived: stats.received,
+    clusterBuffered: stats.buffered,
+    clusterReplayed: stats.replayed,
+    clusterDropped: stats.dropped,
+    clusterLost: stats.lost,
+    clusterInvalid: stats.invalid,
+    clusterRefused: stats.refused ?? 0,
+    clusterOverflow: stats.overflow ?? 0,
+  };
+}
+
+/**
  * The cluster part of the `--stats` line, in its `key=value` style.
  *
  * @example

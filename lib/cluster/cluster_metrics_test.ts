@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { hasCommand } from "../testing.ts";
-import { type ClusterReport, clusterStatsText, renderClusterMetrics } from "./cluster_metrics.ts";
+import { COUNTER_LABELS } from "../http/page/page.ts";
+import {
+  clusterFeedCounters,
+  type ClusterReport,
+  clusterStatsText,
+  renderClusterMetrics,
+} from "./cluster_metrics.ts";
 
 const stats: ClusterReport = {
   published: 10,
@@ -70,4 +76,13 @@ Deno.test("clusterStatsText() names every figure", () => {
       "cluster_replayed=4 cluster_dropped=5 cluster_lost=6 cluster_invalid=7 " +
       "cluster_refused=9 cluster_overflow=11",
   );
+});
+
+Deno.test("clusterFeedCounters() gives every figure a label on the live page", () => {
+  const counters = clusterFeedCounters(stats);
+  assert.equal(counters.clusterReceived, 20);
+  assert.equal(counters.clusterOverflow, 11);
+  for (const key of Object.keys(counters)) {
+    assert.ok(key in COUNTER_LABELS, `${key} has a label`);
+  }
 });
