@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import {
   msg,
   type NatsProcess,
-  RawClient,
+  type RawClient,
   restartNats,
   startNats,
   startNatsCluster,
