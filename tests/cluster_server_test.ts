@@ -362,3 +362,39 @@ Deno.test("server in cluster mode shows the cluster's counters in /metrics (prom
     await nats.stop();
   }
 });
+
+Deno.test("server in cluster mode takes the NATS token from PARROT_CLUSTER_TOKEN or the URL, and never logs it", async () => {
+  const nats = await startNats({ args: ["--auth", "s3cret-token"] });
+  const fromEnv = await startClusterServer(nats.url, "east", [], {
+    env: { PARROT_CLUSTER_TOKEN: "s3cret-token" },
+  });
+  const inUrl = await startClusterServer(
+    `nats://s3cret-token@127.0.0.1:${nats.port}`,
+    "west",
+  );
+  const wrong = await startClusterServer(nats.url, "south", [], {
+    connected: false,
+    env: { PARROT_CLUSTER_TOKEN: "wrong-token" },
+  });
+  try {
+    await wrong.stderr.waitForText(/Cannot connect to NATS .*[Aa]uthorization/);
+    // It keeps trying (NATS refuses each attempt; a refused connection's late socket error
+    // once ended the process after a few), and keeps serving its own clients.
+    const refusals = () =>
+      nats.running.stderr.text().split("\n").filter((line) =>
+        line.includes('nats.js:south" - authentication error')
+      ).length;
+    await waitFor(() => refusals() >= 12, "12 refused attempts", 30_000);
+    let exited = false;
+    wrong.status.then(() => exited = true);
+    const ann = await namedClient(wrong.port, "ann");
+    await ann.close();
+    assert.equal(exited, false, wrong.stderr.text());
+  } finally {
+    for (const server of [fromEnv, inUrl, wrong]) assert.equal(await stopServer(server), 0);
+    await nats.stop();
+  }
+  for (const server of [fromEnv, inUrl, wrong]) {
+    assert.ok(!server.stderr.text().includes("s3cret"), server.stderr.text());
+  }
+});

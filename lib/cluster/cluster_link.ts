@@ -46,6 +46,7 @@ import {
 } from "./nats_options.ts";
 import { OriginTracker } from "./origin_tracker.ts";
 import { ReplayRing, type RingEntry } from "./replay_ring.ts";
+import { guardOrphanSocketErrors } from "./socket_error_guard.ts";
 
 const log = getLogger(["parrot", "cluster"]);
 
@@ -178,6 +179,7 @@ export class ClusterLink {
     }
     this.#options = options;
     this.#natsOptions = natsConnectionOptions({ ...options, name: options.serverName });
+    guardOrphanSocketErrors();
     const startedAt = performance.now();
     const age = () => performance.now() - startedAt;
     this.#origin = { name: options.serverName, boot: randomBootId(), age };
