@@ -530,3 +530,21 @@ Deno.test("ClusterLink.open() refuses a bad server name, subject or URL with a C
   );
   assert.throws(open({ servers: "http://127.0.0.1" }), ClusterConfigError);
 });
+
+Deno.test("ClusterLink publishes a batch larger than its buffer while connected, dropping nothing", async () => {
+  const nats = await startNats();
+  const a = link(nats.url, "server-a", { bufferBytes: 1024 });
+  const b = link(nats.url, "server-b");
+  try {
+    await Promise.all([a.link.ready(), b.link.ready()]);
+    // One turn: one batch of 50 x 100 B, five times the buffer.
+    for (let i = 0; i < 50; i++) a.link.publish("alice", new Uint8Array(100).fill(i));
+    await waitFor(() => b.received.length === 50, "all 50 on b");
+    assert.deepEqual(b.received.map((r) => r.payload[0]), range(0, 49));
+    assert.equal(a.link.stats().dropped, 0);
+  } finally {
+    await a.link.close();
+    await b.link.close();
+    await nats.stop();
+  }
+});
