@@ -515,6 +515,9 @@ export class ClusterLink {
   }
 
   #onFrame(msg: Msg, viaReplay: boolean): void {
+    // NATS answers a request nobody listens to (the origin is away) with an empty status
+    // message ("503 no responders"): no frame, and no garbage either; the timeout retries.
+    if (viaReplay && msg.data.length === 0 && msg.headers !== undefined) return;
     let frame: ClusterFrame;
     try {
       frame = decodeClusterFrame(msg.data, { maxPayloadBytes: this.#maxPayloadBytes });
