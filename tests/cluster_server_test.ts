@@ -398,3 +398,15 @@ Deno.test("server in cluster mode takes the NATS token from PARROT_CLUSTER_TOKEN
     assert.ok(!server.stderr.text().includes("s3cret"), server.stderr.text());
   }
 });
+
+Deno.test("server in cluster mode stops on SIGINT with exit 0 while NATS is unreachable", async () => {
+  const probe = await startNats();
+  await probe.stop();
+  const east = await startClusterServer(`nats://127.0.0.1:${probe.port}`, "east", [], {
+    connected: false,
+  });
+  await east.stderr.waitForText(
+    `Cannot connect to NATS (127.0.0.1:${probe.port}): connection refused; still trying`,
+  );
+  assert.equal(await stopServer(east), 0, east.stderr.text());
+});

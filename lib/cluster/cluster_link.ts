@@ -363,7 +363,7 @@ export class ClusterLink {
         const reason = describe(error);
         if (reason !== lastError) {
           log.warn("Cannot connect to NATS ({servers}): {reason}; still trying", {
-            servers: this.#natsOptions.servers,
+            servers: [this.#natsOptions.servers ?? []].flat().join(","),
             reason,
           });
           lastError = reason;
