@@ -45,6 +45,7 @@ export {
   OutputError,
   type ParrotServer,
   type ParrotServerOptions,
+  type RemoteMessages,
   type ServerStats,
   startParrotServer,
   type WebSocketUpgradeOptions,

@@ -26,6 +26,13 @@ import { createLivePage } from "./lib/http/live_page.ts";
 import { renderMetrics } from "./lib/http/metrics.ts";
 import { type ParrotServer, startParrotServer } from "./lib/parrot/server.ts";
 import { startShardedServer } from "./lib/parrot/threads/sharded_server.ts";
+import { ClusterMember } from "./lib/cluster/cluster_member.ts";
+import {
+  clusterFeedCounters,
+  clusterStatsText,
+  renderClusterMetrics,
+} from "./lib/cluster/cluster_metrics.ts";
+import { RemoteInbox } from "./lib/cluster/remote_inbox.ts";
 
 const HINT = "Run `deno task server --help` for usage.";
 const log = getLogger(["parrot", "server"]);
@@ -53,16 +60,28 @@ async function main(): Promise<number> {
     ? new LiveFeed({
       // Read once a second while a page watches, which is after the server started.
       clients: () => server?.clients() ?? [],
-      stats: () => server!.stats(),
+      stats: () => ({
+        ...server!.stats(),
+        ...(cluster ? clusterFeedCounters(cluster.stats()) : {}),
+      }),
       signal: shutdown.signal,
     })
     : undefined;
+  // Cluster mode: the link opens once the server listens (its default name is host:port);
+  // the other servers' messages come in through the inbox.
+  let cluster: ClusterMember | undefined;
+  const inbox = line.cluster && new RemoteInbox();
   try {
     server = threads === 1
       ? startParrotServer({
         ...options,
         signal: shutdown.signal,
-        onMessage: feed && ((from, payload) => feed.onMessage(from, payload)),
+        onMessage: (feed || inbox) && ((from, payload) => {
+          feed?.onMessage(from, payload);
+          cluster?.publish(from, payload);
+        }),
+        remote: inbox,
+        printRemote: line.cluster?.printCluster,
       })
       : await startShardedServer({
         ...options,
@@ -96,6 +115,29 @@ async function main(): Promise<number> {
     );
   }
 
+  if (line.cluster) {
+    try {
+      cluster = ClusterMember.open({
+        cluster: line.cluster,
+        serverName: line.cluster.serverName ?? `${server.addr.hostname}:${server.addr.port}`,
+        maxFrameBytes: options.maxFrameBytes,
+        inbox: inbox!,
+      });
+    } catch (error) {
+      // A cluster setting that cannot be applied (a bad URL, an unreadable creds file): fail
+      // closed, after stopping the TCP side that is up already.
+      shutdown.abort();
+      await server.finished.catch(() => {});
+      await closeLogging();
+      throw error;
+    }
+    log.info("Cluster mode: server {name} joins NATS at {servers} on {subject}.*", {
+      name: cluster.serverName,
+      servers: line.cluster.servers.map(withoutCredentials).join(","),
+      subject: line.cluster.subject,
+    });
+  }
+
   const health = new ServerHealth();
   health.watch(server);
   let http: HttpSide | undefined;
@@ -111,7 +153,7 @@ async function main(): Promise<number> {
             stats: () => server.stats(),
             clients: () => server.clients(),
             defaultTransport: tls ? "tls" : "tcp",
-          }),
+          }) + (cluster ? renderClusterMetrics(cluster.stats()) : ""),
         token: options.token,
         allowOrigins,
         allowHosts,
@@ -136,12 +178,14 @@ async function main(): Promise<number> {
   }
 
   const stopSignals = handleSignals(shutdown, server, () => health.shuttingDown());
-  const stopStats = line.statsMs > 0 ? printStats(server, line.statsMs) : () => {};
+  const stopStats = line.statsMs > 0 ? printStats(server, line.statsMs, cluster) : () => {};
   // Each shard collects its own thread's garbage (shard.ts); one thread collects here.
   const stopCollector = threads > 1 ? () => {} : collectServerWhenIdle(server);
   let failure: unknown;
   await server.finished.catch((error) => failure = error);
   await http?.shutdown();
+  // What the clients sent until the end is published before the link drains and closes.
+  await cluster?.close(AbortSignal.timeout(options.graceMs));
   stopCollector();
   stopStats();
   stopSignals();
@@ -221,7 +265,11 @@ function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "::1" || /^127\./.test(hostname);
 }
 
-function printStats(server: ParrotServer, intervalMs: number): () => void {
+function printStats(
+  server: ParrotServer,
+  intervalMs: number,
+  cluster: ClusterMember | undefined,
+): () => void {
   let last = server.stats();
   let lastAt = Date.now();
   const timer = setInterval(() => {
@@ -230,7 +278,9 @@ function printStats(server: ParrotServer, intervalMs: number): () => void {
     const memory = Deno.memoryUsage();
     const seconds = Math.max((now - lastAt) / 1000, 0.001);
     log.info(
-      "stats: clients={clients} accepted={accepted} msgs/s={rate} bytes/s={bytes} queue={queue} relayed/s={relayed} total={total} slow_consumers={slow} undelivered={dropped} auth_failures={auth} tls_failures={tls} rate_pauses={pauses} rss_mb={rss} heap_mb={heap}",
+      `stats: clients={clients} accepted={accepted} msgs/s={rate} bytes/s={bytes} queue={queue} relayed/s={relayed} total={total} slow_consumers={slow} undelivered={dropped} auth_failures={auth} tls_failures={tls} rate_pauses={pauses} rss_mb={rss} heap_mb={heap}${
+        cluster ? " {cluster}" : ""
+      }`,
       {
         clients: stats.clients,
         accepted: stats.connections + stats.rejected,
@@ -246,12 +296,18 @@ function printStats(server: ParrotServer, intervalMs: number): () => void {
         pauses: stats.ratePauses,
         rss: megabytes(memory.rss),
         heap: megabytes(memory.heapUsed),
+        cluster: cluster && clusterStatsText(cluster.stats()),
       },
     );
     last = stats;
     lastAt = now;
   }, intervalMs);
   return () => clearInterval(timer);
+}
+
+/** A NATS URL as the log may show it: without a user, password or token. */
+function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z]+:\/\/)[^/@]*@/i, "$1");
 }
 
 function megabytes(bytes: number): string {

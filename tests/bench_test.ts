@@ -149,3 +149,16 @@ Deno.test("deno task bench refuses a usage mistake with exit 2", async () => {
   assert.equal(threads.code, 2);
   assert.match(threads.stderr, /^error: Cannot use --threads "0": expected a whole number/);
 });
+
+Deno.test("bench fan-out through NATS: both runs delivered every message, and the row gives the ratio", async () => {
+  const { metrics, figure } = await runTiny("cluster-fanout-3to1", {
+    connections: 2,
+    subscribers: 1,
+    messages: 500,
+    size: 64,
+  });
+  assert.equal(metrics.delivered, 2 * 1_000);
+  assert.equal(metrics.printed, 2 * 1_000);
+  assert.ok(Number(metrics.deliveredPerSecondThroughNats) > 0);
+  assert.match(figure, /delivered\/s through NATS, [\d,]+ on one server \(\d+%\)$/);
+});

@@ -32,9 +32,14 @@ import {
 import { formatDuration } from "../net/duration.ts";
 import { RECORD_FORMATS, type RecordFormat } from "../parrot/record_format.ts";
 import { bareHostName, normalOrigin } from "../http/guards.ts";
+import {
+  CLUSTER_FLAGS,
+  type ClusterCommandLine,
+  parseClusterFlags,
+} from "../cluster/cluster_flags.ts";
 
 /** The parts of the server's help, in the order they are printed. */
-export type FlagSection = "Options" | "HTTP" | "Security" | "Logging";
+export type FlagSection = "Options" | "HTTP" | "Cluster" | "Security" | "Logging";
 
 /** What the server's command line asks for; see {@linkcode parseServerCommandLine}. */
 export interface ServerCommandLine {
@@ -63,6 +68,8 @@ export interface ServerCommandLine {
   tlsFiles?: { cert: string; key: string };
   /** The HTTP side, when `--http` is given. */
   http?: HttpCommandLine;
+  /** Cluster mode, when `--cluster` is given (`lib/cluster/cluster_flags.ts`). */
+  cluster?: ClusterCommandLine;
   /** Threads to serve on. */
   threads: number;
   /** Interval of the stats line in ms; 0: none. */
@@ -347,6 +354,14 @@ list; default: loopback names and its own address only)`,
       }
     },
   },
+  // The cluster flags are declared beside cluster mode; `--cluster` checks them all.
+  ...CLUSTER_FLAGS.map((flag): ServerFlag => ({
+    ...flag,
+    section: "Cluster",
+    apply: flag.name === "cluster"
+      ? (line, _given, all) => line.cluster = parseClusterFlags(all)
+      : () => {},
+  })),
   {
     name: "token-file",
     value: "<path>",
@@ -443,7 +458,7 @@ const HELP_COLUMN = 26;
  */
 export function serverUsage(version: string): string {
   const sections: string[] = [];
-  for (const section of ["Options", "HTTP", "Security", "Logging"] as const) {
+  for (const section of ["Options", "HTTP", "Cluster", "Security", "Logging"] as const) {
     const rows = SERVER_FLAGS.filter((flag) => flag.section === section).map((flag) => {
       const name = `  ${flag.short ? `-${flag.short}, ` : ""}--${flag.name}${
         flag.value ? ` ${flag.value}` : ""
@@ -543,6 +558,11 @@ export function parseServerCommandLine(
   if (line.http && line.threads > 1) {
     throw new UsageError(
       `Cannot use --http with --threads ${line.threads}: the HTTP side serves one thread for now; give --threads 1`,
+    );
+  }
+  if (line.cluster && line.threads > 1) {
+    throw new UsageError(
+      `Cannot use --cluster with --threads ${line.threads}: cluster mode serves one thread for now; give --threads 1`,
     );
   }
   if (line.threads > 1 && !runtime.unstableNet) {

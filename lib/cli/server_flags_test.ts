@@ -110,6 +110,13 @@ Deno.test("parseServerCommandLine() refuses mistakes with one line each", () => 
       /^Cannot use --http with --threads 2: .*give --threads 1$/,
     ],
     [["0", "--http=99999"], /^Cannot use port "99999"/],
+    [
+      ["0", "--cluster=nats://127.0.0.1:4222", "--threads=2"],
+      /^Cannot use --cluster with --threads 2: .*give --threads 1$/,
+    ],
+    [["0", "--print-cluster"], /^Cannot use --print-cluster without --cluster$/],
+    [["0", "--cluster-token=t"], /^Cannot use --cluster-token without --cluster$/],
+    [["0", "--cluster=a", "--cluster-subject=a b"], /^Cannot use --cluster-subject "a b"/],
     [["0", "--http-host=::1"], /^Cannot use --http-host without --http$/],
     [["0", "--http-allow-host=a"], /^Cannot use --http-allow-host without --http$/],
     [["0", "--http-allow-origin=http://a"], /^Cannot use --http-allow-origin without --http$/],
@@ -158,4 +165,30 @@ Deno.test("parseServerCommandLine() takes --http, its host (default --host) and 
     allowOrigins: ["http://a.example:8081", "https://b.example", "http://c.example"],
     allowHosts: ["a.lan", "b.lan", "::1"],
   });
+});
+
+Deno.test("parseServerCommandLine() takes the cluster flags into line.cluster", () => {
+  assert.equal(parse(["0"]).cluster, undefined);
+  const line = parse([
+    "0",
+    "--cluster=nats://127.0.0.1:4222,nats://127.0.0.1:4223",
+    "--cluster",
+    "nats://127.0.0.1:4224",
+    "--cluster-token=secret",
+    "--cluster-subject=team.chat",
+    "--cluster-buffer=65536",
+    "--server-name=east",
+    "--print-cluster",
+  ]);
+  assert.deepEqual(line.cluster, {
+    servers: ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"],
+    token: "secret",
+    credsFile: undefined,
+    tlsCaFile: undefined,
+    subject: "team.chat",
+    bufferBytes: 65536,
+    serverName: "east",
+    printCluster: true,
+  });
+  assert.match(serverUsage("1"), /\nCluster:\n {2}--cluster <url> +join the parrot servers/);
 });

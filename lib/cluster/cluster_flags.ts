@@ -55,8 +55,8 @@ export const CLUSTER_FLAGS: readonly ClusterFlag[] = [
     name: "cluster",
     value: "<url>",
     repeatable: true,
-    help: `join the parrot servers on these NATS servers (nats://host:port,
-also nats://user:pass@host:port or nats://token@host:port; repeat or comma list)`,
+    help: `join the parrot servers on these NATS servers, each
+nats://[user:pass@ or token@]host:port (repeat it, or a comma list)`,
   },
   {
     name: "cluster-token",

@@ -46,6 +46,7 @@ import {
 } from "./nats_options.ts";
 import { OriginTracker } from "./origin_tracker.ts";
 import { ReplayRing, type RingEntry } from "./replay_ring.ts";
+import { guardOrphanSocketErrors } from "./socket_error_guard.ts";
 
 const log = getLogger(["parrot", "cluster"]);
 
@@ -178,6 +179,7 @@ export class ClusterLink {
     }
     this.#options = options;
     this.#natsOptions = natsConnectionOptions({ ...options, name: options.serverName });
+    guardOrphanSocketErrors();
     const startedAt = performance.now();
     const age = () => performance.now() - startedAt;
     this.#origin = { name: options.serverName, boot: randomBootId(), age };
@@ -361,7 +363,7 @@ export class ClusterLink {
         const reason = describe(error);
         if (reason !== lastError) {
           log.warn("Cannot connect to NATS ({servers}): {reason}; still trying", {
-            servers: this.#natsOptions.servers,
+            servers: [this.#natsOptions.servers ?? []].flat().join(","),
             reason,
           });
           lastError = reason;
@@ -513,6 +515,9 @@ export class ClusterLink {
   }
 
   #onFrame(msg: Msg, viaReplay: boolean): void {
+    // NATS answers a request nobody listens to (the origin is away) with an empty status
+    // message ("503 no responders"): no frame, and no garbage either; the timeout retries.
+    if (viaReplay && msg.data.length === 0 && msg.headers !== undefined) return;
     let frame: ClusterFrame;
     try {
       frame = decodeClusterFrame(msg.data, { maxPayloadBytes: this.#maxPayloadBytes });

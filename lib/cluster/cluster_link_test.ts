@@ -12,6 +12,7 @@ import {
   waitFor,
 } from "../testing.ts";
 import { ClusterLink, type ClusterLinkOptions } from "./cluster_link.ts";
+import { BatchEncoder, randomBootId } from "./cluster_frame.ts";
 import { ClusterConfigError } from "./nats_options.ts";
 
 interface Received {
@@ -529,4 +530,43 @@ Deno.test("ClusterLink.open() refuses a bad server name, subject or URL with a C
       /Cannot use the cluster subject "parrot\.>"/.test(e.message),
   );
   assert.throws(open({ servers: "http://127.0.0.1" }), ClusterConfigError);
+});
+
+Deno.test("ClusterLink publishes a batch larger than its buffer while connected, dropping nothing", async () => {
+  const nats = await startNats();
+  const a = link(nats.url, "server-a", { bufferBytes: 1024 });
+  const b = link(nats.url, "server-b");
+  try {
+    await Promise.all([a.link.ready(), b.link.ready()]);
+    // One turn: one batch of 50 x 100 B, five times the buffer.
+    for (let i = 0; i < 50; i++) a.link.publish("alice", new Uint8Array(100).fill(i));
+    await waitFor(() => b.received.length === 50, "all 50 on b");
+    assert.deepEqual(b.received.map((r) => r.payload[0]), range(0, 49));
+    assert.equal(a.link.stats().dropped, 0);
+  } finally {
+    await a.link.close();
+    await b.link.close();
+    await nats.stop();
+  }
+});
+
+Deno.test("ClusterLink does not count NATS's no-responders answer to a replay request as invalid", async () => {
+  const nats = await startNats();
+  const b = link(nats.url, "server-b", { replayTimeoutMs: 100 });
+  const foreign = await connect({ servers: nats.url });
+  try {
+    await b.link.ready();
+    // A frame of an origin nobody answers for, after a gap: b asks for 1 to 4, nobody listens.
+    const ghost = new BatchEncoder({ name: "ghost", boot: randomBootId(), age: () => 0 });
+    ghost.add("casper", bytes("boo"));
+    foreign.publish("parrot.msg.ghost", ghost.seal(5));
+    await foreign.flush();
+    await waitFor(() => b.link.stats().lost === 4, "the gap declared lost after the retries");
+    assert.deepEqual(b.received.map((r) => text(r.payload)), ["boo"]);
+    assert.equal(b.link.stats().invalid, 0);
+  } finally {
+    await foreign.close();
+    await b.link.close();
+    await nats.stop();
+  }
 });

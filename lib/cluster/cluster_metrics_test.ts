@@ -1,9 +1,14 @@
 import assert from "node:assert/strict";
 import { hasCommand } from "../testing.ts";
-import type { ClusterStats } from "./cluster_link.ts";
-import { clusterStatsText, renderClusterMetrics } from "./cluster_metrics.ts";
+import { COUNTER_LABELS } from "../http/page/page.ts";
+import {
+  clusterFeedCounters,
+  type ClusterReport,
+  clusterStatsText,
+  renderClusterMetrics,
+} from "./cluster_metrics.ts";
 
-const stats: ClusterStats = {
+const stats: ClusterReport = {
   published: 10,
   received: 20,
   buffered: 3,
@@ -12,6 +17,8 @@ const stats: ClusterStats = {
   lost: 6,
   invalid: 7,
   replaysServed: 8,
+  refused: 9,
+  overflow: 11,
   connected: true,
 };
 
@@ -33,6 +40,8 @@ Deno.test("renderClusterMetrics() gives every figure once, under its name", () =
     parrot_cluster_lost_messages_total: 6,
     parrot_cluster_invalid_messages_total: 7,
     parrot_cluster_replays_served_total: 8,
+    parrot_cluster_refused_messages_total: 9,
+    parrot_cluster_overflow_messages_total: 11,
   });
   assert.match(
     renderClusterMetrics({ ...stats, connected: false }),
@@ -64,6 +73,16 @@ Deno.test("clusterStatsText() names every figure", () => {
   assert.equal(
     clusterStatsText(stats),
     "cluster=connected cluster_published=10 cluster_received=20 cluster_buffered=3 " +
-      "cluster_replayed=4 cluster_dropped=5 cluster_lost=6 cluster_invalid=7",
+      "cluster_replayed=4 cluster_dropped=5 cluster_lost=6 cluster_invalid=7 " +
+      "cluster_refused=9 cluster_overflow=11",
   );
+});
+
+Deno.test("clusterFeedCounters() gives every figure a label on the live page", () => {
+  const counters = clusterFeedCounters(stats);
+  assert.equal(counters.clusterReceived, 20);
+  assert.equal(counters.clusterOverflow, 11);
+  for (const key of Object.keys(counters)) {
+    assert.ok(key in COUNTER_LABELS, `${key} has a label`);
+  }
 });

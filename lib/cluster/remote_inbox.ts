@@ -74,7 +74,7 @@ class Arena {
  */
 export class RemoteInbox {
   readonly #maxBytes: number;
-  readonly #onWaiting: (() => void) | undefined;
+  #onWaiting: (() => void) | undefined;
   #filling = new Arena();
   #handedOut = new Arena();
   #wake: (() => void) | undefined;
@@ -83,6 +83,14 @@ export class RemoteInbox {
   constructor(options: RemoteInboxOptions = {}) {
     this.#maxBytes = options.maxBytes ?? DEFAULT_CLUSTER_INBOX_BYTES;
     this.#onWaiting = options.onWaiting;
+  }
+
+  /**
+   * Sets (in place of {@linkcode RemoteInboxOptions.onWaiting}) what to call when the inbox
+   * goes from empty to holding a message: the server sets it to wake its main task.
+   */
+  notify(onWaiting: () => void): void {
+    this.#onWaiting = onWaiting;
   }
 
   /** Messages waiting. */

@@ -79,3 +79,16 @@ Deno.test("RemoteInbox calls onWaiting when it stops being empty, once per drain
   inbox.push("a", "alice", bytes("3"));
   assert.equal(calls, 2);
 });
+
+Deno.test("RemoteInbox.notify() replaces onWaiting: called when the inbox stops being empty", () => {
+  let first = 0;
+  let second = 0;
+  const inbox = new RemoteInbox({ onWaiting: () => first++ });
+  inbox.notify(() => second++);
+  inbox.push("a", "alice", bytes("one"));
+  inbox.push("a", "alice", bytes("two"));
+  assert.deepEqual([first, second], [0, 1]);
+  drained(inbox);
+  inbox.push("a", "alice", bytes("three"));
+  assert.deepEqual([first, second], [0, 2]);
+});

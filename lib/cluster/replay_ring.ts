@@ -4,7 +4,9 @@
  * It is both the outbound buffer (frames sealed while NATS is away wait here, in order, until
  * they are published) and the store that answers replay requests. Bounded by design: when a
  * new frame does not fit, the oldest frames are evicted (drop-oldest), and the caller learns
- * which ones, so that it can count those never published as dropped.
+ * which ones, so that it can count those never published as dropped. The newest frame is
+ * always kept, so the ring may pass its byte bound by one frame (a batch: 64 KiB, or one
+ * message).
  *
  * @module
  */
@@ -84,8 +86,10 @@ export class ReplayRing {
     this.#bytes += entry.bytes.length;
     this.#messages += entry.count;
     const evicted: RingEntry[] = [];
+    // The newest frame stays, however large: evicting it would drop messages that were
+    // never given a chance, even while NATS is there to take them at once.
     while (
-      this.#head < this.#entries.length &&
+      this.#head < this.#entries.length - 1 &&
       (this.#bytes > this.#limits.maxBytes || this.#messages > this.#limits.maxMessages)
     ) {
       const old = this.#entries[this.#head++];

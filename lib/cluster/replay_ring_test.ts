@@ -29,13 +29,16 @@ Deno.test("ReplayRing.push() evicts the oldest past the message bound", () => {
   assert.equal(ring.messages, 3);
 });
 
-Deno.test("ReplayRing.push() of a frame larger than the ring evicts everything, itself too", () => {
+Deno.test("ReplayRing.push() of a frame larger than the ring evicts the others and keeps it", () => {
   const ring = new ReplayRing({ maxBytes: 10, maxMessages: 1000 });
   ring.push(entry(1, 1, 5));
-  assert.deepEqual(seqs(ring.push(entry(2, 1, 50))), [1, 2]);
-  assert.equal(ring.messages, 0);
-  assert.equal(ring.oldestSeq, 3);
-  assert.deepEqual(seqs(ring.from(1)), []);
+  assert.deepEqual(seqs(ring.push(entry(2, 1, 50))), [1]);
+  assert.equal(ring.messages, 1);
+  assert.equal(ring.oldestSeq, 2);
+  assert.deepEqual(seqs(ring.from(1)), [2]);
+  // The next frame evicts it as usual.
+  assert.deepEqual(seqs(ring.push(entry(3, 1, 5))), [2]);
+  assert.equal(ring.byteLength, 5);
 });
 
 Deno.test("ReplayRing.push() refuses a frame that does not follow the last one", () => {

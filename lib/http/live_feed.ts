@@ -34,10 +34,14 @@ import type { ClientInfo, ServerStats } from "../parrot/server.ts";
 export type { ClientInfo };
 
 /**
- * The counters the feed reads each second: the server's {@linkcode ServerStats}, and
- * the payload bytes relayed if the server counts them (bytes/s out is null otherwise).
+ * The counters the feed reads each second: the server's {@linkcode ServerStats}, the
+ * payload bytes relayed if the server counts them (bytes/s out is null otherwise), and in
+ * cluster mode the cluster's counters (`clusterPublished`, ...).
  */
-export type FeedStats = ServerStats & { relayedBytes?: number };
+export type FeedStats = ServerStats & {
+  relayedBytes?: number;
+  readonly [cluster: `cluster${string}`]: number | undefined;
+};
 
 /** One sampled message, as the page gets it. */
 export interface FeedMessage {

@@ -67,8 +67,9 @@ import { isValidName, REASON } from "./frame.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
 import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
+import { RemoteSenders } from "./remote_senders.ts";
 import { createRecordWriter, type RecordFormat, type RecordWriter } from "./record_format.ts";
-import type { Session } from "./session.ts";
+import { Session } from "./session.ts";
 import type { RelayPeers } from "./threads/shard_link.ts";
 import { type HistogramSnapshot, WaitHistogram } from "./wait_histogram.ts";
 import { CLOSE, WebSocketConnection, type WebSocketContext } from "./websocket_session.ts";
@@ -132,8 +133,32 @@ export interface ParrotServerOptions {
   escapeControls?: boolean;
   /** Called for every message in arrival order; `payload` is valid during the call only. */
   onMessage?: (from: string, payload: Uint8Array) => void;
+  /**
+   * Other servers' messages (cluster mode, `lib/cluster/`): the main task takes them from
+   * this inbox between read batches and relays them to the subscribed clients like local
+   * ones (same framing and limits, the original sender's name). They are not `onMessage`'s.
+   */
+  remote?: RemoteMessages;
+  /** Also write the records of `remote` messages, as `<from>@<origin>`. Default false. */
+  printRemote?: boolean;
   /** Aborting it starts the graceful shutdown. */
   signal?: AbortSignal;
+}
+
+/**
+ * Other servers' messages waiting for the main task: cluster mode's `RemoteInbox`
+ * (`lib/cluster/remote_inbox.ts`), or anything that hands messages over the same way.
+ */
+export interface RemoteMessages {
+  /** Messages waiting. */
+  readonly size: number;
+  /** Sets what to call when a message arrives while none was waiting. */
+  notify(onWaiting: () => void): void;
+  /**
+   * Hands every waiting message to `each`, oldest first; the payloads stay valid until the
+   * next call. Returns how many.
+   */
+  drain(each: (origin: string, from: string, payload: Uint8Array) => void): number;
 }
 
 /**
@@ -536,7 +561,15 @@ export function startParrotServerWith(
     escapeControls: options.escapeControls ??
       (options.output === undefined && Deno.stdout.isTerminal()),
   });
+  // Other servers' messages wake the main task with an empty read batch.
+  const wakeSession = new Session({ write: (p) => Promise.resolve(p.length), close() {} }, 0, "");
+  options.remote?.notify(() => {
+    const wake = readBatches.take(wakeSession);
+    if (!channel.trySend(wake)) readBatches.give(wake); // busy: it drains the inbox anyway
+  });
   const draining = drain({
+    remote: options.remote,
+    printRemote: options.printRemote ?? false,
     channel,
     hub,
     counters,
@@ -771,6 +804,10 @@ interface DrainContext {
   readBatches: ReadBatchPool;
   /** Where the wait of each read batch's messages goes once they are written. */
   outputWait: WaitHistogram;
+  /** Other servers' messages, taken once per drain batch. */
+  remote?: RemoteMessages;
+  /** Write records of the remote messages too. */
+  printRemote: boolean;
 }
 
 /**
@@ -796,7 +833,8 @@ class ReadTimes {
 /** The main task: drains the channel until it is closed and empty, then flushes stdout. */
 async function drain(context: DrainContext): Promise<void> {
   const { channel, hub, counters, stdout, records, batchBudget, broadcast, onMessage } = context;
-  const { readBuffers, readBatches, outputWait } = context;
+  const { readBuffers, readBatches, outputWait, remote: remoteInbox, printRemote } = context;
+  const remoteSenders = new RemoteSenders();
   const spareReadTimes: ReadTimes[] = [];
   let readTimes = new ReadTimes();
   const pongs: Session[] = [];
@@ -812,6 +850,18 @@ async function drain(context: DrainContext): Promise<void> {
     // A view only for whoever needs one.
     if (onMessage) onMessage(session.name, bytes.subarray(start, end));
     if (broadcast) hub.queueRelay(session, bytes, start, end);
+  }
+
+  /**
+   * One message of another server (cluster mode), checked there (size, name): relayed to
+   * every subscriber here with its sender's name, and printed only with `printRemote`.
+   * `payload` stays valid until the next inbox drain, after this batch's relays.
+   */
+  function remote(origin: string, from: string, payload: Uint8Array): void {
+    if (printRemote && stdout) {
+      records.write(stdout, remoteSenders.record(origin, from), payload, 0, payload.length);
+    }
+    if (broadcast) hub.queueRelay(remoteSenders.session(from), payload, 0, payload.length);
   }
 
   function take(batch: ReadBatch): void {
@@ -874,6 +924,7 @@ async function drain(context: DrainContext): Promise<void> {
       if (!next.ok) break;
       take(next.value);
     }
+    if (remoteInbox !== undefined && remoteInbox.size > 0) remoteInbox.drain(remote);
     // The batch's messages go to the subscribers encoded in one buffer. Both stdout and
     // the relays have copied every payload now: the read buffers can be used again.
     counters.relayed += hub.flushRelays();

@@ -40,6 +40,8 @@ export interface SubscribeRole {
   expected: number;
   /** Index of the first subscriber's slot in the shared counters. */
   firstSlot: number;
+  /** The port of the server to subscribe on, when it is not the plan's (cluster mode). */
+  port?: number;
 }
 
 /** Many connections that say HELLO and PING, get PONG and stay idle. */

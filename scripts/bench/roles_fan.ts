@@ -100,7 +100,8 @@ export async function prepareSubscribers(
   context: RoleContext,
   role: SubscribeRole,
 ): Promise<PreparedRole> {
-  const { port, deadline, shared } = context;
+  const { deadline, shared } = context;
+  const port = role.port ?? context.port;
   const peers = await mapConcurrent(role.names, CONNECT_CONCURRENCY, async (name) => {
     const peer = await Peer.connect(port, 64 * 1024);
     await peer.write(`HELLO ${name}\nPING\n`);

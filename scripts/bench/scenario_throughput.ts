@@ -27,7 +27,7 @@ import { countRecords } from "./records.ts";
 export const BATCH_BYTES = 128 * 1024;
 /** Relayed bytes the publishers may be ahead of the slowest subscriber: half of the
  * server's default --max-outbound, so a subscriber that reads is never a slow consumer. */
-const WINDOW_BYTES = 4 * 1024 * 1024;
+export const WINDOW_BYTES = 4 * 1024 * 1024;
 
 function names(prefix: string, count: number): string[] {
   return Array.from({ length: count }, (_, i) => `${prefix}${i}`);

@@ -15,6 +15,7 @@ import type { BenchResult } from "./report.ts";
 import { runChurn, runIdleConnections } from "./scenario_connections.ts";
 import { runLatency } from "./scenario_latency.ts";
 import { runFanInWithPage } from "./scenario_page.ts";
+import { runFanOutThroughNats } from "./scenario_cluster.ts";
 import { runFanIn, runFanOut, runMemoryUnderLoad } from "./scenario_throughput.ts";
 
 /** One scenario: its name (for `--only`), its sizes and time bound, and how to run it. */
@@ -80,6 +81,13 @@ export const SCENARIOS: readonly BenchScenario[] = [
     quick: { connections: 1, subscribers: 100, messages: 5_000, size: 64 },
     timeLimitMs: { full: 120_000, quick: 30_000 },
     run: runFanOut,
+  },
+  {
+    name: "cluster-fanout-3to1",
+    full: { connections: 3, subscribers: 1, messages: 300_000, size: 64 },
+    quick: { connections: 3, subscribers: 1, messages: 30_000, size: 64 },
+    timeLimitMs: { full: 240_000, quick: 60_000 },
+    run: runFanOutThroughNats,
   },
   {
     name: "idle",

@@ -154,8 +154,8 @@ function showClients(body: PageTableBody, clients: ClientInfo[]): void {
   );
 }
 
-/** What the counters of `--stats` are called on the page. */
-const COUNTER_LABELS: Record<string, string> = {
+/** What the counters of `--stats` are called on the page (those a server has are shown). */
+export const COUNTER_LABELS: Record<string, string> = {
   clients: "clients",
   connections: "connections",
   messages: "messages",
@@ -171,6 +171,17 @@ const COUNTER_LABELS: Record<string, string> = {
   idleTimeouts: "idle timeouts",
   protocolErrors: "protocol errors",
   unwrittenMessages: "unwritten messages",
+  // Cluster mode (`lib/cluster/cluster_metrics.ts`, clusterFeedCounters).
+  clusterConnected: "cluster connected",
+  clusterPublished: "cluster published",
+  clusterReceived: "cluster received",
+  clusterBuffered: "cluster buffered",
+  clusterReplayed: "cluster replayed",
+  clusterDropped: "cluster dropped",
+  clusterLost: "cluster lost",
+  clusterInvalid: "cluster invalid",
+  clusterRefused: "cluster refused",
+  clusterOverflow: "cluster overflow",
 };
 
 function showCounters(list: PageElement, counters: Record<string, unknown> | null): void {
