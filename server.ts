@@ -19,6 +19,7 @@ import { collectServerWhenIdle } from "./lib/cli/idle_gc.ts";
 import { closeLogging, setupLogging } from "./lib/cli/logging.ts";
 import { parseServerCommandLine, serverParseOptions, serverUsage } from "./lib/cli/server_flags.ts";
 import { resolveToken } from "./lib/cli/token.ts";
+import { closeServerHistory, openServerHistory } from "./lib/history/server_history.ts";
 import { ServerHealth } from "./lib/http/health.ts";
 import { type HttpSide, startHttpSide } from "./lib/http/http_side.ts";
 import { LiveFeed } from "./lib/http/live_feed.ts";
@@ -46,6 +47,11 @@ async function main(): Promise<number> {
   };
 
   await setupLogging(logLevel, logFormat);
+  // Opened before the server listens: a file that cannot be used stops it here.
+  const history = line.history && await openServerHistory(line.history).catch(async (error) => {
+    await closeLogging();
+    throw error;
+  });
   const shutdown = new AbortController();
   // The live page's feed sees every message; only with the HTTP side (one thread).
   let server: ParrotServer | undefined;
@@ -63,6 +69,7 @@ async function main(): Promise<number> {
         ...options,
         signal: shutdown.signal,
         onMessage: feed && ((from, payload) => feed.onMessage(from, payload)),
+        history,
       })
       : await startShardedServer({
         ...options,
@@ -71,6 +78,7 @@ async function main(): Promise<number> {
         logging: { level: logLevel, format: logFormat },
       });
   } catch (error) {
+    if (history) await closeServerHistory(history);
     await closeLogging();
     throw new Error(listenFailure(error, hostname, port));
   }
@@ -145,6 +153,7 @@ async function main(): Promise<number> {
   stopCollector();
   stopStats();
   stopSignals();
+  if (history) await closeServerHistory(history);
   const { messages } = server.stats();
   log.info(
     `Server stopped: {messages} ${messages === 1 ? "message" : "messages"} received in all`,

@@ -157,7 +157,9 @@ export const DEFAULT_HISTORY_REPLAY_MAX = 1_000;
 export const DEFAULT_HISTORY_FLUSH_MS = 50;
 /**
  * Payload bytes the history writer holds that are not yet stored (its batches, in
- * memory and in flight to the database thread); past it, messages are skipped and counted.
+ * memory and in flight to the database thread). Past half of it the server waits before
+ * it takes more input (backpressure); past all of it, a writer nobody waits for skips
+ * messages and counts them.
  */
 export const DEFAULT_HISTORY_MAX_PENDING_BYTES = 16 * 1024 * 1024;
 /** Milliseconds the history writer waits after a failed write before it tries again. */

@@ -66,6 +66,7 @@ import { constantTimeEqual } from "./admission.ts";
 import { isValidName, REASON } from "./frame.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
+import { type MessageHistory, replayHistory } from "./message_history.ts";
 import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
 import { createRecordWriter, type RecordFormat, type RecordWriter } from "./record_format.ts";
 import type { Session } from "./session.ts";
@@ -132,6 +133,12 @@ export interface ParrotServerOptions {
   escapeControls?: boolean;
   /** Called for every message in arrival order; `payload` is valid during the call only. */
   onMessage?: (from: string, payload: Uint8Array) => void;
+  /**
+   * Records every message printed, in order, and answers `HISTORY <n>` (`--history`;
+   * `openHistory()` of `lib/history/`). The caller closes it after `finished`. Default
+   * none: `HISTORY` sends nothing.
+   */
+  history?: MessageHistory;
   /** Aborting it starts the graceful shutdown. */
   signal?: AbortSignal;
 }
@@ -401,7 +408,10 @@ export function startParrotServerWith(
         dropped,
       }),
     peers: shard.peers,
+    // With a history, when each subscriber's live relays began: HISTORY replays up to it.
+    onSubscribe: options.history && ((session) => liveSince.set(session, options.history!.lastId)),
   });
+  const liveSince = new WeakMap<Session, number>();
   shard.peers?.onForwarded((bytes, messages, done) => {
     counters.relayed += hub.deliverForwarded(bytes, messages, done);
   });
@@ -545,6 +555,11 @@ export function startParrotServerWith(
     batchBudget,
     broadcast: options.broadcast ?? true,
     onMessage: options.onMessage,
+    history: options.history && {
+      store: options.history,
+      liveSince,
+      maxReplayBytes: Math.max(1, Math.floor(maxOutboundBytes / 2)),
+    },
     readBuffers,
     readBatches,
     outputWait,
@@ -765,6 +780,15 @@ interface DrainContext {
   /** Relay messages to subscribers. */
   broadcast: boolean;
   onMessage?: (from: string, payload: Uint8Array) => void;
+  /**
+   * Where every message is recorded; `liveSince` has, for each subscriber, the last id
+   * recorded when it subscribed (its live relays hold every later one).
+   */
+  history?: {
+    store: MessageHistory;
+    liveSince: WeakMap<Session, number>;
+    maxReplayBytes: number;
+  };
   /** Where read buffers go back once their frames are consumed. */
   readBuffers: BufferPool;
   /** Where read batches go back. */
@@ -797,6 +821,9 @@ class ReadTimes {
 async function drain(context: DrainContext): Promise<void> {
   const { channel, hub, counters, stdout, records, batchBudget, broadcast, onMessage } = context;
   const { readBuffers, readBatches, outputWait } = context;
+  const history = context.history?.store;
+  /** When the drain batch began: the time the history records (one clock read a batch). */
+  let batchTime = 0;
   const spareReadTimes: ReadTimes[] = [];
   let readTimes = new ReadTimes();
   const pongs: Session[] = [];
@@ -811,6 +838,7 @@ async function drain(context: DrainContext): Promise<void> {
     if (stdout) records.write(stdout, session, bytes, start, end);
     // A view only for whoever needs one.
     if (onMessage) onMessage(session.name, bytes.subarray(start, end));
+    if (history) history.recordRange(session.name, bytes, start, end, batchTime);
     if (broadcast) hub.queueRelay(session, bytes, start, end);
   }
 
@@ -838,7 +866,28 @@ async function drain(context: DrainContext): Promise<void> {
           pongs.push(session);
           break;
         case "sub":
+          // Relays queued so far go out first: the new subscriber's live relays, and so
+          // its HISTORY, begin after the messages recorded until now.
+          if (history && !session.subscribed) counters.relayed += hub.flushRelays();
           hub.subscribe(session, true);
+          break;
+        case "history":
+          if (history) {
+            // A subscriber has had every message since it subscribed live: replay up to
+            // there (no gap, no duplicate); for others, up to now. Ahead of the relays
+            // of this batch, which flushRelays() sends after.
+            const { liveSince, maxReplayBytes } = context.history!;
+            const upTo = session.subscribed
+              ? liveSince.get(session) ?? history.lastId
+              : history.lastId;
+            session.messagesOut += replayHistory(
+              history,
+              session,
+              frame.count,
+              upTo,
+              maxReplayBytes,
+            );
+          }
           break;
         case "unsub":
           hub.subscribe(session, false);
@@ -867,6 +916,7 @@ async function drain(context: DrainContext): Promise<void> {
       break; // Closed and drained.
     }
     const bytesBefore = counters.bytes;
+    if (history) batchTime = Date.now();
     take(first);
     for (let taken = 1; taken < MAX_DRAIN_BATCH; taken++) {
       if (counters.bytes - bytesBefore >= batchBudget) break;
@@ -882,6 +932,8 @@ async function drain(context: DrainContext): Promise<void> {
     // Subscribers here or on other shards fell behind: take no more input for a
     // moment, so that they can catch up before the slow-consumer rule applies.
     await hub.whenCaughtUp(DEFAULT_STALL_MS);
+    // The history's database is behind: wait, as for stdout, rather than skip messages.
+    if (history?.congested) await history.whenRoom?.();
     if (stdout) {
       // PONG promises that the messages before it are on stdout: no PONG when they
       // are not (the output failed; the clients get ERR output failed instead).

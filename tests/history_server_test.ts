@@ -1,0 +1,258 @@
+/**
+ * Integration tests of `--history` on the real server process: the errors at start,
+ * every printed message stored (the same bytes, in the same order as stdout), the
+ * retention, and `HISTORY <n>` with no gap and no duplicate against live traffic.
+ */
+
+import assert from "node:assert/strict";
+import { type HistoryBatch, HistoryStore } from "../lib/history/history_store.ts";
+import { ServerFrameDecoder } from "../lib/parrot/frame_decoder.ts";
+import {
+  msg,
+  RawClient,
+  runDeno,
+  SERVER_RUN_ARGS,
+  type ServerProcess,
+  startServer,
+  waitFor,
+} from "../lib/testing.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The server task's arguments, also allowed to write in `dir` (a temporary directory). */
+function runArgs(dir: string): string[] {
+  return ["run", `--allow-write=${dir}`, ...SERVER_RUN_ARGS.slice(1)];
+}
+
+function startWithHistory(dir: string, args: string[] = []): Promise<ServerProcess> {
+  return startServer(["--history", `${dir}/history.db`, ...args], { runArgs: runArgs(dir) });
+}
+
+async function stop(server: ServerProcess): Promise<string> {
+  server.kill("SIGTERM");
+  const status = await server.status;
+  assert.equal(status.code, 0, server.stderr.text());
+  return server.stderr.text();
+}
+
+/** `deno task history <args>` as a user runs it; stdout as bytes. */
+async function historyTask(args: string[]): Promise<Uint8Array> {
+  const output = await new Deno.Command("deno", {
+    args: ["task", "-q", "history", ...args],
+    cwd: new URL("../", import.meta.url).pathname,
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  assert.equal(output.code, 0, decoder.decode(output.stderr));
+  return output.stdout;
+}
+
+function assertOneLineError(stderr: string, pattern: RegExp): void {
+  const lines = stderr.trim().split("\n");
+  const errors = lines.filter((line) => line.startsWith("error: "));
+  assert.equal(errors.length, 1, stderr);
+  assert.match(errors[0], pattern);
+  assert.doesNotMatch(stderr, /^\s+at /m, "a stack trace was printed");
+  assert.doesNotMatch(stderr, /listening on/, "the server listened");
+}
+
+Deno.test("server --history refuses a corrupt, unreachable or forbidden file with one line, exit 1", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/corrupt.db`, "not a database at all\n".repeat(100));
+    const cases: [string[], string, RegExp][] = [
+      [runArgs(dir), `${dir}/corrupt.db`, /file is not a database/],
+      [runArgs(dir), `${dir}/missing/history.db`, /no such directory/],
+      [runArgs(dir), dir, /it is a directory/],
+      // The server task itself may write in the project directory only.
+      [SERVER_RUN_ARGS, `${dir}/history.db`, /no permission to write it .*give a path inside it/],
+    ];
+    for (const [args, path, why] of cases) {
+      const { code, stderr } = await runDeno([...args, "0", "--history", path]);
+      assert.equal(code, 1, stderr);
+      assertOneLineError(
+        stderr,
+        new RegExp(`^error: Cannot open history file "${path}": ${why.source}`),
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("server --history stores every message it prints: same bytes, same order", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const server = await startWithHistory(dir);
+    const clients = await Promise.all(
+      Array.from({ length: 8 }, () => RawClient.connect(server.port)),
+    );
+    await Promise.all(clients.map(async (client, k) => {
+      await client.write(`HELLO c${k}\n`);
+      for (let i = 0; i < 50; i++) {
+        // Text lines and binary frames (LF, NUL, invalid UTF-8) alike.
+        await client.write(i % 2 ? `c${k} says ${i}\n` : msg(Uint8Array.of(k, i, 0, 10, 0xff)));
+      }
+      await client.ping();
+    }));
+    await Promise.all(clients.map((client) => client.close()));
+    const log = await stop(server);
+    assert.match(log, /History stopped: 400 messages stored/);
+    const printed = server.stdout.bytes();
+    assert.ok(printed.length > 0);
+    assert.deepEqual(await historyTask([`${dir}/history.db`]), printed);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function batch(firstId: number, count: number, time: number): HistoryBatch {
+  const bytes = encoder.encode("x".repeat(count));
+  return {
+    firstId,
+    count,
+    times: new Float64Array(count).fill(time),
+    senders: new Uint16Array(count),
+    names: ["old"],
+    ends: Uint32Array.from({ length: count }, (_, i) => i + 1),
+    bytes,
+  };
+}
+
+Deno.test("server --history-max and --history-age drop the oldest messages of the file", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/history.db`;
+  try {
+    const hour = 3_600_000;
+    const store = HistoryStore.open(path);
+    store.append(batch(1, 30, Date.now() - 3 * hour));
+    store.append(batch(31, 30, Date.now()));
+    store.close();
+    // By age: the 30 of three hours ago go, the 30 of now stay.
+    let server = await startWithHistory(dir, ["--history-age", "1h"]);
+    await stop(server);
+    let kept = HistoryStore.open(path, { readOnly: true });
+    assert.deepEqual(kept.last(100).map((r) => r.id), Array.from({ length: 30 }, (_, i) => 31 + i));
+    kept.close();
+    // By count: the newest 10 stay, and what comes next is stored after them.
+    server = await startWithHistory(dir, ["--history-max", "10"]);
+    const client = await RawClient.connect(server.port);
+    await client.write("HELLO new\nfresh\nPING\n");
+    await waitFor(() => client.received.text().includes("PONG"), "PONG");
+    await client.close();
+    await stop(server);
+    kept = HistoryStore.open(path, { readOnly: true });
+    const records = kept.last(100);
+    kept.close();
+    assert.deepEqual(records.map((r) => r.id), [
+      ...Array.from({ length: 10 }, (_, i) => 51 + i),
+      61,
+    ]);
+    assert.equal(records.at(-1)!.sender, "new");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The relayed messages in `bytes`, as `<from> <payload>` strings. */
+function relayed(bytes: Uint8Array): string[] {
+  const { frames, error } = new ServerFrameDecoder().push(bytes);
+  assert.equal(error, undefined);
+  return frames.flatMap((frame) =>
+    frame.type === "msg" ? [`${frame.from} ${decoder.decode(frame.payload)}`] : []
+  );
+}
+
+Deno.test("HISTORY <n> replays, then live messages follow with no gap and no duplicate, under concurrent senders", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const server = await startWithHistory(dir, ["--history-replay-max", "100000"]);
+    const SENDERS = 4;
+    const senders = await Promise.all(
+      Array.from({ length: SENDERS }, () => RawClient.connect(server.port)),
+    );
+    let next = 0;
+    /** Each sender sends `count` more messages, then PING: they are printed and relayed. */
+    const send = (count: number) => {
+      const from = next;
+      next += count;
+      return Promise.all(senders.map(async (sender) => {
+        for (let i = from; i < from + count; i += 10) {
+          let lines = "";
+          for (let j = i; j < i + 10; j++) lines += `m${j}\n`;
+          await sender.write(lines);
+        }
+        await sender.ping();
+      }));
+    };
+    await Promise.all(senders.map((sender, k) => sender.write(`HELLO s${k}\nUNSUB\n`)));
+    await send(150);
+    // Watchers join, and have live messages before they ask: their replay must not
+    // repeat those, nor miss what comes while they ask.
+    const everything = await RawClient.connect(server.port);
+    const recent = await RawClient.connect(server.port);
+    // Their PONG: they are admitted, so subscribed.
+    await Promise.all([everything.ping(), recent.ping()]);
+    await send(50);
+    await waitFor(
+      () =>
+        relayed(everything.received.bytes()).length === 200 &&
+        relayed(recent.received.bytes()).length === 200,
+      "the live messages",
+    );
+    await Promise.all([
+      send(100),
+      everything.write("HISTORY 100000\n"),
+      recent.write("HISTORY 25\n"),
+    ]);
+    await everything.ping();
+    await recent.ping();
+    const printed = server.stdout.text().trimEnd().split("\n").map((line) =>
+      line.replace(": ", " ")
+    );
+    assert.equal(printed.length, SENDERS * next);
+    // The first watcher has every message printed, each once.
+    const all = relayed(everything.received.bytes());
+    assert.deepEqual([...all].sort(), [...printed].sort());
+    // The second has the last 25 before it joined and every one since: a suffix.
+    const some = relayed(recent.received.bytes());
+    assert.equal(some.length, 25 + SENDERS * 150);
+    assert.deepEqual([...some].sort(), printed.slice(printed.length - some.length).sort());
+    for (const client of [...senders, everything, recent]) await client.close();
+    await stop(server);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("HISTORY with a bad count gets ERR malformed frame; without --history it sends nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const server = await startWithHistory(dir, ["--history-replay-max", "2"]);
+    const ann = await RawClient.connect(server.port);
+    await ann.write("HELLO ann\none\ntwo\nthree\nPING\n");
+    await waitFor(() => ann.received.text().includes("PONG"), "PONG");
+    // Capped by --history-replay-max.
+    const bob = await RawClient.connect(server.port);
+    await bob.write("HISTORY 10\n");
+    await bob.ping();
+    assert.deepEqual(relayed(bob.received.bytes()), ["ann two", "ann three"]);
+    const eve = await RawClient.connect(server.port);
+    await eve.write("HISTORY ten\n");
+    assert.equal(await eve.closedByServer(), "ERR malformed frame\n");
+    for (const client of [ann, bob]) await client.close();
+    const log = await stop(server);
+    assert.match(log, /Cannot parse HISTORY count "ten": not a number/);
+
+    const plain = await startServer();
+    const joe = await RawClient.connect(plain.port);
+    await joe.write("HELLO joe\nhi\nHISTORY 10\n");
+    await joe.ping();
+    assert.equal(joe.received.text(), "PONG\n");
+    await joe.close();
+    await stop(plain);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
