@@ -256,3 +256,79 @@ Deno.test("HISTORY with a bad count gets ERR malformed frame; without --history 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/**
+ * A client that sends `<name> <i>` lines ten at a time, each ten followed by `PING`,
+ * until the connection fails; returns how many it sent and how many a `PONG` confirmed.
+ */
+async function sendUntilKilled(
+  port: number,
+  name: string,
+  progress: { confirmed: number },
+): Promise<{ sent: number; confirmed: number }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buffer = new Uint8Array(256);
+  let sent = 0;
+  try {
+    // Unsubscribed: what comes back is PONGs only (and relays sent before UNSUB was read).
+    await conn.write(encoder.encode(`HELLO ${name}\nUNSUB\n`));
+    for (;;) {
+      let lines = "";
+      for (let i = sent; i < sent + 10; i++) lines += `${name} ${i}\n`;
+      const frames = encoder.encode(`${lines}PING\n`);
+      for (let offset = 0; offset < frames.length;) {
+        offset += await conn.write(frames.subarray(offset));
+      }
+      sent += 10;
+      let text = "";
+      while (!text.includes("PONG\n")) {
+        const n = await conn.read(buffer);
+        if (n === null) throw new Error("closed");
+        text += decoder.decode(buffer.subarray(0, n));
+      }
+      progress.confirmed = sent;
+    }
+  } catch {
+    // The server was killed.
+  } finally {
+    try {
+      conn.close();
+    } catch { /* Closed already. */ }
+  }
+  return { sent, confirmed: progress.confirmed };
+}
+
+Deno.test("kill -9 while 50 clients send: the history holds each client's PONG-confirmed messages, in order, with no gap", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/history.db`;
+  try {
+    const server = await startWithHistory(dir);
+    const progress = Array.from({ length: 50 }, () => ({ confirmed: 0 }));
+    const clients = progress.map((p, k) => sendUntilKilled(server.port, `c${k}`, p));
+    await waitFor(() => progress.every((p) => p.confirmed >= 30), "30 confirmed messages each");
+    server.kill("SIGKILL");
+    await server.status;
+    const results = await Promise.all(clients);
+    // The server starts again on the file (SQLite recovers its log), and stops.
+    const again = await startWithHistory(dir);
+    assert.match(again.stderr.text(), /History in .*: messages from id \d+ on/);
+    await stop(again);
+    const store = HistoryStore.open(path, { readOnly: true });
+    const bySender = new Map<string, string[]>();
+    for (const record of store.query()) {
+      const list = bySender.get(record.sender) ?? [];
+      list.push(decoder.decode(record.payload));
+      bySender.set(record.sender, list);
+    }
+    store.close();
+    results.forEach(({ sent, confirmed }, k) => {
+      const stored = bySender.get(`c${k}`) ?? [];
+      // Every confirmed message is stored; what is stored is a prefix of what was sent.
+      assert.ok(stored.length >= confirmed, `c${k}: ${stored.length} stored < ${confirmed}`);
+      assert.ok(stored.length <= sent);
+      assert.deepEqual(stored, Array.from({ length: stored.length }, (_, i) => `c${k} ${i}`));
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -35,6 +35,11 @@ export interface MessageHistory {
   recordRange(from: string, bytes: Uint8Array, start: number, end: number, time?: number): void;
   /** The last `n` messages recorded with an id of at most `upToId`, oldest first. */
   last(n: number, upToId?: number): StoredMessage[];
+  /**
+   * Resolves once every message recorded before the call is stored (or counted as not
+   * stored, when the store failed): the server answers `PING` after it.
+   */
+  flush?(): Promise<void>;
   /** Whether the history holds more than it wants to: the server waits for `whenRoom()`. */
   readonly congested?: boolean;
   /** Resolves once the history is no longer congested. */

@@ -830,6 +830,9 @@ async function drain(context: DrainContext): Promise<void> {
   const quits: Session[] = [];
   const consumed: Uint8Array[] = [];
 
+  const sendPong = (session: Session) => session.send(PONG_LINE);
+  const finishNow = (session: Session) => session.finish();
+
   /** One message: `bytes[start, end)` is its payload. Copied once, into the stdout batch. */
   function message(session: Session, bytes: Uint8Array, start: number, end: number): void {
     counters.messages++;
@@ -934,14 +937,25 @@ async function drain(context: DrainContext): Promise<void> {
     await hub.whenCaughtUp(DEFAULT_STALL_MS);
     // The history's database is behind: wait, as for stdout, rather than skip messages.
     if (history?.congested) await history.whenRoom?.();
+    // With a history, PONG also promises that the messages before it are stored (they
+    // survive kill -9), and QUIT's close waits as its PONG does.
+    const stored = history?.flush && (pongs.length > 0 || quits.length > 0)
+      ? history.flush()
+      : undefined;
+    const pong = stored
+      ? (session: Session) => void stored.then(() => sendPong(session))
+      : sendPong;
+    const finish = stored
+      ? (session: Session) => void stored.then(() => finishNow(session))
+      : finishNow;
     if (stdout) {
       // PONG promises that the messages before it are on stdout: no PONG when they
       // are not (the output failed; the clients get ERR output failed instead).
       for (const session of pongs) {
-        stdout.afterWritten((written) => written && session.send(PONG_LINE));
+        stdout.afterWritten((written) => written && pong(session));
       }
       for (const session of quits) {
-        stdout.afterWritten((written) => written && session.finish());
+        stdout.afterWritten((written) => written && finish(session));
       }
       const upTo = counters.messages;
       const waited = readTimes;
@@ -958,8 +972,8 @@ async function drain(context: DrainContext): Promise<void> {
       // Ahead of the writer by a whole batch: wait for it, so memory stays bounded.
       await stdout.room(batchBudget);
     } else {
-      for (const session of pongs) session.send(PONG_LINE);
-      for (const session of quits) session.finish();
+      for (const session of pongs) pong(session);
+      for (const session of quits) finish(session);
       counters.written = counters.messages;
       readTimes.record(outputWait);
       // No stdout write to wait for: still let the subscribers' writes run between batches.
