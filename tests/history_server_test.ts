@@ -8,11 +8,14 @@ import assert from "node:assert/strict";
 import { type HistoryBatch, HistoryStore } from "../lib/history/history_store.ts";
 import { ServerFrameDecoder } from "../lib/parrot/frame_decoder.ts";
 import {
+  listeningPort,
   msg,
   RawClient,
   runDeno,
+  SERVER_ENV,
   SERVER_RUN_ARGS,
   type ServerProcess,
+  spawn,
   startServer,
   waitFor,
 } from "../lib/testing.ts";
@@ -328,6 +331,56 @@ Deno.test("kill -9 while 50 clients send: the history holds each client's PONG-c
       assert.ok(stored.length <= sent);
       assert.deepEqual(stored, Array.from({ length: stored.length }, (_, i) => `c${k} ${i}`));
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a disk that takes no more during a run: the history pauses with one warning, the server keeps serving", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/history.db`;
+  try {
+    // The server may write files of at most 512 blocks (the shell's ulimit -f); a
+    // larger write fails as on a full disk. SIGXFSZ is ignored, so the write fails
+    // rather than killing the process.
+    const denoArgs = [...runArgs(dir), "0", "--history", path].map((a) => `'${a}'`).join(" ");
+    const running = spawn("sh", ["-c", `trap '' XFSZ; ulimit -f 512; exec deno ${denoArgs}`], {
+      env: SERVER_ENV,
+    });
+    const port = await listeningPort(running);
+    const client = await RawClient.connect(port);
+    await client.write("HELLO ann\nUNSUB\n");
+    const payload = "p".repeat(200);
+    const total = 20_000;
+    for (let i = 0; i < total; i += 1_000) {
+      let lines = "";
+      for (let j = i; j < i + 1_000; j++) lines += `${j} ${payload}\n`;
+      await client.write(lines);
+      await client.ping();
+    }
+    await waitFor(() => /History paused: /.test(running.stderr.text()), "the pause");
+    // Printed, relayed and confirmed all along: the server kept serving.
+    const printed = running.stdout.text().trimEnd().split("\n");
+    assert.equal(printed.length, total);
+    assert.equal(printed.at(-1), `ann: ${total - 1} ${payload}`);
+    await client.close();
+    running.child.kill("SIGTERM");
+    const status = await running.status;
+    const log = running.stderr.text();
+    assert.equal(status.code, 0, log);
+    assert.equal(log.match(/History paused: /g)?.length, 1, log);
+    assert.match(log, /History paused: .*; retrying every 5000ms/);
+    const stopped = log.match(/History stopped: (\d+) messages stored, (\d+) not stored/);
+    assert.ok(stopped, log);
+    const [stored, skipped] = [Number(stopped[1]), Number(stopped[2])];
+    assert.equal(stored + skipped, total);
+    assert.ok(stored > 0 && skipped > 0);
+    // What was stored is usable, and it is the first messages, in order.
+    const store = HistoryStore.open(path, { readOnly: true });
+    const records = [...store.query()];
+    store.close();
+    assert.equal(records.length, stored);
+    records.forEach((record, i) => assert.equal(decoder.decode(record.payload), `${i} ${payload}`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
