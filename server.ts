@@ -60,6 +60,8 @@ async function main(): Promise<number> {
       // Read once a second while a page watches, which is after the server started.
       clients: () => server?.clients() ?? [],
       stats: () => server!.stats(),
+      // With --history, a page that opens shows the recent messages at once.
+      history: history && ((n) => history.last(n)),
       signal: shutdown.signal,
     })
     : undefined;

@@ -109,6 +109,8 @@ export const DEFAULT_FEED_INTERVAL_MS = 1_000;
 export const FEED_PREVIEW_BYTES = 256;
 /** Clients listed in one live feed event; the event gives the count of all. */
 export const MAX_FEED_CLIENTS = 200;
+/** Stored messages a page gets when it opens, with `--history` (the most recent ones). */
+export const FEED_HISTORY_MESSAGES = 50;
 /** Pages watching the live feed at once; one more gets 503. */
 export const MAX_FEED_WATCHERS = 32;
 /** Events queued for one watcher; a watcher that has this many unread misses the next ones. */

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type HistoryBatch, HistoryStore } from "../lib/history/history_store.ts";
 import { ServerFrameDecoder } from "../lib/parrot/frame_decoder.ts";
 import {
+  httpListeningPort,
   listeningPort,
   msg,
   RawClient,
@@ -381,6 +382,31 @@ Deno.test("a disk that takes no more during a run: the history pauses with one w
     store.close();
     assert.equal(records.length, stored);
     records.forEach((record, i) => assert.equal(decoder.decode(record.payload), `${i} ${payload}`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("server --history --http: the live page's feed starts with the recent stored messages", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const server = await startWithHistory(dir, ["--http", "0"]);
+    const httpPort = await httpListeningPort(server);
+    const ann = await RawClient.connect(server.port);
+    await ann.write("HELLO ann\nfirst\nsecond\nPING\n");
+    await waitFor(() => ann.received.text().includes("PONG"), "PONG");
+    const response = await fetch(`http://127.0.0.1:${httpPort}/live`);
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!/event: history\ndata: .*\n\n/.test(text)) text += (await reader.read()).value;
+    await reader.cancel();
+    const event = JSON.parse(text.match(/event: history\ndata: (.*)\n\n/)![1]);
+    assert.deepEqual(
+      event.messages.map((m: { from: string; preview: string }) => `${m.from}: ${m.preview}`),
+      ["ann: first", "ann: second"],
+    );
+    await ann.close();
+    await stop(server);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
