@@ -51,6 +51,7 @@ export {
   type WebSocketUpgradeOptions,
 } from "./lib/parrot/server.ts";
 export { RECORD_FORMATS, type RecordFormat } from "./lib/parrot/record_format.ts";
+export type { MessageHistory, StoredMessage } from "./lib/parrot/message_history.ts";
 export type { HistogramSnapshot } from "./lib/parrot/wait_histogram.ts";
 export { type ClientEvent, ParrotClient, type ParrotClientOptions } from "./lib/parrot/client.ts";
 export {

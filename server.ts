@@ -19,6 +19,7 @@ import { collectServerWhenIdle } from "./lib/cli/idle_gc.ts";
 import { closeLogging, setupLogging } from "./lib/cli/logging.ts";
 import { parseServerCommandLine, serverParseOptions, serverUsage } from "./lib/cli/server_flags.ts";
 import { resolveToken } from "./lib/cli/token.ts";
+import { closeServerHistory, openServerHistory } from "./lib/history/server_history.ts";
 import { ServerHealth } from "./lib/http/health.ts";
 import { type HttpSide, startHttpSide } from "./lib/http/http_side.ts";
 import { LiveFeed } from "./lib/http/live_feed.ts";
@@ -53,6 +54,11 @@ async function main(): Promise<number> {
   };
 
   await setupLogging(logLevel, logFormat);
+  // Opened before the server listens: a file that cannot be used stops it here.
+  const history = line.history && await openServerHistory(line.history).catch(async (error) => {
+    await closeLogging();
+    throw error;
+  });
   const shutdown = new AbortController();
   // The live page's feed sees every message; only with the HTTP side (one thread).
   let server: ParrotServer | undefined;
@@ -64,6 +70,8 @@ async function main(): Promise<number> {
         ...server!.stats(),
         ...(cluster ? clusterFeedCounters(cluster.stats()) : {}),
       }),
+      // With --history, a page that opens shows the recent messages at once.
+      history: history && ((n) => history.last(n)),
       signal: shutdown.signal,
     })
     : undefined;
@@ -82,6 +90,9 @@ async function main(): Promise<number> {
         }),
         remote: inbox,
         printRemote: line.cluster?.printCluster,
+        // The page lists the other servers' messages too, tagged as --print-cluster does.
+        onRemote: feed && ((origin, from, payload) => feed.onMessage(`${from}@${origin}`, payload)),
+        history,
       })
       : await startShardedServer({
         ...options,
@@ -90,6 +101,7 @@ async function main(): Promise<number> {
         logging: { level: logLevel, format: logFormat },
       });
   } catch (error) {
+    if (history) await closeServerHistory(history);
     await closeLogging();
     throw new Error(listenFailure(error, hostname, port));
   }
@@ -189,6 +201,7 @@ async function main(): Promise<number> {
   stopCollector();
   stopStats();
   stopSignals();
+  if (history) await closeServerHistory(history);
   const { messages } = server.stats();
   log.info(
     `Server stopped: {messages} ${messages === 1 ? "message" : "messages"} received in all`,

@@ -109,6 +109,8 @@ export const DEFAULT_FEED_INTERVAL_MS = 1_000;
 export const FEED_PREVIEW_BYTES = 256;
 /** Clients listed in one live feed event; the event gives the count of all. */
 export const MAX_FEED_CLIENTS = 200;
+/** Stored messages a page gets when it opens, with `--history` (the most recent ones). */
+export const FEED_HISTORY_MESSAGES = 50;
 /** Pages watching the live feed at once; one more gets 503. */
 export const MAX_FEED_WATCHERS = 32;
 /** Events queued for one watcher; a watcher that has this many unread misses the next ones. */
@@ -157,7 +159,9 @@ export const DEFAULT_HISTORY_REPLAY_MAX = 1_000;
 export const DEFAULT_HISTORY_FLUSH_MS = 50;
 /**
  * Payload bytes the history writer holds that are not yet stored (its batches, in
- * memory and in flight to the database thread); past it, messages are skipped and counted.
+ * memory and in flight to the database thread). Past half of it the server waits before
+ * it takes more input (backpressure); past all of it, a writer nobody waits for skips
+ * messages and counts them.
  */
 export const DEFAULT_HISTORY_MAX_PENDING_BYTES = 16 * 1024 * 1024;
 /** Milliseconds the history writer waits after a failed write before it tries again. */

@@ -51,9 +51,14 @@ const BINARIES = [
   {
     output: "dist/parrot-server",
     source: "server.ts",
-    // The server's shards run lib/parrot/threads/shard_worker.ts in Workers: compile it in.
+    // The server's shards run lib/parrot/threads/shard_worker.ts in Workers, and
+    // --history writes in lib/history/history_worker.ts: compile them in.
     // (The task's environment, GLIBC_TUNABLES, cannot be baked into a binary.)
-    flags: [...runTask("server").flags, "--include=lib/parrot/threads/shard_worker.ts"],
+    flags: [
+      ...runTask("server").flags,
+      "--include=lib/parrot/threads/shard_worker.ts",
+      "--include=lib/history/history_worker.ts",
+    ],
   },
   { output: "dist/parrot-client", source: "client.ts", flags: runTask("client").flags },
 ] as const;

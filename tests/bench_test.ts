@@ -41,6 +41,17 @@ Deno.test("bench fan-in with the page: both runs printed every message and the p
   assert.match(figure, /msgs\/s with the page, [\d,]+ without \(\d+%\)$/);
 });
 
+Deno.test("bench fan-in with --history: both runs printed every message, the history stored them", async () => {
+  const { metrics, figure } = await runTiny("fanin-history-64x64", {
+    connections: 4,
+    messages: 300,
+    size: 64,
+  });
+  assert.equal(metrics.printed, 2 * 1_200);
+  assert.equal(metrics.stored, 1_200);
+  assert.match(figure, /msgs\/s with --history, [\d,]+ without \(\d+%\)$/);
+});
+
 Deno.test("bench fan-out: every subscriber counted every relayed message", async () => {
   const { metrics } = await runTiny("fanout-1to100", {
     connections: 2,

@@ -11,6 +11,7 @@
  */
 
 import assert from "node:assert/strict";
+import { HistoryStore } from "../lib/history/history_store.ts";
 import { DENO, listeningPort, ROOT, runDeno, spawn } from "../lib/testing.ts";
 
 const SERVER_BINARY = `${ROOT}dist/parrot-server`;
@@ -39,7 +40,9 @@ async function assertBinariesWork(compileOutput: string): Promise<void> {
   assert.equal((await help.status).code, 0, help.stderr.text());
   assert.match(help.stdout.text(), /--interval <time>/);
 
-  const server = runBinary(SERVER_BINARY, ["0"]);
+  // --history runs its Worker, which must be compiled in.
+  const history = "dist/compile_test_history.db";
+  const server = runBinary(SERVER_BINARY, ["0", "--history", history]);
   try {
     const port = await listeningPort(server);
     const client = runBinary(CLIENT_BINARY, [String(port), "--count", "1", "--message", "hi"]);
@@ -48,7 +51,13 @@ async function assertBinariesWork(compileOutput: string): Promise<void> {
     await server.stdout.waitForText(/^\d+: hi$/m);
     server.child.kill("SIGINT");
     assert.equal((await server.status).code, 0, server.stderr.text());
+    const store = HistoryStore.open(`${ROOT}${history}`, { readOnly: true });
+    assert.deepEqual(store.last(10).map((r) => new TextDecoder().decode(r.payload)), ["hi"]);
+    store.close();
   } finally {
+    for (const suffix of ["", "-wal", "-shm"]) {
+      await Deno.remove(`${ROOT}${history}${suffix}`).catch(() => {});
+    }
     try {
       server.child.kill("SIGTERM");
     } catch {

@@ -18,6 +18,9 @@ import type { TokenSources } from "./token.ts";
 import {
   DEFAULT_AUTH_TIMEOUT_MS,
   DEFAULT_GRACE_MS,
+  DEFAULT_HISTORY_AGE_MS,
+  DEFAULT_HISTORY_MAX,
+  DEFAULT_HISTORY_REPLAY_MAX,
   DEFAULT_HOST,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CLIENTS,
@@ -39,7 +42,7 @@ import {
 } from "../cluster/cluster_flags.ts";
 
 /** The parts of the server's help, in the order they are printed. */
-export type FlagSection = "Options" | "HTTP" | "Cluster" | "Security" | "Logging";
+export type FlagSection = "Options" | "HTTP" | "Cluster" | "History" | "Security" | "Logging";
 
 /** What the server's command line asks for; see {@linkcode parseServerCommandLine}. */
 export interface ServerCommandLine {
@@ -70,6 +73,8 @@ export interface ServerCommandLine {
   http?: HttpCommandLine;
   /** Cluster mode, when `--cluster` is given (`lib/cluster/cluster_flags.ts`). */
   cluster?: ClusterCommandLine;
+  /** The message history, when `--history` is given. */
+  history?: HistoryCommandLine;
   /** Threads to serve on. */
   threads: number;
   /** Interval of the stats line in ms; 0: none. */
@@ -90,6 +95,18 @@ export interface HttpCommandLine {
   allowOrigins: string[];
   /** `--http-allow-host`, each a host name. */
   allowHosts: string[];
+}
+
+/** What `--history` and the flags beside it ask for. */
+export interface HistoryCommandLine {
+  /** `--history`: the SQLite file. */
+  path: string;
+  /** `--history-max`: most messages kept (0: no limit). */
+  maxMessages: number;
+  /** `--history-age`: oldest message kept, in milliseconds (0: no limit). */
+  maxAgeMs: number;
+  /** `--history-replay-max`: most messages one `HISTORY <n>` sends. */
+  replayMax: number;
 }
 
 /** One row of {@linkcode SERVER_FLAGS}. */
@@ -155,6 +172,20 @@ const needsHttp = (name: string, given: string | undefined, all: Record<string, 
   if (given !== undefined && all.http === undefined) {
     throw new UsageError(`Cannot use --${name} without --http`);
   }
+};
+
+/** `--history-*` needs `--history`, and puts its value there. */
+const historyLimit = (
+  name: string,
+  given: string | undefined,
+  all: Record<string, unknown>,
+  set: (history: HistoryCommandLine, value: number) => void,
+  parse: (given: string) => number,
+  line: ServerCommandLine,
+) => {
+  if (given === undefined) return;
+  if (all.history === undefined) throw new UsageError(`Cannot use --${name} without --history`);
+  set(line.history!, parse(given));
 };
 
 /** The server's flags, in the order the help lists them. */
@@ -363,6 +394,70 @@ list; default: loopback names and its own address only)`,
       : () => {},
   })),
   {
+    name: "history",
+    value: "<file>",
+    section: "History",
+    help: `store every message printed in this SQLite file, and answer
+HISTORY <n> from it (default: no history)`,
+    apply: (line, given) => {
+      if (given === undefined) return;
+      if (given === "") throw new UsageError('Cannot use --history "": give a file\'s path');
+      line.history = {
+        path: given,
+        maxMessages: DEFAULT_HISTORY_MAX,
+        maxAgeMs: DEFAULT_HISTORY_AGE_MS,
+        replayMax: DEFAULT_HISTORY_REPLAY_MAX,
+      };
+    },
+  },
+  {
+    name: "history-max",
+    value: "<n>",
+    section: "History",
+    help: `most messages kept, the oldest go first; 0 = no limit
+(default ${DEFAULT_HISTORY_MAX})`,
+    apply: (line, given, all) =>
+      historyLimit(
+        "history-max",
+        given,
+        all,
+        (h, n) => h.maxMessages = n,
+        (text) => parseCount("history-max", text, 0),
+        line,
+      ),
+  },
+  {
+    name: "history-age",
+    value: "<time>",
+    section: "History",
+    help: `oldest message kept (7d, 12h); 0 = no limit
+(default ${formatDuration(DEFAULT_HISTORY_AGE_MS)})`,
+    apply: (line, given, all) =>
+      historyLimit(
+        "history-age",
+        given,
+        all,
+        (h, ms) => h.maxAgeMs = ms,
+        (text) => parseDurationOption("history-age", text),
+        line,
+      ),
+  },
+  {
+    name: "history-replay-max",
+    value: "<n>",
+    section: "History",
+    help: `most messages one HISTORY <n> sends (default ${DEFAULT_HISTORY_REPLAY_MAX})`,
+    apply: (line, given, all) =>
+      historyLimit(
+        "history-replay-max",
+        given,
+        all,
+        (h, n) => h.replayMax = n,
+        (text) => parseCount("history-replay-max", text, 0),
+        line,
+      ),
+  },
+  {
     name: "token-file",
     value: "<path>",
     section: "Security",
@@ -458,7 +553,7 @@ const HELP_COLUMN = 26;
  */
 export function serverUsage(version: string): string {
   const sections: string[] = [];
-  for (const section of ["Options", "HTTP", "Cluster", "Security", "Logging"] as const) {
+  for (const section of ["Options", "HTTP", "Cluster", "History", "Security", "Logging"] as const) {
     const rows = SERVER_FLAGS.filter((flag) => flag.section === section).map((flag) => {
       const name = `  ${flag.short ? `-${flag.short}, ` : ""}--${flag.name}${
         flag.value ? ` ${flag.value}` : ""
@@ -563,6 +658,11 @@ export function parseServerCommandLine(
   if (line.cluster && line.threads > 1) {
     throw new UsageError(
       `Cannot use --cluster with --threads ${line.threads}: cluster mode serves one thread for now; give --threads 1`,
+    );
+  }
+  if (line.history && line.threads > 1) {
+    throw new UsageError(
+      `Cannot use --history with --threads ${line.threads}: the history is kept by one thread for now; give --threads 1`,
     );
   }
   if (line.threads > 1 && !runtime.unstableNet) {

@@ -8,6 +8,9 @@ import {
   serverUsage,
 } from "./server_flags.ts";
 import {
+  DEFAULT_HISTORY_AGE_MS,
+  DEFAULT_HISTORY_MAX,
+  DEFAULT_HISTORY_REPLAY_MAX,
   DEFAULT_HOST,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CLIENTS,
@@ -117,6 +120,16 @@ Deno.test("parseServerCommandLine() refuses mistakes with one line each", () => 
     [["0", "--print-cluster"], /^Cannot use --print-cluster without --cluster$/],
     [["0", "--cluster-token=t"], /^Cannot use --cluster-token without --cluster$/],
     [["0", "--cluster=a", "--cluster-subject=a b"], /^Cannot use --cluster-subject "a b"/],
+    [["0", "--history-max=5"], /^Cannot use --history-max without --history$/],
+    [["0", "--history-age=1d"], /^Cannot use --history-age without --history$/],
+    [["0", "--history-replay-max=5"], /^Cannot use --history-replay-max without --history$/],
+    [["0", "--history=h.db", "--history-age=soon"], /^Cannot use --history-age "soon"/],
+    [["0", "--history=h.db", "--history-max=-1"], /--history-max/],
+    [["0", "--history="], /^Cannot use --history "": give a file's path$/],
+    [
+      ["0", "--history=h.db", "--threads=2"],
+      /^Cannot use --history with --threads 2: .*give --threads 1$/,
+    ],
     [["0", "--http-host=::1"], /^Cannot use --http-host without --http$/],
     [["0", "--http-allow-host=a"], /^Cannot use --http-allow-host without --http$/],
     [["0", "--http-allow-origin=http://a"], /^Cannot use --http-allow-origin without --http$/],
@@ -191,4 +204,28 @@ Deno.test("parseServerCommandLine() takes the cluster flags into line.cluster", 
     printCluster: true,
   });
   assert.match(serverUsage("1"), /\nCluster:\n {2}--cluster <url> +join the parrot servers/);
+});
+
+Deno.test("parseServerCommandLine() takes --history and its limits, with their defaults", () => {
+  assert.equal(parse(["0"]).history, undefined);
+  assert.deepEqual(parse(["0", "--history", "h.db"]).history, {
+    path: "h.db",
+    maxMessages: DEFAULT_HISTORY_MAX,
+    maxAgeMs: DEFAULT_HISTORY_AGE_MS,
+    replayMax: DEFAULT_HISTORY_REPLAY_MAX,
+  });
+  const line = parse([
+    "0",
+    "--history=h.db",
+    "--history-max=0",
+    "--history-age=7d",
+    "--history-replay-max=50",
+  ]);
+  assert.deepEqual(line.history, {
+    path: "h.db",
+    maxMessages: 0,
+    maxAgeMs: 7 * 24 * 3_600_000,
+    replayMax: 50,
+  });
+  assert.match(serverUsage("1"), /^History:\n {2}--history <file> +store every message printed/m);
 });

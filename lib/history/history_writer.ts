@@ -11,10 +11,12 @@
  *
  * When a write fails (a full disk, an I/O error) the batch and those queued behind it
  * are counted as skipped, one warning is logged, and recording pauses for `retryMs`;
- * the next batch that is stored logs how many were skipped. When more than
- * `maxPendingBytes` of payload wait (the database is slower than the messages), new
- * messages are skipped and counted in the same way until half of it is stored. Nothing
- * else is affected: the server keeps serving.
+ * the next batch that is stored logs how many were skipped. When the database is slower
+ * than the messages, {@linkcode HistoryWriter.congested} tells the server to wait
+ * ({@linkcode HistoryWriter.whenRoom}) before it takes more input: backpressure, as for
+ * stdout. Only a caller that does not wait and lets more than `maxPendingBytes` pile up
+ * makes it skip new messages, counted and logged in the same way, until half of it is
+ * stored. Nothing else is affected: the server keeps serving.
  *
  * @module
  */
@@ -216,6 +218,8 @@ export class HistoryWriter {
   #doneUpTo: number;
   /** What `flush()` calls wait for: the id their last message took. */
   readonly #waiters: { upTo: number; resolve: () => void }[] = [];
+  /** What `whenRoom()` calls wait for. */
+  readonly #roomWaiters: (() => void)[] = [];
   #closed = false;
 
   #stored = 0;
@@ -279,7 +283,8 @@ export class HistoryWriter {
       this.#skippedInPause++;
       return;
     }
-    if (this.#pendingBytes + size > this.#maxPendingBytes) {
+    // An empty writer takes one message however large, as an empty outbound queue does.
+    if (this.#pendingBytes > 0 && this.#pendingBytes + size > this.#maxPendingBytes) {
       this.#overloaded = true;
       this.#pause(`the database cannot keep up (${this.#pendingBytes} bytes wait to be stored)`);
       this.#skipped++;
@@ -333,6 +338,37 @@ export class HistoryWriter {
   }
 
   /**
+   * Whether more than half of `maxPendingBytes` waits to be stored: the database is
+   * slower than the messages. The server then waits for {@linkcode HistoryWriter.whenRoom}
+   * before it takes more input, which slows the senders (their TCP windows fill) rather
+   * than skipping messages.
+   */
+  get congested(): boolean {
+    return this.#pendingBytes > this.#maxPendingBytes / 2 && !this.#closed;
+  }
+
+  /**
+   * Resolves once no more than half of `maxPendingBytes` waits to be stored (at once
+   * when that is so already). A failed write releases what waited (counted as skipped),
+   * so it never waits for a broken database.
+   *
+   * @throws The signal's reason, when `signal` aborts first.
+   */
+  whenRoom(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    if (!this.congested) return Promise.resolve();
+    this.#seal();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#roomWaiters.push(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+    });
+  }
+
+  /**
    * Resolves once every message recorded before the call is stored (or counted as
    * skipped, when the database failed).
    *
@@ -366,6 +402,7 @@ export class HistoryWriter {
       await this.flush(signal);
     } finally {
       this.#closed = true;
+      for (const resolve of this.#roomWaiters.splice(0)) resolve();
       clearTimeout(this.#timer);
       this.#timer = undefined;
       try {
@@ -433,6 +470,7 @@ export class HistoryWriter {
       for (let i = 0; i < this.#waiters.length; i++) {
         if (this.#waiters[i].upTo <= upTo) this.#waiters.splice(i--, 1)[0].resolve();
       }
+      if (!this.congested) { for (const resolve of this.#roomWaiters.splice(0)) resolve(); }
     }
     this.#writing = false;
   }

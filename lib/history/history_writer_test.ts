@@ -201,6 +201,52 @@ Deno.test("HistoryWriter skips beyond maxPendingBytes while the database is behi
   await writer.close();
 });
 
+Deno.test("HistoryWriter.congested past half of maxPendingBytes; whenRoom() waits for the database", async () => {
+  const { writer, sink } = setup({ maxPendingBytes: 1_000, batchBytes: 200 });
+  const held = gate();
+  sink.gate = held.promise;
+  for (let i = 0; i < 5; i++) writer.record("a", new Uint8Array(100));
+  assert.equal(writer.congested, false, "500 bytes wait: half, not more");
+  await writer.whenRoom(); // Resolves at once.
+  writer.record("a", new Uint8Array(100));
+  assert.equal(writer.congested, true);
+  let roomy = false;
+  const room = writer.whenRoom().then(() => roomy = true);
+  await Promise.resolve();
+  assert.equal(roomy, false, "the first batch is held in the database");
+  sink.gate = undefined;
+  held.open();
+  await room;
+  assert.equal(writer.congested, false);
+  // Nothing was skipped: the caller waited.
+  await writer.close();
+  assert.deepEqual(writer.stats, { stored: 6, skipped: 0, pending: 0, lastError: null });
+});
+
+Deno.test("HistoryWriter.whenRoom() rejects when its signal aborts first, and close() releases it", async () => {
+  const { writer, sink } = setup({ maxPendingBytes: 100 });
+  const held = gate();
+  sink.gate = held.promise;
+  writer.record("a", new Uint8Array(80));
+  const controller = new AbortController();
+  const aborted = writer.whenRoom(controller.signal);
+  controller.abort(new Error("stop"));
+  await assert.rejects(aborted, /stop/);
+  const released = writer.whenRoom();
+  held.open();
+  sink.gate = undefined;
+  await writer.close();
+  await released;
+});
+
+Deno.test("HistoryWriter.record() takes one message larger than maxPendingBytes when nothing waits", async () => {
+  const { writer, texts } = setup({ maxPendingBytes: 100 });
+  writer.record("a", new Uint8Array(500).fill(0x41));
+  await writer.close();
+  assert.deepEqual(writer.stats, { stored: 1, skipped: 0, pending: 0, lastError: null });
+  assert.equal(texts()[0], `1 a: ${"A".repeat(500)}`);
+});
+
 Deno.test("HistoryWriter.flush() rejects when its signal aborts first", async () => {
   const { writer, sink } = setup();
   const held = gate();

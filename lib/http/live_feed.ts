@@ -17,12 +17,17 @@
  * watcher's stream queues a few events at most; a watcher that does not read misses the
  * next ones, and after {@linkcode MAX_FEED_MISSED_EVENTS} in a row its stream is closed.
  *
+ * With a history (`--history`), a new watcher first gets one `history` event (SSE
+ * `event: history`) with the most recent stored messages, so the page is not empty
+ * when it opens: `{"messages": [FeedMessage, ...]}`, oldest first.
+ *
  * @module
  */
 
 import {
   DEFAULT_FEED_INTERVAL_MS,
   DEFAULT_FEED_MESSAGES_PER_SECOND,
+  FEED_HISTORY_MESSAGES,
   FEED_PREVIEW_BYTES,
   FEED_WATCHER_QUEUE_EVENTS,
   MAX_FEED_CLIENTS,
@@ -104,6 +109,17 @@ export interface LiveFeedOptions {
   signal?: AbortSignal;
   /** The clock, in milliseconds since the epoch (tests pass their own). Default `Date.now`. */
   now?: () => number;
+  /**
+   * The last `n` stored messages, oldest first (the server's `--history`), for the
+   * `history` event a new watcher gets first. Default: none, and no such event.
+   */
+  history?: (n: number) => { sender: string; time: number; payload: Uint8Array }[];
+}
+
+/** The event a new watcher gets first when the feed has a history. */
+export interface FeedHistoryEvent {
+  /** The most recent stored messages, at most {@linkcode FEED_HISTORY_MESSAGES}, oldest first. */
+  messages: FeedMessage[];
 }
 
 /** A message kept by `onMessage`, not yet decoded. */
@@ -154,6 +170,7 @@ export class LiveFeed {
   readonly #intervalMs: number;
   readonly #maxWatchers: number;
   readonly #now: () => number;
+  readonly #history?: LiveFeedOptions["history"];
   readonly #watchers = new Set<Watcher>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -179,6 +196,7 @@ export class LiveFeed {
     this.#intervalMs = options.intervalMs ?? DEFAULT_FEED_INTERVAL_MS;
     this.#maxWatchers = options.maxWatchers ?? MAX_FEED_WATCHERS;
     this.#now = options.now ?? Date.now;
+    this.#history = options.history;
     const signal = options.signal;
     if (signal?.aborted) this.close();
     else signal?.addEventListener("abort", () => this.close(), { once: true });
@@ -240,6 +258,7 @@ export class LiveFeed {
       start: (controller) => {
         watcher = { controller, missed: 0 };
         controller.enqueue(STREAM_START);
+        if (this.#history) controller.enqueue(this.#historyEvent(this.#history));
         if (signal?.aborted) return controller.close();
         this.#watchers.add(watcher);
         signal?.addEventListener("abort", end, { once: true });
@@ -301,6 +320,21 @@ export class LiveFeed {
     if (this.#timer === undefined) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  /** The `history` event: the most recent stored messages, as the page shows messages. */
+  #historyEvent(history: NonNullable<LiveFeedOptions["history"]>): Uint8Array {
+    const event: FeedHistoryEvent = {
+      messages: history(FEED_HISTORY_MESSAGES).map(({ sender, time, payload }) =>
+        toFeedMessage({
+          from: sender,
+          time,
+          size: payload.length,
+          head: payload.subarray(0, FEED_PREVIEW_BYTES),
+        })
+      ),
+    };
+    return encoder.encode(`event: history\ndata: ${JSON.stringify(event)}\n\n`);
   }
 
   #event(): FeedEvent {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  FEED_HISTORY_MESSAGES,
   FEED_PREVIEW_BYTES,
   FEED_WATCHER_QUEUE_EVENTS,
   MAX_FEED_CLIENTS,
@@ -263,3 +264,59 @@ Deno.test("LiveFeed.watch() refuses a watcher beyond the most, and after close()
 function closing(feed: LiveFeed): LiveFeed & Disposable {
   return Object.assign(feed, { [Symbol.dispose]: () => feed.close() });
 }
+
+/** The first `event: history` block of a watcher's stream, parsed; null if the stream has another event first. */
+async function firstHistoryEvent(stream: ReadableStream<Uint8Array>) {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  for (;;) {
+    const blocks = text.split("\n\n");
+    for (const block of blocks.slice(0, -1)) {
+      if (block.startsWith("retry:")) continue;
+      await reader.cancel();
+      const match = block.match(/^event: history\ndata: (.*)$/);
+      return match ? JSON.parse(match[1]) : null;
+    }
+    const { value, done } = await reader.read();
+    if (done) return null;
+    text += value;
+  }
+}
+
+Deno.test("LiveFeed.watch() with a history sends a new watcher the recent stored messages first", async () => {
+  const asked: number[] = [];
+  const feed = new LiveFeed({
+    intervalMs: 60_000,
+    history: (n) => {
+      asked.push(n);
+      return [
+        { sender: "ann", time: 1_000, payload: encoder.encode("hello") },
+        { sender: "bob", time: 2_000, payload: Uint8Array.of(0xff, 0x00) },
+        { sender: "cy", time: 3_000, payload: new Uint8Array(FEED_PREVIEW_BYTES + 10).fill(0x61) },
+      ];
+    },
+  });
+  const event = await firstHistoryEvent(feed.watch());
+  assert.deepEqual(asked, [FEED_HISTORY_MESSAGES]);
+  assert.deepEqual(event, {
+    messages: [
+      { from: "ann", time: 1_000, size: 5, binary: false, preview: "hello", truncated: false },
+      { from: "bob", time: 2_000, size: 2, binary: true, preview: "ff 00", truncated: false },
+      {
+        from: "cy",
+        time: 3_000,
+        size: FEED_PREVIEW_BYTES + 10,
+        binary: false,
+        preview: "a".repeat(FEED_PREVIEW_BYTES),
+        truncated: true,
+      },
+    ],
+  });
+  feed.close();
+  // Without a history, the first event is the regular one.
+  const plain = new LiveFeed({ intervalMs: 60_000 });
+  const first = firstHistoryEvent(plain.watch());
+  plain.tick();
+  assert.equal(await first, null);
+  plain.close();
+});

@@ -15,6 +15,20 @@
 import { MAX_NAME_LENGTH } from "../defaults.ts";
 
 /**
+ * Largest count a decoded `HISTORY <n>` carries: a larger n (of any number of digits)
+ * is taken as this, and the server caps it further (`--history-replay-max`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_HISTORY_COUNT } from "./frame.ts";
+ *
+ * assert.equal(MAX_HISTORY_COUNT, 2 ** 31 - 1);
+ * ```
+ */
+export const MAX_HISTORY_COUNT = 2 ** 31 - 1;
+
+/**
  * A frame a client sends to the server, as the server decodes it.
  *
  * - `auth`: `AUTH <token>`, the client proves it may connect (its first line when
@@ -22,6 +36,8 @@ import { MAX_NAME_LENGTH } from "../defaults.ts";
  * - `hello`: `HELLO <name>`, the client names itself.
  * - `msg`: `MSG <n>` and n binary-safe payload bytes.
  * - `text`: any other non-empty line, sent as a message without its line end.
+ * - `history`: `HISTORY <n>`, the client asks for the last `count` stored messages
+ *   (`count` is capped at {@linkcode MAX_HISTORY_COUNT} when decoded).
  * - `ping`, `pong`, `sub`, `unsub`, `quit`: the exact lines `PING`, `PONG`,
  *   `SUB`, `UNSUB` and `QUIT`.
  *
@@ -54,6 +70,7 @@ export type ClientFrame =
   | { type: "hello"; name: string }
   | { type: "msg"; payload: Uint8Array }
   | { type: "text"; payload: Uint8Array }
+  | { type: "history"; count: number }
   | { type: "ping" }
   | { type: "pong" }
   | { type: "sub" }

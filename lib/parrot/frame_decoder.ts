@@ -38,7 +38,14 @@
  */
 
 import { DEFAULT_MAX_FRAME_BYTES, MAX_CONTROL_LINE_BYTES, MAX_NAME_LENGTH } from "../defaults.ts";
-import { type ClientFrame, isValidName, ProtocolError, REASON, type ServerFrame } from "./frame.ts";
+import {
+  type ClientFrame,
+  isValidName,
+  MAX_HISTORY_COUNT,
+  ProtocolError,
+  REASON,
+  type ServerFrame,
+} from "./frame.ts";
 
 /**
  * Limits of a decoder.
@@ -177,6 +184,7 @@ function ascii(text: string): Uint8Array {
 
 const VERB_MSG = ascii("MSG");
 const VERB_HELLO = ascii("HELLO");
+const VERB_HISTORY = ascii("HISTORY");
 const VERB_AUTH = ascii("AUTH");
 const VERB_ERR = ascii("ERR");
 const LINE_PING = ascii("PING");
@@ -590,6 +598,7 @@ class ClientGrammar implements Grammar<ClientFrame | PayloadRange> {
         break;
       case 0x48: // H
         if (isVerb(bytes, start, end, VERB_HELLO)) return hello(bytes, start + 6, end);
+        if (isVerb(bytes, start, end, VERB_HISTORY)) return history(bytes, start + 8, end);
         break;
       case 0x41: { // A
         const token = parseAuthLine(bytes, start, end);
@@ -678,6 +687,29 @@ function hello(bytes: Uint8Array, start: number, end: number): ClientFrame | Pro
     );
   }
   return { type: "hello", name };
+}
+
+/**
+ * Decodes the count of `HISTORY <n>`, which starts at `start` (past `end` if missing):
+ * decimal digits only; a value above {@linkcode MAX_HISTORY_COUNT} (of any number of
+ * digits) is taken as it, without overflowing.
+ */
+function history(bytes: Uint8Array, start: number, end: number): ClientFrame | ProtocolError {
+  if (start >= end) {
+    return new ProtocolError(REASON.malformedFrame, "Cannot parse HISTORY count: it is missing");
+  }
+  let count = 0;
+  for (let i = start; i < end; i++) {
+    const digit = bytes[i] - 0x30;
+    if (digit < 0 || digit > 9) {
+      return new ProtocolError(
+        REASON.malformedFrame,
+        `Cannot parse HISTORY count ${preview(bytes, start, end)}: not a number`,
+      );
+    }
+    count = Math.min(count * 10 + digit, MAX_HISTORY_COUNT);
+  }
+  return { type: "history", count };
 }
 
 /** The grammar of the lines the server sends. */

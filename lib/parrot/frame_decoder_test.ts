@@ -668,3 +668,40 @@ Deno.test("ClientFrameDecoder.pushRanges() decodes like push() at the edges of i
     );
   }
 });
+
+Deno.test("ClientFrameDecoder.push() decodes HISTORY <n>, pushed whole or a byte at a time", () => {
+  const input = bytes("HISTORY 10\r\nHISTORY 007\nHISTORY 99999999999999999999\nHISTORYX\n");
+  const expected: ClientFrame[] = [
+    { type: "history", count: 10 },
+    { type: "history", count: 7 },
+    // Capped, not overflowed.
+    { type: "history", count: 2 ** 31 - 1 },
+    // Not the verb: a text message, as before.
+    { type: "text", payload: bytes("HISTORYX") },
+  ];
+  for (const points of [[], everyByte(input.length)]) {
+    const { frames, errors } = decodeClient(input, points);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(frames, expected);
+  }
+});
+
+Deno.test("ClientFrameDecoder.push() refuses HISTORY without a decimal count", () => {
+  const cases: [string, string][] = [
+    ["HISTORY\n", "Cannot parse HISTORY count: it is missing"],
+    ["HISTORY \n", "Cannot parse HISTORY count: it is missing"],
+    ["HISTORY ten\n", 'Cannot parse HISTORY count "ten": not a number'],
+    ["HISTORY -1\n", 'Cannot parse HISTORY count "-1": not a number'],
+    ["HISTORY 1 2\n", 'Cannot parse HISTORY count "1 2": not a number'],
+  ];
+  for (const [line, message] of cases) {
+    const input = bytes(line);
+    for (const points of [[], everyByte(input.length)]) {
+      const { frames, errors } = decodeClient(input, points);
+      assert.deepEqual(frames, [], line);
+      assert.equal(errors.length, 1, line);
+      assert.equal(errors[0].reason, REASON.malformedFrame);
+      assert.equal(errors[0].message, message);
+    }
+  }
+});

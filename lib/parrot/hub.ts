@@ -39,6 +39,11 @@ export interface HubOptions {
    * also forwarded to them, and they learn how many subscribers this hub has.
    */
   peers?: RelayPeers;
+  /**
+   * Called when a session joins the subscribers (admitted, or `SUB`): it gets every
+   * message relayed from the next {@linkcode Hub.flushRelays} on.
+   */
+  onSubscribe?: (session: Session) => void;
 }
 
 /** A client cut off as a slow consumer, as {@linkcode HubOptions.onSlowConsumer} hears it. */
@@ -83,6 +88,7 @@ export class Hub {
   #behind = new Set<Session>();
   #onSlowConsumer?: (cutOff: SlowConsumer) => void;
   #peers?: RelayPeers;
+  #onSubscribe?: (session: Session) => void;
   /** Clients cut off as slow consumers since the hub was made. */
   slowConsumers = 0;
   /** Messages queued for slow consumers that they did not receive. */
@@ -114,6 +120,7 @@ export class Hub {
     this.#maxOutboundBytes = options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES;
     this.#onSlowConsumer = options.onSlowConsumer;
     this.#peers = options.peers;
+    this.#onSubscribe = options.onSubscribe;
   }
 
   /** Bytes of relayed messages queued for subscribers since start (their wire frames). */
@@ -153,7 +160,10 @@ export class Hub {
     const before = this.#subscribers.size;
     if (subscribed && this.#sessions.has(session)) this.#subscribers.add(session);
     else this.#subscribers.delete(session);
-    if (this.#subscribers.size !== before) this.#subscribersChanged();
+    if (this.#subscribers.size !== before) {
+      this.#subscribersChanged();
+      if (subscribed) this.#onSubscribe?.(session);
+    }
   }
 
   #subscribersChanged(): void {

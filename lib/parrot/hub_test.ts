@@ -402,3 +402,15 @@ Deno.test("Hub.flushRelays() sends a short batch after a long one without the lo
   assert.deepEqual(cidConn.texts, ["MSG ann 1\nz\n"]);
   assert.equal(hub.flushRelays(), 0, "nothing queued: nothing sent again");
 });
+
+Deno.test("Hub tells onSubscribe when a session joins the subscribers, once", () => {
+  const joined: string[] = [];
+  const conn = { write: (p: Uint8Array) => Promise.resolve(p.length), close: () => {} };
+  const hub = new Hub({ onSubscribe: (session) => joined.push(session.name) });
+  const ann = new Session(conn, 1, "ann");
+  hub.add(ann);
+  hub.subscribe(ann, true); // Already subscribed: not again.
+  hub.subscribe(ann, false);
+  hub.subscribe(ann, true);
+  assert.deepEqual(joined, ["ann", "ann"]);
+});

@@ -66,6 +66,7 @@ import { constantTimeEqual } from "./admission.ts";
 import { isValidName, REASON } from "./frame.ts";
 import { encodeErr, PONG_LINE } from "./frame_encoder.ts";
 import { Hub } from "./hub.ts";
+import { type MessageHistory, replayHistory } from "./message_history.ts";
 import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
 import { RemoteSenders } from "./remote_senders.ts";
 import { createRecordWriter, type RecordFormat, type RecordWriter } from "./record_format.ts";
@@ -141,6 +142,17 @@ export interface ParrotServerOptions {
   remote?: RemoteMessages;
   /** Also write the records of `remote` messages, as `<from>@<origin>`. Default false. */
   printRemote?: boolean;
+  /**
+   * Called for every `remote` message, in the order relayed (the live page lists them);
+   * `payload` is valid during the call only.
+   */
+  onRemote?: (origin: string, from: string, payload: Uint8Array) => void;
+  /**
+   * Records every message printed, in order, and answers `HISTORY <n>` (`--history`;
+   * `openHistory()` of `lib/history/`). The caller closes it after `finished`. Default
+   * none: `HISTORY` sends nothing.
+   */
+  history?: MessageHistory;
   /** Aborting it starts the graceful shutdown. */
   signal?: AbortSignal;
 }
@@ -426,7 +438,10 @@ export function startParrotServerWith(
         dropped,
       }),
     peers: shard.peers,
+    // With a history, when each subscriber's live relays began: HISTORY replays up to it.
+    onSubscribe: options.history && ((session) => liveSince.set(session, options.history!.lastId)),
   });
+  const liveSince = new WeakMap<Session, number>();
   shard.peers?.onForwarded((bytes, messages, done) => {
     counters.relayed += hub.deliverForwarded(bytes, messages, done);
   });
@@ -570,6 +585,7 @@ export function startParrotServerWith(
   const draining = drain({
     remote: options.remote,
     printRemote: options.printRemote ?? false,
+    onRemote: options.onRemote,
     channel,
     hub,
     counters,
@@ -578,6 +594,11 @@ export function startParrotServerWith(
     batchBudget,
     broadcast: options.broadcast ?? true,
     onMessage: options.onMessage,
+    history: options.history && {
+      store: options.history,
+      liveSince,
+      maxReplayBytes: Math.max(1, Math.floor(maxOutboundBytes / 2)),
+    },
     readBuffers,
     readBatches,
     outputWait,
@@ -798,6 +819,15 @@ interface DrainContext {
   /** Relay messages to subscribers. */
   broadcast: boolean;
   onMessage?: (from: string, payload: Uint8Array) => void;
+  /**
+   * Where every message is recorded; `liveSince` has, for each subscriber, the last id
+   * recorded when it subscribed (its live relays hold every later one).
+   */
+  history?: {
+    store: MessageHistory;
+    liveSince: WeakMap<Session, number>;
+    maxReplayBytes: number;
+  };
   /** Where read buffers go back once their frames are consumed. */
   readBuffers: BufferPool;
   /** Where read batches go back. */
@@ -808,6 +838,8 @@ interface DrainContext {
   remote?: RemoteMessages;
   /** Write records of the remote messages too. */
   printRemote: boolean;
+  /** Called for every remote message, in order. */
+  onRemote?: (origin: string, from: string, payload: Uint8Array) => void;
 }
 
 /**
@@ -833,13 +865,20 @@ class ReadTimes {
 /** The main task: drains the channel until it is closed and empty, then flushes stdout. */
 async function drain(context: DrainContext): Promise<void> {
   const { channel, hub, counters, stdout, records, batchBudget, broadcast, onMessage } = context;
-  const { readBuffers, readBatches, outputWait, remote: remoteInbox, printRemote } = context;
+  const { readBuffers, readBatches, outputWait, remote: remoteInbox, printRemote, onRemote } =
+    context;
   const remoteSenders = new RemoteSenders();
+  const history = context.history?.store;
+  /** When the drain batch began: the time the history records (one clock read a batch). */
+  let batchTime = 0;
   const spareReadTimes: ReadTimes[] = [];
   let readTimes = new ReadTimes();
   const pongs: Session[] = [];
   const quits: Session[] = [];
   const consumed: Uint8Array[] = [];
+
+  const sendPong = (session: Session) => session.send(PONG_LINE);
+  const finishNow = (session: Session) => session.finish();
 
   /** One message: `bytes[start, end)` is its payload. Copied once, into the stdout batch. */
   function message(session: Session, bytes: Uint8Array, start: number, end: number): void {
@@ -849,6 +888,7 @@ async function drain(context: DrainContext): Promise<void> {
     if (stdout) records.write(stdout, session, bytes, start, end);
     // A view only for whoever needs one.
     if (onMessage) onMessage(session.name, bytes.subarray(start, end));
+    if (history) history.recordRange(session.name, bytes, start, end, batchTime);
     if (broadcast) hub.queueRelay(session, bytes, start, end);
   }
 
@@ -861,6 +901,8 @@ async function drain(context: DrainContext): Promise<void> {
     if (printRemote && stdout) {
       records.write(stdout, remoteSenders.record(origin, from), payload, 0, payload.length);
     }
+    if (history) history.recordRange(from, payload, 0, payload.length, batchTime);
+    if (onRemote) onRemote(origin, from, payload);
     if (broadcast) hub.queueRelay(remoteSenders.session(from), payload, 0, payload.length);
   }
 
@@ -888,7 +930,28 @@ async function drain(context: DrainContext): Promise<void> {
           pongs.push(session);
           break;
         case "sub":
+          // Relays queued so far go out first: the new subscriber's live relays, and so
+          // its HISTORY, begin after the messages recorded until now.
+          if (history && !session.subscribed) counters.relayed += hub.flushRelays();
           hub.subscribe(session, true);
+          break;
+        case "history":
+          if (history) {
+            // A subscriber has had every message since it subscribed live: replay up to
+            // there (no gap, no duplicate); for others, up to now. Ahead of the relays
+            // of this batch, which flushRelays() sends after.
+            const { liveSince, maxReplayBytes } = context.history!;
+            const upTo = session.subscribed
+              ? liveSince.get(session) ?? history.lastId
+              : history.lastId;
+            session.messagesOut += replayHistory(
+              history,
+              session,
+              frame.count,
+              upTo,
+              maxReplayBytes,
+            );
+          }
           break;
         case "unsub":
           hub.subscribe(session, false);
@@ -917,6 +980,7 @@ async function drain(context: DrainContext): Promise<void> {
       break; // Closed and drained.
     }
     const bytesBefore = counters.bytes;
+    if (history) batchTime = Date.now();
     take(first);
     for (let taken = 1; taken < MAX_DRAIN_BATCH; taken++) {
       if (counters.bytes - bytesBefore >= batchBudget) break;
@@ -933,14 +997,27 @@ async function drain(context: DrainContext): Promise<void> {
     // Subscribers here or on other shards fell behind: take no more input for a
     // moment, so that they can catch up before the slow-consumer rule applies.
     await hub.whenCaughtUp(DEFAULT_STALL_MS);
+    // The history's database is behind: wait, as for stdout, rather than skip messages.
+    if (history?.congested) await history.whenRoom?.();
+    // With a history, PONG also promises that the messages before it are stored (they
+    // survive kill -9), and QUIT's close waits as its PONG does.
+    const stored = history?.flush && (pongs.length > 0 || quits.length > 0)
+      ? history.flush()
+      : undefined;
+    const pong = stored
+      ? (session: Session) => void stored.then(() => sendPong(session))
+      : sendPong;
+    const finish = stored
+      ? (session: Session) => void stored.then(() => finishNow(session))
+      : finishNow;
     if (stdout) {
       // PONG promises that the messages before it are on stdout: no PONG when they
       // are not (the output failed; the clients get ERR output failed instead).
       for (const session of pongs) {
-        stdout.afterWritten((written) => written && session.send(PONG_LINE));
+        stdout.afterWritten((written) => written && pong(session));
       }
       for (const session of quits) {
-        stdout.afterWritten((written) => written && session.finish());
+        stdout.afterWritten((written) => written && finish(session));
       }
       const upTo = counters.messages;
       const waited = readTimes;
@@ -957,8 +1034,8 @@ async function drain(context: DrainContext): Promise<void> {
       // Ahead of the writer by a whole batch: wait for it, so memory stays bounded.
       await stdout.room(batchBudget);
     } else {
-      for (const session of pongs) session.send(PONG_LINE);
-      for (const session of quits) session.finish();
+      for (const session of pongs) pong(session);
+      for (const session of quits) finish(session);
       counters.written = counters.messages;
       readTimes.record(outputWait);
       // No stdout write to wait for: still let the subscribers' writes run between batches.

@@ -29,7 +29,7 @@ import { TokenBucket } from "../net/token_bucket.ts";
 import type { ChunkDone } from "../net/write_coalescer.ts";
 import { constantTimeEqual } from "./admission.ts";
 import { type ConnectionCounters, countProtocolError } from "./connection.ts";
-import { type ClientFrame, isValidName, REASON } from "./frame.ts";
+import { type ClientFrame, isValidName, MAX_HISTORY_COUNT, REASON } from "./frame.ts";
 import type { Hub } from "./hub.ts";
 import type { ReadBatch, ReadBatchPool } from "./read_batch.ts";
 import { type Outbound, Session, type SessionTransport } from "./session.ts";
@@ -499,7 +499,7 @@ export class WebSocketConnection {
     if (typeof control !== "object" || control === null || Array.isArray(control)) {
       return this.#badInput(NOT_A_CONTROL);
     }
-    const { type, text, name, token } = control as Record<string, unknown>;
+    const { type, text, name, token, n } = control as Record<string, unknown>;
     switch (type) {
       case "msg": {
         if (typeof text !== "string") {
@@ -517,6 +517,11 @@ export class WebSocketConnection {
       case "auth":
         if (typeof token !== "string") return this.#badInput(REASON.unauthorized);
         return { type: "auth", token: encoder.encode(token) };
+      case "history":
+        if (typeof n !== "number" || !Number.isInteger(n) || n < 0) {
+          return this.#badInput('malformed frame: "n" must be a whole number, 0 or more');
+        }
+        return { type: "history", count: Math.min(n, MAX_HISTORY_COUNT) };
       case "ping":
       case "pong":
       case "sub":

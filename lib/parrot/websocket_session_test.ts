@@ -189,6 +189,45 @@ Deno.test("upgradeWebSocket() takes hello, sub and unsub controls, and subscribe
   }
 });
 
+Deno.test("upgradeWebSocket() takes a history control: the replay, then live messages", async () => {
+  const recorded: { sender: string; payload: Uint8Array }[] = [];
+  const setup = new Setup({
+    history: {
+      get lastId() {
+        return recorded.length;
+      },
+      recordRange: (sender, bytes, start, end) =>
+        recorded.push({ sender, payload: bytes.slice(start, end) }),
+      last: (n, upToId = Infinity) => recorded.slice(0, upToId).slice(-n),
+    },
+  });
+  const bob = await setup.tcp("bob");
+  try {
+    await bob.write("MSG 3\none\nMSG 3\ntwo\nPING\n");
+    await bob.until("PONG\n");
+    const listener = await setup.ws("?subscribe=0");
+    listener.send({ type: "history", n: 1 });
+    listener.send({ type: "sub" });
+    await listener.ping();
+    await bob.write("MSG 5\nthree\n");
+    await waitFor(() => listener.controls().filter((c) => c.type === "msg").length === 2, "relays");
+    assert.deepEqual(listener.controls().filter((c) => c.type === "msg"), [
+      { type: "msg", from: "bob", text: "two" },
+      { type: "msg", from: "bob", text: "three" },
+    ]);
+    const bad = await setup.ws();
+    bad.send({ type: "history", n: -1 });
+    assert.deepEqual(await bad.closed, {
+      code: 1008,
+      reason: 'malformed frame: "n" must be a whole number, 0 or more',
+    });
+    await listener.close();
+  } finally {
+    bob.close();
+    await setup.close();
+  }
+});
+
 Deno.test("upgradeWebSocket() answers 400 to a request that is not an upgrade, or with a bad name", async () => {
   const setup = new Setup();
   try {

@@ -14,6 +14,7 @@ import type { BenchContext, BenchOutcome } from "./drive.ts";
 import type { BenchResult } from "./report.ts";
 import { runChurn, runIdleConnections } from "./scenario_connections.ts";
 import { runLatency } from "./scenario_latency.ts";
+import { runFanInWithHistory } from "./scenario_history.ts";
 import { runFanInWithPage } from "./scenario_page.ts";
 import { runFanOutThroughNats } from "./scenario_cluster.ts";
 import { runFanIn, runFanOut, runMemoryUnderLoad } from "./scenario_throughput.ts";
@@ -60,6 +61,13 @@ export const SCENARIOS: readonly BenchScenario[] = [
     quick: { connections: 64, messages: 5_000, size: 64 },
     timeLimitMs: { full: 240_000, quick: 60_000 },
     run: runFanInWithPage,
+  },
+  {
+    name: "fanin-history-64x64",
+    full: { connections: 64, messages: 100_000, size: 64 },
+    quick: { connections: 64, messages: 5_000, size: 64 },
+    timeLimitMs: { full: 240_000, quick: 60_000 },
+    run: runFanInWithHistory,
   },
   {
     name: "fanin-4k",

@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { ClientInfo, FeedEvent, FeedMessage } from "../live_feed.ts";
+import type { ClientInfo, FeedEvent, FeedHistoryEvent, FeedMessage } from "../live_feed.ts";
 
 /** The part of a DOM element the page uses. */
 interface PageElement {
@@ -410,6 +410,13 @@ function start(): void {
   feed.addEventListener("error", () => {
     status.textContent = "disconnected: reconnecting…";
     status.className = "status";
+  });
+  // With --history, the recent messages come first (again after a reconnect: they
+  // replace what the table showed).
+  feed.addEventListener("history", (message: MessageEvent<string>) => {
+    const event = JSON.parse(message.data) as FeedHistoryEvent;
+    messages.replaceChildren();
+    showMessages(messages, event.messages);
   });
   feed.addEventListener("message", (message: MessageEvent<string>) => {
     const event = JSON.parse(message.data) as FeedEvent;
