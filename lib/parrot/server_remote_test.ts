@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { RemoteInbox } from "../cluster/remote_inbox.ts";
 import { RawClient, RecordingWriter, waitFor } from "../testing.ts";
+import type { MessageHistory, StoredMessage } from "./message_history.ts";
 import { startParrotServer } from "./server.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -50,3 +51,43 @@ for (const printRemote of [false, true]) {
     }
   });
 }
+
+Deno.test("startParrotServer() records remote messages in its history and hands them to onRemote", async () => {
+  const inbox = new RemoteInbox();
+  const recorded: StoredMessage[] = [];
+  const history: MessageHistory = {
+    get lastId() {
+      return recorded.length;
+    },
+    recordRange: (from, bytes, start, end) =>
+      void recorded.push({ sender: from, payload: bytes.slice(start, end) }),
+    last: (n, upToId = recorded.length) => recorded.slice(0, upToId).slice(-n),
+  };
+  const seen: string[] = [];
+  const server = startParrotServer({
+    port: 0,
+    output: new RecordingWriter(),
+    remote: inbox,
+    history,
+    onRemote: (origin, from, payload) =>
+      seen.push(`${from}@${origin}: ${new TextDecoder().decode(payload)}`),
+  });
+  const ann = await RawClient.connect(server.addr.port);
+  try {
+    await ann.write("HELLO ann\nMSG 4\nmine\nPING\n");
+    await waitFor(() => ann.received.text() === "PONG\n", "ann's PONG");
+    inbox.push("east", "bob", bytes("hello"));
+    await waitFor(() => recorded.length === 2, "the remote message recorded");
+    assert.deepEqual(seen, ["bob@east: hello"]);
+    assert.equal(ann.received.text(), "PONG\nMSG bob 5\nhello\n", "live, as ever");
+    // A client that comes later gets both from the history, in the order relayed.
+    const carl = await RawClient.connect(server.addr.port);
+    await carl.write("HISTORY 5\nPING\n");
+    await waitFor(() => carl.received.text().endsWith("PONG\n"), "carl's replay");
+    assert.equal(carl.received.text(), "MSG ann 4\nmine\nMSG bob 5\nhello\nPONG\n");
+    await carl.close();
+  } finally {
+    await ann.close();
+    await server.shutdown();
+  }
+});
