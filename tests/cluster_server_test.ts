@@ -310,7 +310,7 @@ Deno.test("server refuses a cluster setting it cannot apply with one line, and -
   assert.match(threads.stderr, /^error: Cannot use --cluster with --threads 2: /m);
 });
 
-Deno.test("server in cluster mode shows the cluster's counters in /metrics (promtool clean) and on the live page", async () => {
+Deno.test("server in cluster mode shows the cluster's counters in /metrics (promtool clean) and on the live page, with their messages", async () => {
   assert.ok(await hasCommand("promtool"), "promtool is missing (.ci/run installs it)");
   const nats = await startNats();
   const east = await startClusterServer(nats.url, "east");
@@ -350,11 +350,26 @@ Deno.test("server in cluster mode shows the cluster's counters in /metrics (prom
       if (done) break;
       text += value;
     }
-    controller.abort();
-    await reader.cancel().catch(() => {});
     const event = JSON.parse(text.match(/data: (.*)\n/)![1]);
     assert.equal(event.counters.clusterReceived, 2);
     assert.equal(event.counters.clusterConnected, 1);
+    // Its message list shows the other server's messages too, tagged with their origin.
+    await ann.write(msg("three"));
+    const shown: string[] = [];
+    let pending = "";
+    while (!shown.includes("ann@east: three")) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `the feed ended before ann's message showed: ${shown.join(", ")}`);
+      const lines = (pending + value).split("\n");
+      pending = lines.pop()!; // a line the next read completes
+      for (const line of lines.filter((line) => line.startsWith("data: "))) {
+        for (const { from, preview } of JSON.parse(line.slice(6)).messages ?? []) {
+          shown.push(`${from}: ${preview}`);
+        }
+      }
+    }
+    controller.abort();
+    await reader.cancel().catch(() => {});
   } finally {
     for (const client of clients) await client.close();
     assert.equal(await stopServer(east), 0);
