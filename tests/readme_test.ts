@@ -221,6 +221,14 @@ Deno.test("every `deno task <name>` in the README and docs/ is a task of deno.js
   }
 });
 
+Deno.test("README's `Task ...` lines show the tasks as deno.json has them", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
+  const readme = await Deno.readTextFile(README);
+  const lines = [...readme.matchAll(/^Task ([a-z][a-z-]*) (.*?)(?: '[^']*')*$/gm)];
+  assert.ok(lines.length > 0, "no `Task ...` line in the README");
+  for (const [line, name, command] of lines) assert.equal(command, config.tasks[name], line);
+});
+
 Deno.test("README shows examples/echo_server.ts whole, as it is", async () => {
   const readme = await Deno.readTextFile(README);
   const example = await Deno.readTextFile(new URL("examples/echo_server.ts", ROOT));
