@@ -10,6 +10,8 @@ import { countRecords } from "../scripts/bench/records.ts";
 import type { BenchReport, BenchResult } from "../scripts/bench/report.ts";
 import { runBenchScenario, SCENARIOS, selectScenarios } from "../scripts/bench/scenarios.ts";
 import { runDeno } from "../lib/testing.ts";
+import { Pacer } from "../scripts/bench/pacer.ts";
+import { formatMicroseconds } from "../scripts/bench/scenario_latency.ts";
 
 async function runTiny(name: string, sizes: Record<string, number>): Promise<BenchResult> {
   const scenario = SCENARIOS.find((s) => s.name === name);
@@ -64,22 +66,94 @@ Deno.test("bench fan-out: every subscriber counted every relayed message", async
   assert.equal(metrics.printed, 600);
 });
 
-Deno.test("bench latency: every paced message reached the subscriber and was timed", async () => {
-  const { metrics } = await runTiny("latency", {
-    publishers: 5,
-    rate: 500,
-    durationMs: 400,
-    warmupMs: 100,
-    size: 64,
-    pingRate: 20,
-  });
-  assert.equal(metrics.received, metrics.sent);
-  assert.equal(metrics.printed, metrics.sent);
-  assert.ok(Number(metrics.timed) > 0);
+const TINY_LATENCY = {
+  publishers: 5,
+  rate: 500,
+  durationMs: 400,
+  warmupMs: 100,
+  size: 64,
+  pingRate: 20,
+};
+
+/** Checks a latency row at {@linkcode TINY_LATENCY}: every message arrived, timed and printed. */
+function assertLatencyRow(result: BenchResult, publishers: number): void {
+  const { metrics, figure, load } = result;
+  const expected = Math.round((TINY_LATENCY.rate * 500) / 1000);
+  assert.equal(metrics.sent, expected);
+  assert.equal(metrics.received, expected);
+  assert.equal(metrics.printed, expected);
+  assert.equal(metrics.publishers, publishers);
+  // Every message after the warm-up's (its first 50 sequence numbers) is timed.
+  assert.equal(metrics.timed, expected - 50);
   assert.ok(Number(metrics.pings) > 0);
   // The publishers and the subscriber are in two Workers: their clocks must agree, so
   // no message can be seen arriving before it was sent.
   assert.ok(Number(metrics.minMs) > 0, `a message arrived ${metrics.minMs} ms after it was sent`);
+  for (const key of ["p50Us", "p99Us", "p999Us", "maxUs", "lateP99Us", "lateMaxUs"]) {
+    assert.equal(typeof metrics[key], "number", key);
+  }
+  assert.ok(Number(metrics.p50Us) <= Number(metrics.p99Us));
+  assert.ok(Number(metrics.p99Us) <= Number(metrics.p999Us));
+  assert.ok(Number(metrics.lateP99Us) <= Number(metrics.lateMaxUs));
+  // One tick per message (2 ms at 500 msgs/s); the warm-up's are not counted.
+  assert.equal(metrics.pacerPeriodMs, 2);
+  assert.ok(
+    Number(metrics.pacerTicks) > 0 && Number(metrics.pacerTicks) <= 202,
+    `${metrics.pacerTicks}`,
+  );
+  assert.match(
+    figure,
+    /^p50 [\d.]+ (us|ms) \/ p99 [\d.]+ (us|ms) \/ p99\.9 [\d.]+ (us|ms); pacer late p99 [\d.]+ (us|ms) \/ max [\d.]+ (us|ms); PING /,
+  );
+  assert.match(load, new RegExp(`^${publishers} pubs? -> 1 sub`));
+}
+
+Deno.test("Pacer.next() serves every tick once and records each one's lateness", async () => {
+  const pacer = await Pacer.start();
+  try {
+    pacer.begin(0.5, 40);
+    let served = 0;
+    for (let calls = 0; served < 40 && calls < 10_000; calls++) {
+      const now = await pacer.next();
+      assert.ok(now >= served, `ticks went back from ${served} to ${now}`);
+      served = now;
+    }
+    assert.equal(served, 40);
+    const late = pacer.lateness();
+    assert.equal(late.length, 40);
+    assert.ok(late.every((ms, i) => ms >= 0 && (i === 0 || ms >= late[i - 1])), "sorted, >= 0");
+    // The warm-up's ticks (the first 10 ms, 20 ticks) are left out on request.
+    assert.equal(pacer.lateness(10).length, 20);
+  } finally {
+    pacer.stop();
+  }
+});
+
+Deno.test("formatMicroseconds() gives us below a millisecond and ms above", () => {
+  assert.equal(formatMicroseconds(71), "71 us");
+  assert.equal(formatMicroseconds(2_104), "2.10 ms");
+  assert.equal(formatMicroseconds(NaN), "-");
+});
+
+Deno.test("bench latency: every paced message reached the subscriber and was timed", async () => {
+  assertLatencyRow(await runTiny("latency", TINY_LATENCY), 5);
+});
+
+Deno.test("bench latency-1pub: one publisher's every message was timed, the pacer's lateness beside", async () => {
+  assertLatencyRow(await runTiny("latency-1pub", { ...TINY_LATENCY, publishers: 1 }), 1);
+});
+
+Deno.test("bench latency-ws: a WebSocket subscriber got and timed every message", async () => {
+  const result = await runTiny("latency-ws", TINY_LATENCY);
+  assertLatencyRow(result, 5);
+  assert.match(result.load, /1 sub on WebSocket/);
+});
+
+Deno.test("bench latency-cluster: a subscriber on server B got every message published on A", async () => {
+  const result = await runTiny("latency-cluster", TINY_LATENCY);
+  assertLatencyRow(result, 5);
+  assert.match(result.load, /1 sub on server B \(via NATS\)/);
+  assert.match(String(result.metrics.nats), /^nats:\/\/127\.0\.0\.1:\d+$/);
 });
 
 Deno.test("bench idle and churn: every connection got its PONG", async () => {

@@ -139,7 +139,8 @@ export async function drive(
       serverThreadPercent: percent(serverCpu.busiestThreadMs),
       generatorPercent: percent(generatorCpu.totalMs),
       generatorThreadPercent: percent(generatorCpu.busiestThreadMs),
-      generatorWorkers: roles.length,
+      // One per role, and the latency publishers' pacer (scripts/bench/pacer.ts).
+      generatorWorkers: roles.length + roles.filter((r) => r.kind === "latency-publish").length,
     };
     const metrics: Record<string, Record<string, number>> = {};
     for (const role of result.roles) metrics[role.kind] = role.metrics;

@@ -78,6 +78,13 @@ export interface LatencyPublishRole extends LatencyPace {
 /** The one subscriber that times the paced messages, in a Worker of its own. */
 export interface LatencyListenRole extends LatencyPace {
   kind: "latency-listen";
+  /** A TCP client (the default), or a WebSocket client of `/ws` on the HTTP side. */
+  transport?: "tcp" | "ws";
+  /**
+   * The port to subscribe on, when it is not the plan's: the HTTP port for a WebSocket,
+   * or another server's port (cluster mode).
+   */
+  port?: number;
 }
 
 /** What one Worker of the generator does. */

@@ -1,74 +1,58 @@
 /**
- * The two halves of the latency scenario, each in a Worker of its own: many publishers
- * at a fixed, paced rate with PING/PONG round trips meanwhile, and one subscriber that
- * timestamps what it reads.
+ * The two halves of the latency scenarios, each in a Worker of its own: many publishers
+ * at a fixed, paced rate with PING/PONG round trips meanwhile, and one subscriber on TCP
+ * that timestamps what it reads (the WebSocket subscriber is in
+ * scripts/bench/roles_latency_ws.ts).
  *
  * They run apart so that neither waits for the other's work: with both on one thread, a
  * read that returned while the publishers were being flushed was timed late, and the
  * p99 was 1.7-1.9 ms where it is 0.8-1.0 ms apart. Their times come from the
- * generator's shared clock (`sharedClock()` in scripts/bench/role.ts). Each payload
- * carries its sequence number and its send time, in ASCII (the server prints payloads,
- * one record a line, so they hold no LF); the subscriber takes one clock reading per
- * read, so the figure is the time from a publisher's write call to the subscriber's
- * read returning, including the server's stdout write and relay. The pacing is a timer
- * by nature: every tick sends the messages (and PINGs) that are due by then,
- * round-robin over the publishers, one write per publisher per tick. Messages of the
- * warm-up are sent and checked, not timed.
+ * generator's shared clock (`sharedClock()` in scripts/bench/role.ts), and each payload
+ * carries its sequence number and its send time (scripts/bench/latency_stamp.ts); the
+ * subscriber takes one clock reading per read, so the figure is the time from a
+ * publisher's write call to the subscriber's read returning, including the server's
+ * stdout write and relay.
+ *
+ * The pace comes from a {@linkcode Pacer}, a thread that ticks every `1000 / rate` ms (at
+ * most 10,000 times a second): every tick sends the messages (and PINGs) due by then,
+ * round-robin over the publishers, one write per publisher per tick, so at 10,000 msgs/s
+ * each message is its own write as in the yardstick's latgen. How late this thread was for
+ * each tick is reported beside the latencies (`late*`), so that a starved generator is
+ * seen. Messages of the warm-up are sent and checked, not timed.
  *
  * @module
  */
 
 import { mapConcurrent } from "../shared/harness.ts";
+import {
+  latencyCounts,
+  LatencyRecord,
+  percentiles,
+  readAscii,
+  SEQUENCE_DIGITS,
+  STALL_MS,
+  STAMP_BYTES,
+  TIME_CHARS,
+  writeAscii,
+} from "./latency_stamp.ts";
+import { MIN_PERIOD_MS, Pacer } from "./pacer.ts";
 import { checkDeadline, Peer } from "./peer.ts";
-import type { LatencyListenRole, LatencyPace, LatencyPublishRole } from "./plan.ts";
+import type { LatencyListenRole, LatencyPublishRole } from "./plan.ts";
 import { type PreparedRole, quantile, type RoleContext, round } from "./role.ts";
 
 const encoder = new TextEncoder();
 const PING_LINE = encoder.encode("PING\n");
-/** A payload starts with its sequence number (10 digits), a space and its send time (16). */
-const SEQUENCE_DIGITS = 10;
-const TIME_CHARS = 16;
-const STAMP_BYTES = SEQUENCE_DIGITS + 1 + TIME_CHARS;
 
-/** Writes `text`, padded on the left with spaces to `width`, at `offset` (ASCII only). */
-function writeAscii(bytes: Uint8Array, offset: number, width: number, text: string): void {
-  const start = offset + width - text.length;
-  bytes.fill(0x20, offset, start);
-  for (let i = 0; i < text.length; i++) bytes[start + i] = text.charCodeAt(i);
-}
-
-/** Reads the ASCII number in `bytes[start, end)` (spaces allowed around it). */
-function readAscii(bytes: Uint8Array, start: number, end: number): number {
-  return Number(String.fromCharCode(...bytes.subarray(start, end)));
-}
-/** The subscriber gives up when nothing has arrived for this long. */
-const STALL_MS = 10_000;
-
-/**
- * How many messages a pace sends in all, and how many of them are the warm-up. Throws
- * when its payloads are too small for their stamps.
- */
-export function latencyCounts(pace: LatencyPace): { total: number; warmup: number } {
-  if (pace.size < STAMP_BYTES) throw new Error(`A latency payload needs ${STAMP_BYTES} bytes`);
-  return {
-    total: Math.round((pace.rate * (pace.warmupMs + pace.durationMs)) / 1000),
-    warmup: Math.round((pace.rate * pace.warmupMs) / 1000),
-  };
-}
-
-/** Subscribes; its `go` counts and times what arrives until it has every paced message. */
+/** Subscribes on TCP; its `go` counts and times what arrives until it has every message. */
 export async function prepareLatencyListener(
   context: RoleContext,
   role: LatencyListenRole,
 ): Promise<PreparedRole> {
-  const { port, deadline } = context;
-  const { total, warmup } = latencyCounts(role);
-  const listener = await Peer.connect(port, 256 * 1024);
+  const { deadline } = context;
+  const record = new LatencyRecord(role);
+  const listener = await Peer.connect(role.port ?? context.port, 256 * 1024);
   await listener.write("HELLO latency\nPING\n");
   await listener.untilPong(deadline);
-  const latencies = new Float64Array(total - warmup);
-  let timedLatencies = 0;
-  let received = 0;
   const failures: string[] = [];
 
   return {
@@ -78,7 +62,7 @@ export async function prepareLatencyListener(
         if (Date.now() - lastHeard > STALL_MS || Date.now() > deadline) listener.close();
       }, 500);
       try {
-        while (received < total) {
+        while (record.received < record.total) {
           const frames = await listener.read();
           const now = context.clock();
           if (frames === null) throw new Error(`the subscriber's connection closed`);
@@ -86,43 +70,29 @@ export async function prepareLatencyListener(
           for (const frame of frames) {
             if (frame.type === "err") throw new Error(`the subscriber got ERR ${frame.reason}`);
             if (frame.type !== "msg") continue;
-            received++;
             const payload = frame.payload;
-            if (
-              readAscii(payload, 0, SEQUENCE_DIGITS) >= warmup && timedLatencies < latencies.length
-            ) {
-              latencies[timedLatencies++] = now -
-                readAscii(payload, SEQUENCE_DIGITS + 1, STAMP_BYTES);
-            }
+            record.add(
+              readAscii(payload, 0, SEQUENCE_DIGITS),
+              readAscii(payload, SEQUENCE_DIGITS + 1, STAMP_BYTES),
+              now,
+            );
           }
-          if (received % 1000 < frames.length) {
-            context.progress(`${received.toLocaleString("en-US")} of ${total} msgs received`);
+          if (record.received % 1000 < frames.length) {
+            context.progress(
+              `${record.received.toLocaleString("en-US")} of ${record.total} msgs received`,
+            );
           }
         }
       } catch (error) {
         failures.push(
-          `subscriber at ${received} of ${total}: ${
+          `subscriber at ${record.received} of ${record.total}: ${
             error instanceof Error ? error.message : error
           }`,
         );
       } finally {
         clearInterval(watchdog);
       }
-      const timed = latencies.subarray(0, timedLatencies).sort();
-      if (received !== total) failures.push(`the subscriber got ${received} of ${total} messages`);
-      return {
-        kind: "latency-listen",
-        metrics: {
-          received,
-          timed: timedLatencies,
-          minMs: round(timed.length > 0 ? timed[0] : NaN),
-          p50Ms: round(quantile(timed, 0.5)),
-          p99Ms: round(quantile(timed, 0.99)),
-          p999Ms: round(quantile(timed, 0.999)),
-          maxMs: round(timed.length > 0 ? timed[timed.length - 1] : NaN),
-        },
-        failures,
-      };
+      return { kind: "latency-listen", metrics: record.finish(failures), failures };
     },
     close() {
       listener.close();
@@ -169,6 +139,7 @@ export async function prepareLatencyPublishers(
   const rtts: number[] = [];
   let sequence = 0;
   let closing = false;
+  const pacer = await Pacer.start();
   const failures: string[] = [];
 
   /** Reads a publisher's PONGs and times its PINGs, until its connection closes. */
@@ -217,28 +188,35 @@ export async function prepareLatencyPublishers(
   return {
     async go() {
       const hearing = publishers.map(hearPongs);
-      const startedAt = performance.now();
+      const periodMs = 1000 / role.rate;
+      const runMs = role.warmupMs + role.durationMs;
+      pacer.begin(periodMs, Math.ceil(runMs / Math.max(periodMs, MIN_PERIOD_MS)) + 2);
+      const startedAt = pacer.startAt;
       let scheduled = 0;
       let pingsScheduled = 0;
       let next = 0;
-      while (scheduled < total) {
-        checkDeadline(deadline, "the paced run");
-        const elapsed = performance.now() - startedAt;
-        const dueNow = Math.min(total, Math.floor((elapsed * role.rate) / 1000)) - scheduled;
-        const pingsNow = Math.floor((elapsed * role.pingRate) / 1000) - pingsScheduled;
-        for (let i = 0; i < dueNow; i++) publishers[next++ % publishers.length].due++;
-        for (let i = 0; i < pingsNow; i++) publishers[next++ % publishers.length].pingsDue++;
-        scheduled += dueNow;
-        pingsScheduled += pingsNow;
-        const timed = elapsed >= role.warmupMs;
-        for (const publisher of publishers) {
-          if (publisher.due > 0 || publisher.pingsDue > 0) flush(publisher, timed);
+      try {
+        while (scheduled < total) {
+          checkDeadline(deadline, "the paced run");
+          await pacer.next();
+          const elapsed = performance.now() - startedAt;
+          if (elapsed < 0) continue;
+          const dueNow = Math.min(total, Math.floor((elapsed * role.rate) / 1000)) - scheduled;
+          const pingsNow = Math.floor((elapsed * role.pingRate) / 1000) - pingsScheduled;
+          for (let i = 0; i < dueNow; i++) publishers[next++ % publishers.length].due++;
+          for (let i = 0; i < pingsNow; i++) publishers[next++ % publishers.length].pingsDue++;
+          scheduled += dueNow;
+          pingsScheduled += pingsNow;
+          const timed = elapsed >= role.warmupMs;
+          for (const publisher of publishers) {
+            if (publisher.due > 0 || publisher.pingsDue > 0) flush(publisher, timed);
+          }
+          if (Math.floor(scheduled / 1000) !== Math.floor((scheduled - dueNow) / 1000)) {
+            context.progress(`${scheduled.toLocaleString("en-US")} of ${total} paced msgs`);
+          }
         }
-        if (Math.floor(scheduled / 1000) !== Math.floor((scheduled - dueNow) / 1000)) {
-          context.progress(`${scheduled.toLocaleString("en-US")} of ${total} paced msgs`);
-        }
-        // Pacing: the next tick (a timer by nature).
-        await new Promise((resolve) => setTimeout(resolve, 1));
+      } finally {
+        pacer.stop();
       }
       const sendMs = performance.now() - startedAt;
       // The barrier: a PING after each publisher's last message, answered once the
@@ -255,12 +233,16 @@ export async function prepareLatencyPublishers(
       for (const publisher of publishers) publisher.peer.close();
       await Promise.all(hearing);
       rtts.sort((a, b) => a - b);
+      const late = pacer.lateness(role.warmupMs);
       return {
         kind: "latency-publish",
         metrics: {
           publishers: publishers.length,
           sent: scheduled,
           offeredPerSecond: Math.round(scheduled / (sendMs / 1000)),
+          pacerPeriodMs: round(pacer.periodMs, 4),
+          pacerTicks: late.length,
+          ...percentiles(late, "late"),
           pings: rtts.length,
           pingP50Ms: round(quantile(rtts, 0.5)),
           pingP99Ms: round(quantile(rtts, 0.99)),
@@ -271,6 +253,7 @@ export async function prepareLatencyPublishers(
     },
     close() {
       closing = true;
+      pacer.stop();
       for (const publisher of publishers) publisher.peer.close();
     },
   };

@@ -13,7 +13,7 @@ import { runIsolated, type Sizes } from "../shared/harness.ts";
 import type { BenchContext, BenchOutcome } from "./drive.ts";
 import type { BenchResult } from "./report.ts";
 import { runChurn, runIdleConnections } from "./scenario_connections.ts";
-import { runLatency } from "./scenario_latency.ts";
+import { runLatency, runLatencyCluster, runLatencyWebSocket } from "./scenario_latency.ts";
 import { runFanInWithHistory } from "./scenario_history.ts";
 import { runFanInWithPage } from "./scenario_page.ts";
 import { runFanOutThroughNats } from "./scenario_cluster.ts";
@@ -31,6 +31,7 @@ export interface BenchScenario {
 }
 
 const LATENCY = { publishers: 100, rate: 10_000, size: 64, pingRate: 100 };
+const LATENCY_1PUB = { publishers: 1, rate: 1_000, size: 64, pingRate: 100 };
 
 /** Every scenario, in the order of the table. */
 export const SCENARIOS: readonly BenchScenario[] = [
@@ -117,6 +118,27 @@ export const SCENARIOS: readonly BenchScenario[] = [
     quick: { ...LATENCY, durationMs: 3_000, warmupMs: 500 },
     timeLimitMs: { full: 90_000, quick: 30_000 },
     run: runLatency,
+  },
+  {
+    name: "latency-1pub",
+    full: { ...LATENCY_1PUB, durationMs: 10_000, warmupMs: 1_000 },
+    quick: { ...LATENCY_1PUB, durationMs: 3_000, warmupMs: 500 },
+    timeLimitMs: { full: 90_000, quick: 30_000 },
+    run: runLatency,
+  },
+  {
+    name: "latency-ws",
+    full: { ...LATENCY, durationMs: 10_000, warmupMs: 1_000 },
+    quick: { ...LATENCY, durationMs: 3_000, warmupMs: 500 },
+    timeLimitMs: { full: 90_000, quick: 30_000 },
+    run: runLatencyWebSocket,
+  },
+  {
+    name: "latency-cluster",
+    full: { ...LATENCY, durationMs: 10_000, warmupMs: 1_000 },
+    quick: { ...LATENCY, durationMs: 3_000, warmupMs: 500 },
+    timeLimitMs: { full: 90_000, quick: 45_000 },
+    run: runLatencyCluster,
   },
   {
     name: "memory",

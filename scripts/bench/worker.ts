@@ -17,6 +17,7 @@ import { type PreparedRole, type RoleContext, sharedClock } from "./role.ts";
 import { prepareChurn, prepareIdle } from "./roles_conn.ts";
 import { prepareSenders, prepareSubscribers } from "./roles_fan.ts";
 import { prepareLatencyListener, prepareLatencyPublishers } from "./roles_latency.ts";
+import { prepareWebSocketLatencyListener } from "./roles_latency_ws.ts";
 
 const PROGRESS_EVERY_MS = 500;
 
@@ -37,7 +38,9 @@ function prepare(context: RoleContext, role: Role): Promise<PreparedRole> {
     case "latency-publish":
       return prepareLatencyPublishers(context, role);
     case "latency-listen":
-      return prepareLatencyListener(context, role);
+      return role.transport === "ws"
+        ? prepareWebSocketLatencyListener(context, role)
+        : prepareLatencyListener(context, role);
   }
 }
 
