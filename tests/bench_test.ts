@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { countRecords } from "../scripts/bench/records.ts";
+import { NatsCounter } from "../scripts/bench/nats_wire.ts";
 import type { BenchReport, BenchResult } from "../scripts/bench/report.ts";
 import { runBenchScenario, SCENARIOS, selectScenarios } from "../scripts/bench/scenarios.ts";
 import { runDeno } from "../lib/testing.ts";
@@ -135,6 +136,77 @@ Deno.test("formatMicroseconds() gives us below a millisecond and ms above", () =
   assert.equal(formatMicroseconds(NaN), "-");
 });
 
+Deno.test("bench fanout-1to1000: each of 1,000 subscribers counted every relayed message", async () => {
+  const { metrics, load } = await runTiny("fanout-1to1000", {
+    connections: 1,
+    subscribers: 1000,
+    messages: 20,
+    size: 64,
+  });
+  assert.equal(metrics.delivered, 1000 * 20);
+  assert.equal(metrics.printed, 20);
+  assert.match(load, /-> 1000 sub$/);
+});
+
+Deno.test("bench fanout-nats: every NATS subscriber counted every message nats-server relayed", async () => {
+  for (const [name, subscribers] of [["fanout-nats-1to100", 5], ["fanout-nats-1to1000", 1000]]) {
+    const { metrics, load, figure } = await runTiny(String(name), {
+      connections: 1,
+      subscribers: Number(subscribers),
+      messages: 30,
+      size: 64,
+    });
+    assert.equal(metrics.published, 30);
+    assert.equal(metrics.delivered, Number(subscribers) * 30);
+    assert.match(String(metrics.nats), /^nats:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(load, new RegExp(`-> ${subscribers} sub, nats-server$`));
+    assert.match(figure, /^[\d,]+ delivered\/s, [\d,]+ published\/s$/);
+  }
+});
+
+Deno.test("NatsCounter.push() counts MSG frames, PINGs and PONGs split at any byte", () => {
+  const stream = new TextEncoder().encode(
+    'INFO {"server_id":"x","max_payload":1048576}\r\n' +
+      "MSG bench 1 5\r\nhello\r\nPING\r\n" +
+      "MSG bench 12 reply.to 0\r\n\r\n" +
+      // A payload that looks like frames is skipped whole.
+      "MSG bench 1 15\r\nPONG\r\nMSG x 1 1\r\nPONG\r\n",
+  );
+  const whole = new NatsCounter().push(stream);
+  assert.deepEqual({ ...whole }, { msgs: 3, pings: 1, pongs: 1, error: null });
+  for (const step of [1, 2, 3, 7]) {
+    const counter = new NatsCounter();
+    const sum = { msgs: 0, pings: 0, pongs: 0 };
+    for (let i = 0; i < stream.length; i += step) {
+      const counts = counter.push(stream.subarray(i, i + step));
+      assert.equal(counts.error, null);
+      sum.msgs += counts.msgs;
+      sum.pings += counts.pings;
+      sum.pongs += counts.pongs;
+    }
+    assert.deepEqual(sum, { msgs: 3, pings: 1, pongs: 1 }, `${step} bytes at a time`);
+  }
+});
+
+Deno.test("NatsCounter.push() reports -ERR, a bad size and an overlong line", () => {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  assert.equal(
+    new NatsCounter().push(encode("-ERR 'Authorization Violation'\r\n")).error,
+    "-ERR 'Authorization Violation'",
+  );
+  assert.match(
+    String(new NatsCounter().push(encode("MSG bench 1 abc\r\n")).error),
+    /Cannot read the size/,
+  );
+  assert.match(
+    String(new NatsCounter().push(encode("MSG bench 1 99999999999\r\n")).error),
+    /Cannot read the size/,
+  );
+  const long = new NatsCounter();
+  assert.equal(long.push(new Uint8Array(60 * 1024).fill(0x41)).error, null);
+  assert.match(String(long.push(new Uint8Array(8 * 1024).fill(0x41)).error), /longer than/);
+});
+
 Deno.test("bench latency: every paced message reached the subscriber and was timed", async () => {
   assertLatencyRow(await runTiny("latency", TINY_LATENCY), 5);
 });
@@ -183,6 +255,19 @@ Deno.test("bench --only selects scenarios and groups, and refuses unknown names"
   assert.deepEqual(selectScenarios(["fanout"]).map((s) => s.name), [
     "fanout-3to1",
     "fanout-1to100",
+    "fanout-1to1000",
+    "fanout-nats-1to100",
+    "fanout-nats-1to1000",
+  ]);
+  assert.deepEqual(selectScenarios(["fanout-nats"]).map((s) => s.name), [
+    "fanout-nats-1to100",
+    "fanout-nats-1to1000",
+  ]);
+  assert.deepEqual(selectScenarios(["latency"]).map((s) => s.name), [
+    "latency",
+    "latency-1pub",
+    "latency-ws",
+    "latency-cluster",
   ]);
   assert.deepEqual(selectScenarios(["churn", "idle"]).map((s) => s.name), ["idle", "churn"]);
   assert.throws(() => selectScenarios(["nope"]), /no such scenario/);

@@ -11,7 +11,6 @@
  * @module
  */
 
-import type { TortureServer } from "../shared/harness.ts";
 import { GeneratorProcess } from "./generator_process.ts";
 import type { GeneratorResult, Role } from "./plan.ts";
 import { cpuBetween, cpuSnapshots, RssSampler } from "./probes.ts";
@@ -105,10 +104,18 @@ export function bottleneck(use: Omit<CpuUse, "bound">, cores: number): string {
   return "neither";
 }
 
+/** The process a generator is driven against: a parrot server, or a `nats-server`. */
+export interface DrivenServer {
+  /** Its process id (for its CPU time and RSS). */
+  pid: number;
+  /** Its client port on 127.0.0.1. */
+  port: number;
+}
+
 /** Starts a generator with `roles` against `server`, measures one run of it. */
 export async function drive(
   context: BenchContext,
-  server: TortureServer,
+  server: DrivenServer,
   roles: Role[],
   options: DriveOptions,
 ): Promise<Driven> {

@@ -30,7 +30,12 @@ export interface SendRole {
    * consumer). 0 = no window.
    */
   windowBytes: number;
+  /** parrot's protocol (the default), or NATS's against a `nats-server` (`PUB bench <n>`). */
+  protocol?: FanProtocol;
 }
+
+/** The protocol the fan-out roles speak: parrot's, or NATS's text protocol. */
+export type FanProtocol = "parrot" | "nats";
 
 /** Subscribed connections that count the relayed messages (fan-out). */
 export interface SubscribeRole {
@@ -42,6 +47,8 @@ export interface SubscribeRole {
   firstSlot: number;
   /** The port of the server to subscribe on, when it is not the plan's (cluster mode). */
   port?: number;
+  /** parrot's protocol (the default), or NATS's against a `nats-server` (`SUB bench <sid>`). */
+  protocol?: FanProtocol;
 }
 
 /** Many connections that say HELLO and PING, get PONG and stay idle. */

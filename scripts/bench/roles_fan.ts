@@ -14,11 +14,16 @@
  * grows past `--max-outbound` (a slow consumer); the window keeps the benchmark on the
  * side of that rule that measures throughput, not the rule itself.
  *
+ * The same roles speak NATS's text protocol to a `nats-server` when the role says so
+ * (scripts/bench/fan_peer.ts): `PUB bench <n>` batches, `SUB bench <sid>` subscribers
+ * counting `MSG` frames, PING/PONG as the barrier, the same window.
+ *
  * @module
  */
 
 import { mapConcurrent } from "../shared/harness.ts";
-import { checkDeadline, frameBatch, msgFrame, Peer } from "./peer.ts";
+import { type FanPeer, fanWire } from "./fan_peer.ts";
+import { checkDeadline, frameBatch } from "./peer.ts";
 import { type SendRole, SHARED_GENERATION_SLOT, type SubscribeRole } from "./plan.ts";
 import type { PreparedRole, RoleContext } from "./role.ts";
 
@@ -32,16 +37,16 @@ export async function prepareSenders(
   role: SendRole,
 ): Promise<PreparedRole> {
   const { port, deadline, shared } = context;
-  const peers = await mapConcurrent(role.names, CONNECT_CONCURRENCY, async (name) => {
-    const peer = await Peer.connect(port, 1024);
-    await peer.write(`HELLO ${name}\nUNSUB\nPING\n`);
-    await peer.untilPong(deadline);
-    return peer;
-  });
-  const { batch, perBatch } = frameBatch(msgFrame(role.size), role.batchBytes);
+  const wire = fanWire(role.protocol);
+  const peers = await mapConcurrent(
+    role.names,
+    CONNECT_CONCURRENCY,
+    (name) => wire.sender(port, name, deadline),
+  );
+  const { batch, perBatch } = frameBatch(wire.frame(role.size), role.batchBytes);
   const subscriberSlots = shared.length - 1;
   const longestName = Math.max(...role.names.map((name) => name.length));
-  const relayFrameBytes = `MSG ${"x".repeat(longestName)} ${role.size}\n`.length + role.size + 1;
+  const relayFrameBytes = wire.relayFrameBytes(role.size, longestName);
   const windowMessages = role.windowBytes > 0 && subscriberSlots > 0
     ? Math.max(perBatch, Math.floor(role.windowBytes / relayFrameBytes))
     : Infinity;
@@ -80,8 +85,7 @@ export async function prepareSenders(
           sent += count;
           context.progress(`sent ${sent.toLocaleString("en-US")} msgs`);
         }
-        await peer.write("PING\n");
-        await peer.untilPong(deadline);
+        await peer.barrier(deadline);
       }));
       return {
         kind: "send",
@@ -102,29 +106,28 @@ export async function prepareSubscribers(
 ): Promise<PreparedRole> {
   const { deadline, shared } = context;
   const port = role.port ?? context.port;
-  const peers = await mapConcurrent(role.names, CONNECT_CONCURRENCY, async (name) => {
-    const peer = await Peer.connect(port, 64 * 1024);
-    await peer.write(`HELLO ${name}\nPING\n`);
-    await peer.untilPong(deadline);
-    return peer;
-  });
+  const wire = fanWire(role.protocol);
+  const peers = await mapConcurrent(
+    role.names,
+    CONNECT_CONCURRENCY,
+    (name, i) => wire.subscriber(port, name, i, deadline),
+  );
   const counts = new Array<number>(peers.length).fill(0);
   const failures: string[] = [];
 
-  async function count(peer: Peer, index: number, lastHeard: number[]): Promise<void> {
+  async function count(peer: FanPeer, index: number, lastHeard: number[]): Promise<void> {
     const slot = role.firstSlot + index;
     try {
       while (counts[index] < role.expected) {
         checkDeadline(deadline, "counting relayed messages");
-        const frames = await peer.read();
-        if (frames === null) {
+        const messages = await peer.readMessages((reason) =>
+          failures.push(`${role.names[index]}: ${reason}`)
+        );
+        if (messages === null) {
           failures.push(`${role.names[index]}: the connection closed`);
           return;
         }
-        for (const frame of frames) {
-          if (frame.type === "msg") counts[index]++;
-          else if (frame.type === "err") failures.push(`${role.names[index]}: ERR ${frame.reason}`);
-        }
+        counts[index] += messages;
         lastHeard[index] = Date.now();
         Atomics.store(shared, slot, counts[index]);
         Atomics.add(shared, SHARED_GENERATION_SLOT, 1);

@@ -17,6 +17,7 @@ import { runLatency, runLatencyCluster, runLatencyWebSocket } from "./scenario_l
 import { runFanInWithHistory } from "./scenario_history.ts";
 import { runFanInWithPage } from "./scenario_page.ts";
 import { runFanOutThroughNats } from "./scenario_cluster.ts";
+import { runFanOutNats } from "./scenario_nats.ts";
 import { runFanIn, runFanOut, runMemoryUnderLoad } from "./scenario_throughput.ts";
 
 /** One scenario: its name (for `--only`), its sizes and time bound, and how to run it. */
@@ -90,6 +91,27 @@ export const SCENARIOS: readonly BenchScenario[] = [
     quick: { connections: 1, subscribers: 100, messages: 5_000, size: 64 },
     timeLimitMs: { full: 120_000, quick: 30_000 },
     run: runFanOut,
+  },
+  {
+    name: "fanout-1to1000",
+    full: { connections: 1, subscribers: 1000, messages: 20_000, size: 64 },
+    quick: { connections: 1, subscribers: 1000, messages: 1_000, size: 64 },
+    timeLimitMs: { full: 120_000, quick: 30_000 },
+    run: runFanOut,
+  },
+  {
+    name: "fanout-nats-1to100",
+    full: { connections: 1, subscribers: 100, messages: 200_000, size: 64 },
+    quick: { connections: 1, subscribers: 100, messages: 5_000, size: 64 },
+    timeLimitMs: { full: 120_000, quick: 30_000 },
+    run: runFanOutNats,
+  },
+  {
+    name: "fanout-nats-1to1000",
+    full: { connections: 1, subscribers: 1000, messages: 20_000, size: 64 },
+    quick: { connections: 1, subscribers: 1000, messages: 1_000, size: 64 },
+    timeLimitMs: { full: 120_000, quick: 30_000 },
+    run: runFanOutNats,
   },
   {
     name: "cluster-fanout-3to1",
