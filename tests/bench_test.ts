@@ -221,6 +221,21 @@ Deno.test("bench latency-ws: a WebSocket subscriber got and timed every message"
   assert.match(result.load, /1 sub on WebSocket/);
 });
 
+Deno.test("bench latency-ws under --threads 2 fails at once, saying /ws needs one thread", async () => {
+  const scenario = SCENARIOS.find((s) => s.name === "latency-ws");
+  assert.ok(scenario);
+  const result = await runBenchScenario(scenario, {
+    quick: true,
+    cores: 2,
+    sizes: TINY_LATENCY,
+    serverFlags: ["--threads", "2"],
+  });
+  assert.equal(result.passed, false);
+  assert.deepEqual(result.failures, [
+    "latency-ws needs one thread: the server answers /ws 501 with --threads 2",
+  ]);
+});
+
 Deno.test("bench latency-cluster: a subscriber on server B got every message published on A", async () => {
   const result = await runTiny("latency-cluster", TINY_LATENCY);
   assertLatencyRow(result, 5);

@@ -10,8 +10,9 @@
  * cores busy with the server) shows here, beside the latencies it measured, as latgen's
  * `send_late` does in the yardstick.
  *
- * The two threads speak through shared memory only: a message posted from a Worker is not
- * delivered while that Worker blocks, so `postMessage` could not time anything here.
+ * After the shared buffer is handed over, the two threads speak through it only: the
+ * publishing thread blocks for the clock exchange, and a message it posted before blocking
+ * was seen arriving only after (hundreds of milliseconds late, on a busy machine).
  *
  * @module
  */
@@ -35,8 +36,7 @@ export const SHARED_BYTES = 16 + 32;
  * Rounds of the clock exchange: the pacer blocks, the publishing thread writes its
  * `performance.now()` and wakes it, the pacer reads its own at once; the largest difference
  * seen (the round with the shortest wake-up) maps the pacer's clock onto the publisher's,
- * to a few microseconds. (A Worker's `performance.timeOrigin` was found hundreds of
- * milliseconds off for a Worker started from a Worker.)
+ * to a few microseconds, measured rather than assumed from `performance.timeOrigin`.
  */
 export const CLOCK_ROUNDS = 20;
 /** The shortest period: 10,000 ticks a second, about what one thread can serve. */

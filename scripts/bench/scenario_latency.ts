@@ -93,6 +93,20 @@ export async function runLatencyWebSocket(
   context: BenchContext,
   sizes: Sizes,
 ): Promise<BenchOutcome> {
+  const threads = context.serverFlags?.[context.serverFlags.indexOf("--threads") + 1];
+  if (context.serverFlags?.includes("--threads") && Number(threads) > 1) {
+    // docs/PROTOCOL.md: a server with --threads above 1 answers /ws with 501.
+    return {
+      load: "-",
+      figure: "-",
+      cpu: null,
+      serverPeakRssBytes: null,
+      metrics: {},
+      failures: [
+        `latency-ws needs one thread: the server answers /ws 501 with --threads ${threads}`,
+      ],
+    };
+  }
   await using server = await TortureServer.start(context, "latency-ws", ["--http", "0"]);
   const httpPort = await httpListeningPort(server.process);
   const driven = await drive(context, server, roles(sizes, { transport: "ws", port: httpPort }), {
