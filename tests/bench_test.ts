@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { countRecords } from "../scripts/bench/records.ts";
-import { NatsCounter } from "../scripts/bench/nats_wire.ts";
+import { RelayCounter } from "../scripts/bench/relay_counter.ts";
 import type { BenchReport, BenchResult } from "../scripts/bench/report.ts";
 import { runBenchScenario, SCENARIOS, selectScenarios } from "../scripts/bench/scenarios.ts";
 import { runDeno } from "../lib/testing.ts";
@@ -164,47 +164,78 @@ Deno.test("bench fanout-nats: every NATS subscriber counted every message nats-s
   }
 });
 
-Deno.test("NatsCounter.push() counts MSG frames, PINGs and PONGs split at any byte", () => {
-  const stream = new TextEncoder().encode(
+Deno.test("RelayCounter.push() counts NATS's MSG frames, PINGs and PONGs split at any byte", () => {
+  assertCountsSplitAnywhere(
+    "nats",
     'INFO {"server_id":"x","max_payload":1048576}\r\n' +
-      "MSG bench 1 5\r\nhello\r\nPING\r\n" +
+      "MSG bench 1 5\r\nhello\r\nPING\r\n+OK\r\n" +
       "MSG bench 12 reply.to 0\r\n\r\n" +
       // A payload that looks like frames is skipped whole.
       "MSG bench 1 15\r\nPONG\r\nMSG x 1 1\r\nPONG\r\n",
+    { msgs: 3, pings: 1, pongs: 1 },
   );
-  const whole = new NatsCounter().push(stream);
-  assert.deepEqual({ ...whole }, { msgs: 3, pings: 1, pongs: 1, error: null });
+});
+
+Deno.test("RelayCounter.push() counts parrot's MSG frames, PINGs and PONGs split at any byte", () => {
+  assertCountsSplitAnywhere(
+    "parrot",
+    "PONG\nMSG bob 5\nhello\nMSG 127.0.0.1:5000 0\n\nPING\n" +
+      "MSG ann 12\nPONG\nMSG x 1\nPONG\n",
+    { msgs: 3, pings: 1, pongs: 2 },
+  );
+});
+
+/** Pushes `stream` whole, then 1, 2, 3 and 7 bytes at a time: the same counts each way. */
+function assertCountsSplitAnywhere(
+  wire: "parrot" | "nats",
+  stream: string,
+  expected: { msgs: number; pings: number; pongs: number },
+): void {
+  const bytes = new TextEncoder().encode(stream);
+  const whole = new RelayCounter(wire).push(bytes);
+  assert.deepEqual({ ...whole }, { ...expected, error: null });
   for (const step of [1, 2, 3, 7]) {
-    const counter = new NatsCounter();
+    const counter = new RelayCounter(wire);
     const sum = { msgs: 0, pings: 0, pongs: 0 };
-    for (let i = 0; i < stream.length; i += step) {
-      const counts = counter.push(stream.subarray(i, i + step));
+    for (let i = 0; i < bytes.length; i += step) {
+      const counts = counter.push(bytes.subarray(i, i + step));
       assert.equal(counts.error, null);
       sum.msgs += counts.msgs;
       sum.pings += counts.pings;
       sum.pongs += counts.pongs;
     }
-    assert.deepEqual(sum, { msgs: 3, pings: 1, pongs: 1 }, `${step} bytes at a time`);
+    assert.deepEqual(sum, expected, `${step} bytes at a time`);
   }
-});
+}
 
-Deno.test("NatsCounter.push() reports -ERR, a bad size and an overlong line", () => {
+Deno.test("RelayCounter.push() reports the server's error, QUIT, a bad size and an overlong line", () => {
   const encode = (text: string) => new TextEncoder().encode(text);
   assert.equal(
-    new NatsCounter().push(encode("-ERR 'Authorization Violation'\r\n")).error,
+    new RelayCounter("nats").push(encode("-ERR 'Authorization Violation'\r\n")).error,
     "-ERR 'Authorization Violation'",
   );
+  assert.equal(
+    new RelayCounter("parrot").push(encode("ERR slow consumer\n")).error,
+    "ERR slow consumer",
+  );
+  assert.equal(new RelayCounter("parrot").push(encode("QUIT\n")).error, "QUIT");
+  // parrot has no +OK or INFO.
+  assert.equal(new RelayCounter("parrot").push(encode("+OK\n")).error, "+OK");
   assert.match(
-    String(new NatsCounter().push(encode("MSG bench 1 abc\r\n")).error),
-    /Cannot read the size/,
+    String(new RelayCounter("nats").push(encode("MSG bench 1 abc\r\n")).error),
+    /^Cannot read the size of a MSG frame/,
   );
   assert.match(
-    String(new NatsCounter().push(encode("MSG bench 1 99999999999\r\n")).error),
-    /Cannot read the size/,
+    String(new RelayCounter("parrot").push(encode("MSG bob 99999999999\n")).error),
+    /^Cannot read the size of a MSG frame/,
   );
-  const long = new NatsCounter();
+  const long = new RelayCounter("parrot");
   assert.equal(long.push(new Uint8Array(60 * 1024).fill(0x41)).error, null);
   assert.match(String(long.push(new Uint8Array(8 * 1024).fill(0x41)).error), /longer than/);
+  // After an error, nothing more is counted.
+  const failed = new RelayCounter("parrot");
+  failed.push(encode("ERR flood\n"));
+  assert.equal(failed.push(encode("MSG bob 1\nx\n")).msgs, 0);
 });
 
 Deno.test("bench latency: every paced message reached the subscriber and was timed", async () => {
