@@ -29,7 +29,7 @@ CPU and the server's RSS from /proc, checks that every message arrived, and prin
 table row per scenario. Writes the results as JSON to ${RESULTS_DIR}/bench-<timestamp>.json.
 
 Options:
-  --quick          smaller counts, under a minute in all
+  --quick          smaller counts, about a minute and a half in all
   --threads <n>    start every server with --threads n (default: the server's default)
   --only <names>   run only these scenarios (comma-separated); a group name such as
                    fanin or fanout selects all of its scenarios
