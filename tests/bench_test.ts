@@ -272,6 +272,8 @@ Deno.test("bench latency-cluster: a subscriber on server B got every message pub
   assertLatencyRow(result, 5);
   assert.match(result.load, /1 sub on server B \(via NATS\)/);
   assert.match(String(result.metrics.nats), /^nats:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(typeof result.metrics.serverBPercent, "number");
+  assert.match(result.figure, /; server B CPU \d+%$/);
 });
 
 Deno.test("bench idle and churn: every connection got its PONG", async () => {

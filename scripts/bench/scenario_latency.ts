@@ -19,6 +19,7 @@ import { httpListeningPort, type NatsProcess, startNats } from "../../lib/testin
 import { type Sizes, TortureServer } from "../shared/harness.ts";
 import { type BenchContext, type BenchOutcome, drive, type Driven, formatCount } from "./drive.ts";
 import type { Role } from "./plan.ts";
+import { cpuBetween, type CpuSnapshot, cpuSnapshots } from "./probes.ts";
 import { countRecords } from "./records.ts";
 
 /** Where the timing subscriber is. */
@@ -130,14 +131,31 @@ export async function runLatencyCluster(
     for (const server of [a, b]) {
       await server.process.stderr.waitForText("Connected to NATS at", 15_000);
     }
+    // Server B's CPU over the run too (the row's server CPU is A's).
+    let bBefore: CpuSnapshot | null = null;
     const driven = await drive(context, a, roles(sizes, { transport: "tcp", port: b.port }), {
       timeLimitMs: sizes.timeLimitMs,
+      beforeGo: async () => {
+        [bBefore] = await cpuSnapshots([b.pid]);
+      },
     });
+    const [bAfter] = await cpuSnapshots([b.pid]);
+    const bCpu = bBefore ? cpuBetween(bBefore, bAfter) : null;
     const failures = [...await stopped(a, "server a"), ...await stopped(b, "server b")];
     const lost = b.process.stderr.text().match(/Lost \d+ messages|Dropping messages/);
     if (lost) failures.push(`server b: ${lost[0]}`);
     const row = await outcome(driven, a, sizes, " on server B (via NATS)", failures);
-    return { ...row, metrics: { ...row.metrics, nats: nats.url } };
+    const percent = (ms: number) => Math.round((ms / driven.wallMs) * 100);
+    return {
+      ...row,
+      figure: `${row.figure}; server B CPU ${bCpu ? `${percent(bCpu.totalMs)}%` : "-"}`,
+      metrics: {
+        ...row.metrics,
+        nats: nats.url,
+        serverBPercent: bCpu ? percent(bCpu.totalMs) : NaN,
+        serverBThreadPercent: bCpu ? percent(bCpu.busiestThreadMs) : NaN,
+      },
+    };
   } finally {
     await nats?.stop("SIGTERM");
   }
