@@ -469,20 +469,23 @@ export class HistoryStore {
       for (const row of db.prepare(sql).all(...params)) messages += Number(row.count);
       return messages;
     };
+    const byCount = maxMessages !== undefined && this.#lastId - maxMessages >= oldestLastId;
+    const byAge = maxAgeMs !== undefined && Number(oldest.last_time) < now - maxAgeMs;
+    if (!byCount && !byAge) return 0; // Nothing to delete: no transaction either.
     let deleted = 0;
     db.exec("BEGIN");
     try {
-      if (maxMessages !== undefined && this.#lastId - maxMessages >= oldestLastId) {
+      if (byCount) {
         deleted += deleteUpTo(
           "DELETE FROM batches WHERE last_id <= ? RETURNING count",
-          Math.min(this.#lastId - maxMessages, passEnd),
+          Math.min(this.#lastId - maxMessages!, passEnd),
         );
       }
-      if (maxAgeMs !== undefined && Number(oldest.last_time) < now - maxAgeMs) {
+      if (byAge) {
         deleted += deleteUpTo(
           "DELETE FROM batches WHERE last_id <= ? AND last_time < ? RETURNING count",
           passEnd,
-          now - maxAgeMs,
+          now - maxAgeMs!,
         );
       }
       db.exec("COMMIT");

@@ -1,15 +1,15 @@
 /**
  * A {@linkcode HistorySink} that stores batches in a Worker (`history_worker.ts`): the
- * server's thread only copies each batch once and posts it; SQLite's inserts, commits,
- * checkpoints and retention run on the other thread.
+ * server's thread only copies each batch once and posts it; SQLite's inserts, commits
+ * and retention run on that thread, the checkpoints on a second one.
  *
  * The copy goes into buffers that travel to the thread and back (moved both ways, a few
  * in all): a new buffer of a few hundred kilobytes for every batch would cost far more
  * than the copy, as glibc maps and unmaps each (the server task's `GLIBC_TUNABLES`).
  *
- * Why a Worker: `DatabaseSync` is synchronous, and a batch of 4096 messages of 64 bytes
- * takes about 5 ms to insert and commit here (a checkpoint or a slow disk far longer);
- * on the server's thread that would stall every client for as long.
+ * Why Workers: `DatabaseSync` is synchronous, and a batch of 16384 messages of 64 bytes
+ * takes a few milliseconds to insert and commit here (a checkpoint about 20 ms, a slow
+ * disk far longer); on the server's thread that would stall every client for as long.
  *
  * @module
  */

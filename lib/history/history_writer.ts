@@ -78,9 +78,15 @@ export interface HistoryWriterOptions {
    * finished. Default 4.
    */
   writesInFlight?: number;
-  /** Messages per batch, at most 65535. Default 4096. */
+  /**
+   * Messages per batch, at most 65535. Default 16384: fewer, larger commits (a quarter
+   * less work for the database thread than 4096 at 64 bytes a message).
+   */
   batchMessages?: number;
-  /** Payload bytes per batch (a larger message makes a batch of its own). Default 1 MiB. */
+  /**
+   * Payload bytes per batch (a larger message makes a batch of its own). Default 1 MiB.
+   * A new batch's buffers hold `batchMessages` messages of 64 bytes, and grow if needed.
+   */
   batchBytes?: number;
   /** Payload bytes waiting to be stored beyond which messages are skipped. Default 16 MiB. */
   maxPendingBytes?: number;
@@ -295,7 +301,7 @@ export class HistoryWriter {
     this.#sink = options.sink;
     this.#reader = options.reader;
     this.#flushMs = options.flushMs ?? DEFAULT_HISTORY_FLUSH_MS;
-    this.#batchMessages = Math.min(options.batchMessages ?? 4096, 65_535);
+    this.#batchMessages = Math.min(options.batchMessages ?? 16_384, 65_535);
     this.#batchBytes = options.batchBytes ?? 1024 * 1024;
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_HISTORY_MAX_PENDING_BYTES;
     this.#retryMs = options.retryMs ?? DEFAULT_HISTORY_RETRY_MS;
@@ -305,6 +311,13 @@ export class HistoryWriter {
     this.#log = options.log ?? ((level, message) => logger[level](message));
     this.#nextId = options.firstId ?? 1;
     this.#doneUpTo = this.#nextId - 1;
+    // The buffers a steady flow cycles through, made (and their memory touched) now
+    // rather than while the first messages arrive.
+    for (let i = 0; i < this.#writesInFlight + 1; i++) {
+      const spare = this.#newBuffer();
+      spare.bytes.fill(0);
+      this.#release(spare);
+    }
     this.#open = this.#newBuffer();
   }
 
@@ -483,7 +496,10 @@ export class HistoryWriter {
       this.#spareBytes -= spare.capacity;
       return spare;
     }
-    return new BatchBuffer(this.#batchMessages, Math.min(this.#batchBytes, 64 * 1024));
+    return new BatchBuffer(
+      this.#batchMessages,
+      Math.min(this.#batchBytes, 64 * this.#batchMessages),
+    );
   }
 
   /** Queues the open batch, if it has messages, and starts writing. */
