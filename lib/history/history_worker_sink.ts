@@ -17,7 +17,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type HistoryBatch, HistoryOpenError } from "./history_store.ts";
 import type { HistoryWorkerReply, HistoryWorkerRequest } from "./history_worker.ts";
-import type { HistorySink } from "./history_writer.ts";
+import { DEFAULT_BATCH_BYTES, DEFAULT_BATCH_MESSAGES, type HistorySink } from "./history_writer.ts";
 
 const WORKER_URL = new URL("./history_worker.ts", import.meta.url);
 const logger = getLogger(["parrot", "history"]);
@@ -117,6 +117,11 @@ export class HistoryWorkerSink implements HistorySink {
     }
     const sink = new HistoryWorkerSink(writer, checkpointer);
     sink.#lastId = reply.lastId ?? 0;
+    // The copies a steady flow cycles through, made (and their memory touched) now rather
+    // than while the first messages arrive.
+    for (let i = 0; i < SPARE_BUFFERS; i++) {
+      sink.#spares.push(newCopy(DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_BYTES, true));
+    }
     sink.#warn(reply);
     return sink;
   }
@@ -132,16 +137,11 @@ export class HistoryWorkerSink implements HistorySink {
     const size = count > 0 ? batch.ends[count - 1] : 0;
     let copy = this.#spares.pop();
     if (copy === undefined || copy.times.length < count || copy.bytes.length < size) {
-      const messages = Math.max(count, copy?.times.length ?? 0);
-      copy = {
-        firstId: 0,
-        count: 0,
-        times: new Float64Array(messages),
-        senders: new Uint16Array(messages),
-        names: [],
-        ends: new Uint32Array(messages),
-        bytes: new Uint8Array(Math.max(size, copy?.bytes.length ?? 0)),
-      };
+      copy = newCopy(
+        Math.max(count, copy?.times.length ?? 0),
+        Math.max(size, copy?.bytes.length ?? 0),
+        false,
+      );
     }
     copy.firstId = batch.firstId;
     copy.count = count;
@@ -189,6 +189,25 @@ export class HistoryWorkerSink implements HistorySink {
     this.#lastWarning = reply.warning;
     logger.warning(`History ${reply.warning}`);
   }
+}
+
+/** Buffers for a batch of `messages` and `bytes`, their pages touched if `touch`. */
+function newCopy(messages: number, bytes: number, touch: boolean): HistoryBatch {
+  const copy = {
+    firstId: 0,
+    count: 0,
+    times: new Float64Array(messages),
+    senders: new Uint16Array(messages),
+    names: [],
+    ends: new Uint32Array(messages),
+    bytes: new Uint8Array(bytes),
+  };
+  if (touch) {
+    for (const array of [copy.times, copy.senders, copy.ends, copy.bytes]) {
+      array.fill(0);
+    }
+  }
+  return copy;
 }
 
 /** One Worker running `history_worker.ts`, and its answers, in order. */

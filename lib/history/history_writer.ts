@@ -114,6 +114,11 @@ export interface HistoryWriterStats {
 
 const logger = getLogger(["parrot", "history"]);
 
+/** Messages per batch, by default: see {@linkcode HistoryWriterOptions.batchMessages}. */
+export const DEFAULT_BATCH_MESSAGES = 16_384;
+/** Payload bytes per batch, by default: see {@linkcode HistoryWriterOptions.batchBytes}. */
+export const DEFAULT_BATCH_BYTES = 1024 * 1024;
+
 /** Payload bytes copied one by one rather than through a view (as fast, no garbage). */
 const SMALL_PAYLOAD = 128;
 
@@ -301,8 +306,8 @@ export class HistoryWriter {
     this.#sink = options.sink;
     this.#reader = options.reader;
     this.#flushMs = options.flushMs ?? DEFAULT_HISTORY_FLUSH_MS;
-    this.#batchMessages = Math.min(options.batchMessages ?? 16_384, 65_535);
-    this.#batchBytes = options.batchBytes ?? 1024 * 1024;
+    this.#batchMessages = Math.min(options.batchMessages ?? DEFAULT_BATCH_MESSAGES, 65_535);
+    this.#batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_HISTORY_MAX_PENDING_BYTES;
     this.#retryMs = options.retryMs ?? DEFAULT_HISTORY_RETRY_MS;
     this.#replayMax = options.replayMax ?? DEFAULT_HISTORY_REPLAY_MAX;
@@ -315,7 +320,7 @@ export class HistoryWriter {
     // rather than while the first messages arrive.
     for (let i = 0; i < this.#writesInFlight + 1; i++) {
       const spare = this.#newBuffer();
-      spare.bytes.fill(0);
+      for (const array of [spare.bytes, spare.times, spare.senders, spare.ends]) array.fill(0);
       this.#release(spare);
     }
     this.#open = this.#newBuffer();
