@@ -20,7 +20,7 @@
  * commit returns, the batch is in the write-ahead log in the operating system's page
  * cache, so it survives `kill -9` of the process (SQLite replays the log on the next
  * open). It reaches the disk at the next checkpoint (`history_worker.ts` runs one about
- * every megabyte of messages; alone, a commit runs one every 4 MB of log), so a power
+ * every 4 MB of messages; alone, a commit runs one every 4 MB of log), so a power
  * loss or an operating system crash can lose the batches committed since then, but never
  * corrupts the file. `FULL` would make each commit wait for an fsync; `NORMAL` keeps the
  * database consistent at a fraction of the cost, which is SQLite's advice for WAL.

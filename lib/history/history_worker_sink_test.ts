@@ -62,13 +62,13 @@ Deno.test("HistoryWorkerSink checkpoints on a thread of its own while the writer
   const sink = await HistoryWorkerSink.open(path);
   const fileSize = () => Deno.statSync(path).size;
   const before = fileSize();
-  // 3 MB, far less than the writer's own checkpoints wait for (8 MB of log): only the
+  // 6 MB, far less than the writer's own checkpoints wait for (32 MB of log): only the
   // other thread moves the log into the file while the sink is open.
-  for (let first = 1; first <= 3_000; first += 1_000) await sink.write(batch(first, 1_000, 1_000));
+  for (let first = 1; first <= 6_000; first += 1_000) await sink.write(batch(first, 1_000, 1_000));
   await waitFor(() => fileSize() > before + 1_000_000, "a checkpoint into the file");
   await sink.close();
   const store = HistoryStore.open(path, { readOnly: true });
-  assert.equal(store.count(), 3_000);
+  assert.equal(store.count(), 6_000);
   store.close();
   Deno.removeSync(dir, { recursive: true });
 });
