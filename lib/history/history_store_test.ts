@@ -58,12 +58,23 @@ Deno.test("HistoryStore.open() creates a WAL database and append() stores batche
   store.close();
   const db = new DatabaseSync(path);
   assert.equal(db.prepare("PRAGMA journal_mode").get()!.journal_mode, "wal");
-  const rows = db.prepare("SELECT id, sender, payload FROM messages ORDER BY id").all();
+  assert.equal(db.prepare("PRAGMA user_version").get()!.user_version, 2);
+  // A row per batch: its last id, count, senders and payloads.
+  const rows = db.prepare("SELECT last_id, count, names, payloads FROM batches ORDER BY last_id")
+    .all();
   assert.deepEqual(
-    rows.map((r) => `${r.id} ${r.sender}: ${decoder.decode(r.payload as Uint8Array)}`),
-    ["1 alice: one", "2 bob: two", "3 alice: three"],
+    rows.map((r) =>
+      `${r.last_id} ${r.count} ${r.names} ${decoder.decode(r.payloads as Uint8Array)}`
+    ),
+    ['2 2 ["alice","bob"] onetwo', '3 1 ["alice"] three'],
   );
   db.close();
+  const reader = HistoryStore.open(path, { readOnly: true });
+  assert.deepEqual(
+    [...reader.query()].map((r) => `${r.id} ${r.sender}: ${decoder.decode(r.payload)}`),
+    ["1 alice: one", "2 bob: two", "3 alice: three"],
+  );
+  reader.close();
   const again = HistoryStore.open(path);
   assert.equal(again.lastId, 3);
   again.close();
@@ -77,7 +88,6 @@ Deno.test("HistoryStore.append() keeps binary payloads exact, batches of any siz
     { length: 200 },
     (_, i) => Uint8Array.from({ length: i }, (_, k) => (k * 7 + i) & 255),
   );
-  // 200 rows: three multi-row inserts and the rest one by one.
   store.append(batchOf(1, payloads.map((p, i) => [`c${i % 3}`, p])));
   const back = store.last(1_000);
   assert.equal(back.length, 200);
@@ -91,13 +101,64 @@ Deno.test("HistoryStore.append() keeps binary payloads exact, batches of any siz
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("HistoryStore.append() splits a large batch into rows, read back as one", (t) => {
+  const { dir, path } = tempFile(t);
+  const store = HistoryStore.open(path);
+  // 300 messages of 500 bytes from 7 senders, with times 10 ms apart: several rows.
+  const payload = (i: number) => Uint8Array.from({ length: 500 }, (_, k) => (i + k) & 255);
+  const batch = batchOf(1, Array.from({ length: 300 }, (_, i) => [`c${i % 7}`, payload(i)]));
+  batch.times = Float64Array.from({ length: 300 }, (_, i) => 5_000 + 10 * i);
+  store.append(batch);
+  const db = new DatabaseSync(path);
+  const rows = db.prepare("SELECT last_id, count FROM batches ORDER BY last_id").all();
+  db.close();
+  assert.ok(rows.length > 1, `${rows.length} rows`);
+  assert.equal(rows.at(-1)!.last_id, 300);
+  assert.equal(rows.reduce((n, r) => n + Number(r.count), 0), 300);
+  const back = [...store.query()];
+  assert.equal(back.length, 300);
+  back.forEach((r, i) => {
+    assert.equal(r.id, i + 1);
+    assert.equal(r.time, 5_000 + 10 * i);
+    assert.equal(r.sender, `c${i % 7}`);
+    assert.deepEqual(r.payload, payload(i));
+  });
+  store.close();
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("HistoryStore.append() refuses a malformed batch with a RangeError", () => {
+  const store = HistoryStore.open(":memory:");
+  const ok = batchOf(1, [["a", "x"], ["a", "y"]]);
+  assert.throws(() => store.append({ ...ok, ends: Uint32Array.of(1) }), RangeError);
+  assert.throws(() => store.append({ ...ok, ends: Uint32Array.of(1, 9) }), RangeError);
+  assert.throws(() => store.append({ ...ok, times: Float64Array.of(0, 2 ** 33) }), RangeError);
+  assert.throws(() => store.append({ ...ok, count: 70_000 }), RangeError);
+  assert.equal(store.count(), 0);
+  store.append(ok);
+  assert.equal(store.count(), 2);
+  store.close();
+});
+
 Deno.test("HistoryStore.append() stores all of a batch or none of it", (t) => {
   const { dir, path } = tempFile(t);
   const store = HistoryStore.open(path);
   store.append(batchOf(1, [["a", "x"]]));
-  // Ids 0, 1, 2: 0 goes in, 1 is taken, so the whole batch rolls back.
-  assert.throws(() => store.append(batchOf(0, [["a", "w"], ["a", "y"], ["a", "z"]])));
+  // 200 KB: several rows. The file may grow by about one of them only (a full disk),
+  // so the first row goes in and a later one fails: the whole batch rolls back.
+  const db = new DatabaseSync(path);
+  const pages = Number(db.prepare("PRAGMA page_count").get()!.page_count);
+  const pageSize = Number(db.prepare("PRAGMA page_size").get()!.page_size);
+  db.close();
+  store.exec(`PRAGMA max_page_count = ${pages + Math.ceil(60_000 / pageSize)}`);
+  const rows: [string, Uint8Array][] = Array.from(
+    { length: 200 },
+    () => ["a", new Uint8Array(1_000)],
+  );
+  assert.throws(() => store.append(batchOf(2, rows)), /full/);
   assert.equal(store.count(), 1);
+  assert.equal(store.lastId, 1);
+  store.exec("PRAGMA max_page_count = 1000000");
   store.append(batchOf(2, [["a", "y"]]));
   assert.deepEqual(store.last(5).map((r) => decoder.decode(r.payload)), ["x", "y"]);
   store.close();
@@ -136,12 +197,48 @@ Deno.test("HistoryStore.query() selects by time and sender, and limit keeps the 
   Deno.removeSync(dir, { recursive: true });
 });
 
-Deno.test("HistoryStore.prune() keeps the newest maxMessages, in bounded batches", (t) => {
+Deno.test("HistoryStore.last() and query() read across batches", (t) => {
+  const { dir, path } = tempFile(t);
+  const store = HistoryStore.open(path);
+  // Ids 1-4 at 1000 (alice, bob), 5-6 at 2000 (carol only), 7-9 at 3000 (alice, bob).
+  store.append(batchOf(1, [["alice", "a1"], ["bob", "b1"], ["alice", "a2"], ["bob", "b2"]]));
+  store.append(batchOf(5, [["carol", "c1"], ["carol", "c2"]], 2_000));
+  store.append(batchOf(7, [["bob", "b3"], ["alice", "a3"], ["bob", "b4"]], 3_000));
+  const texts = (records: Iterable<{ sender: string; payload: Uint8Array }>) =>
+    [...records].map((r) => `${r.sender}:${decoder.decode(r.payload)}`);
+  assert.deepEqual(texts(store.last(4)), ["carol:c2", "bob:b3", "alice:a3", "bob:b4"]);
+  assert.deepEqual(store.last(3, 5).map((r) => r.id), [3, 4, 5]);
+  assert.deepEqual(store.last(100, 8).map((r) => r.id), range(1, 8));
+  assert.deepEqual(texts(store.query({ from: "alice" })), ["alice:a1", "alice:a2", "alice:a3"]);
+  assert.deepEqual(texts(store.query({ from: "bob", limit: 3 })), ["bob:b2", "bob:b3", "bob:b4"]);
+  assert.deepEqual(texts(store.query({ since: 2_000, limit: 3 })), [
+    "bob:b3",
+    "alice:a3",
+    "bob:b4",
+  ]);
+  assert.deepEqual(texts(store.query({ since: 1_500, from: "carol" })), ["carol:c1", "carol:c2"]);
+  assert.deepEqual(texts(store.query({ limit: 0 })), []);
+  store.close();
+  Deno.removeSync(dir, { recursive: true });
+});
+
+/** Appends `batches` batches of `size` messages `m<id>` from id `lastId + 1`. */
+function appendBatches(store: HistoryStore, batches: number, size: number, time = 1_000): void {
+  for (let b = 0; b < batches; b++) {
+    const first = store.lastId + 1;
+    store.append(batchOf(
+      first,
+      Array.from({ length: size }, (_, i) => ["a", `m${first + i}`] as [string, string]),
+      time,
+    ));
+  }
+}
+
+Deno.test("HistoryStore.prune() keeps the newest maxMessages, in bounded passes", (t) => {
   const { dir, path } = tempFile(t);
   const store = HistoryStore.open(path, { maxMessages: 10 });
-  store.append(
-    batchOf(1, Array.from({ length: 35 }, (_, i) => ["a", `m${i}`] as [string, string])),
-  );
+  appendBatches(store, 7, 5); // Ids 1 to 35.
+  // Passes of 20 messages: the batches up to id 20, then up to id 25, then nothing.
   assert.equal(store.prune(Date.now(), 20), 20);
   assert.equal(store.prune(Date.now(), 20), 5);
   assert.equal(store.prune(Date.now(), 20), 0);
@@ -156,7 +253,25 @@ Deno.test("HistoryStore.prune() keeps the newest maxMessages, in bounded batches
   Deno.removeSync(dir, { recursive: true });
 });
 
-Deno.test("HistoryStore.prune() deletes what is older than maxAgeMs", (t) => {
+Deno.test("HistoryStore.prune() deletes whole batches only: it keeps at least maxMessages", (t) => {
+  const { dir, path } = tempFile(t);
+  const store = HistoryStore.open(path, { maxMessages: 7 });
+  appendBatches(store, 7, 5); // Ids 1 to 35; the newest 7 are 29 to 35.
+  while (store.prune() > 0);
+  // 26 to 30 holds 29 and 30: that batch stays whole.
+  assert.deepEqual([...store.query()].map((r) => r.id), range(26, 35));
+  // A batch larger than a pass goes all the same, in one pass.
+  const big = HistoryStore.open(`${dir}/big.db`, { maxMessages: 5 });
+  appendBatches(big, 1, 30);
+  appendBatches(big, 1, 5);
+  assert.equal(big.prune(Date.now(), 10), 30);
+  assert.deepEqual([...big.query()].map((r) => r.id), range(31, 35));
+  big.close();
+  store.close();
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("HistoryStore.prune() deletes the batches older than maxAgeMs", (t) => {
   const { dir, path } = tempFile(t);
   const store = HistoryStore.open(path, { maxAgeMs: 1_000 });
   store.append(batchOf(1, [["a", "old1"], ["a", "old2"]], 10_000));
@@ -164,9 +279,26 @@ Deno.test("HistoryStore.prune() deletes what is older than maxAgeMs", (t) => {
   assert.equal(store.prune(20_500), 2);
   assert.deepEqual(store.last(5).map((r) => decoder.decode(r.payload)), ["new"]);
   assert.equal(store.prune(20_500), 0);
+  // A batch goes once its newest message is too old: until then its older ones stay.
+  const mixed = batchOf(4, [["a", "older"], ["a", "newer"]]);
+  mixed.times = Float64Array.of(20_000, 22_000);
+  store.append(mixed);
+  assert.equal(store.prune(22_500), 1); // "new" alone.
+  assert.deepEqual(store.last(5).map((r) => decoder.decode(r.payload)), ["older", "newer"]);
+  assert.equal(store.prune(23_001), 2);
+  assert.equal(store.count(), 0);
+  // Emptied by age, the file still remembers its last id.
+  assert.equal(store.lastId, 5);
   store.close();
+  const again = HistoryStore.open(path);
+  assert.equal(again.lastId, 5);
+  again.close();
   Deno.removeSync(dir, { recursive: true });
 });
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
 
 Deno.test("HistoryStore.open() refuses a file that is not SQLite with one clear line", (t) => {
   const { dir, path } = tempFile(t);
@@ -207,6 +339,44 @@ Deno.test("HistoryStore.open() refuses another program's database", (t) => {
     () => HistoryStore.open(path),
     openError(path, "it is not a parrot history file (another program's database)"),
   );
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("HistoryStore.open() refuses a history of schema version 1 (a row per message)", (t) => {
+  const { dir, path } = tempFile(t);
+  const db = new DatabaseSync(path);
+  db.exec(
+    "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, " +
+      "sender TEXT NOT NULL, origin TEXT, payload BLOB NOT NULL)",
+  );
+  db.exec("PRAGMA application_id = 1886548596"); // "prrt"
+  db.exec("PRAGMA user_version = 1");
+  db.close();
+  const why = "its schema version 1 is older than this parrot's (a row per message): " +
+    "move it away to start a new one";
+  assert.throws(() => HistoryStore.open(path), openError(path, why));
+  assert.throws(() => HistoryStore.open(path, { readOnly: true }), openError(path, why));
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("HistoryStore reads a damaged row as an error, never as wrong messages", (t) => {
+  const { dir, path } = tempFile(t);
+  const store = HistoryStore.open(path);
+  store.append(batchOf(1, [["a", "one"], ["b", "two"]]));
+  store.exec("UPDATE batches SET ends = zeroblob(4)");
+  assert.throws(
+    () => store.last(5),
+    {
+      message:
+        "The history's batch of the ids up to 2 is damaged: its index does not match its count",
+    },
+  );
+  store.exec(`UPDATE batches SET ends = x'0300000009000000'`);
+  assert.throws(
+    () => [...store.query()],
+    /batch of the ids up to 2 is damaged: its payloads are cut short/,
+  );
+  store.close();
   Deno.removeSync(dir, { recursive: true });
 });
 

@@ -30,13 +30,17 @@ Deno.test("openHistory() applies the retention to what the file holds", async ()
   const dir = Deno.makeTempDirSync({ prefix: "parrot-history-" });
   const path = `${dir}/history.db`;
   const first = await openHistory(path, { maxMessages: 0 });
-  for (let i = 0; i < 50; i++) first.record("a", encoder.encode(`m${i}`), Date.now());
+  // Five batches of ten: the retention deletes whole batches.
+  for (let i = 0; i < 50; i++) {
+    first.record("a", encoder.encode(`m${i}`), Date.now());
+    if (i % 10 === 9) await first.flush();
+  }
   await first.close();
   const second = await openHistory(path, { maxMessages: 10 });
   second.record("a", encoder.encode("new"));
   await second.close();
   const store = HistoryStore.open(path, { readOnly: true });
-  // Pruned at open (50 -> 10), then one more.
+  // Pruned at open (the four oldest batches: 50 -> 10), then one more.
   assert.deepEqual([...store.query()].map((r) => r.id), [
     41,
     42,

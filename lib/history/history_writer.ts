@@ -6,11 +6,14 @@
  * It owns the batching, the bound on memory, the pause when the database fails or
  * cannot keep up, the ids (the order), the replay of the last messages with those not
  * yet stored, and the graceful flush. {@linkcode HistoryWriter.record} only copies the
- * payload into the open batch (no allocation per message); a batch is handed over when
- * it is full or `flushMs` after its first message, one at a time.
+ * payload into the open batch (no allocation per message: the batches' buffers are
+ * reused); a batch is handed over when it is full or `flushMs` after its first message,
+ * a few ahead (`writesInFlight`), so that the database thread always has the next one
+ * rather than wait for the server's thread to notice that it stored the last.
  *
  * When a write fails (a full disk, an I/O error) the batch and those queued behind it
- * are counted as skipped, one warning is logged, and recording pauses for `retryMs`;
+ * that were not handed over yet are counted as skipped (those handed over are counted
+ * as the sink settles them), one warning is logged, and recording pauses for `retryMs`;
  * the next batch that is stored logs how many were skipped. When the database is slower
  * than the messages, {@linkcode HistoryWriter.congested} tells the server to wait
  * ({@linkcode HistoryWriter.whenRoom}) before it takes more input: backpressure, as for
@@ -30,10 +33,23 @@ import {
 } from "../defaults.ts";
 import type { HistoryBatch, HistoryRecord } from "./history_store.ts";
 
-/** Where the writer's batches are stored. */
+/**
+ * Where the writer's batches are stored. The writer starts up to `writesInFlight`
+ * writes, in order, before the first has finished.
+ */
 export interface HistorySink {
-  /** Stores `batch`; rejects when it could not (then none of it is stored). */
+  /**
+   * Stores `batch` (a view the writer reuses once the write settles); rejects when it
+   * could not (then none of it is stored).
+   */
   write(batch: HistoryBatch): Promise<void>;
+  /**
+   * Called once the writer has taken note of a failed write (it counts that batch and
+   * those it did not hand over yet as lost). A sink that keeps writes going at once
+   * fails those started before this call, behind the failed one, so that what it
+   * stores stays a prefix of the batches up to the failure (`HistoryWorkerSink` does).
+   */
+  failureNoted?(): void;
   /** Releases the sink; no write is in flight when the writer calls it. */
   close(): Promise<void>;
 }
@@ -42,7 +58,7 @@ export interface HistorySink {
 export interface HistoryReader {
   /** The last `n` stored messages with an id of at most `upToId`, oldest first. */
   last(n: number, upToId?: number): HistoryRecord[];
-  /** Called by {@linkcode HistoryWriter.close} after the sink is closed, if present. */
+  /** Called by {@linkcode HistoryWriter.close} before the sink is closed, if present. */
   close?(): void;
 }
 
@@ -56,9 +72,21 @@ export interface HistoryWriterOptions {
   reader?: HistoryReader;
   /** Milliseconds a message may wait in the open batch. Default 50. */
   flushMs?: number;
-  /** Messages per batch, at most 65535. Default 4096. */
+  /**
+   * Batches handed to the sink before the first of them is stored, at most: the sink
+   * always has the next one, rather than wait for this thread to notice the last one
+   * finished. Default 4.
+   */
+  writesInFlight?: number;
+  /**
+   * Messages per batch, at most 65535. Default 16384: fewer, larger commits (a quarter
+   * less work for the database thread than 4096 at 64 bytes a message).
+   */
   batchMessages?: number;
-  /** Payload bytes per batch (a larger message makes a batch of its own). Default 1 MiB. */
+  /**
+   * Payload bytes per batch (a larger message makes a batch of its own). Default 1 MiB.
+   * A new batch's buffers hold `batchMessages` messages of 64 bytes, and grow if needed.
+   */
   batchBytes?: number;
   /** Payload bytes waiting to be stored beyond which messages are skipped. Default 16 MiB. */
   maxPendingBytes?: number;
@@ -86,6 +114,14 @@ export interface HistoryWriterStats {
 
 const logger = getLogger(["parrot", "history"]);
 
+/** Messages per batch, by default: see {@linkcode HistoryWriterOptions.batchMessages}. */
+export const DEFAULT_BATCH_MESSAGES = 16_384;
+/** Payload bytes per batch, by default: see {@linkcode HistoryWriterOptions.batchBytes}. */
+export const DEFAULT_BATCH_BYTES = 1024 * 1024;
+
+/** Payload bytes copied one by one rather than through a view (as fast, no garbage). */
+const SMALL_PAYLOAD = 128;
+
 /** One batch being filled or waiting: buffers reused batch after batch. */
 class BatchBuffer {
   firstId = 0;
@@ -99,6 +135,15 @@ class BatchBuffer {
   readonly nameIndex = new Map<string, number>();
   lastName = "";
   lastIndex = -1;
+  /** Sealed and waiting, handed to the sink, or settled (`error` null when stored). */
+  state: "waiting" | "writing" | "settled" = "waiting";
+  error: string | null = null;
+  /** Handed to the sink (rather than lost behind a failed write before it was). */
+  handedOver = false;
+  /** Handed over while the writer was failing: a retry, which ends the pause if stored. */
+  retry = false;
+  /** How many failures the writer had noted when it handed the batch over. */
+  failuresNoted = 0;
 
   constructor(messages: number, bytes: number) {
     this.times = new Float64Array(messages);
@@ -115,6 +160,10 @@ class BatchBuffer {
     this.nameIndex.clear();
     this.lastName = "";
     this.lastIndex = -1;
+    this.state = "waiting";
+    this.error = null;
+    this.handedOver = false;
+    this.retry = false;
   }
 
   /** Appends the message `bytes[start, end)`. */
@@ -135,12 +184,23 @@ class BatchBuffer {
       grown.set(this.bytes.subarray(0, this.used));
       this.bytes = grown;
     }
-    this.bytes.set(bytes.subarray(start, end), this.used);
+    if (end - start <= SMALL_PAYLOAD) {
+      // Byte by byte: no view to make (and collect) for each message.
+      const into = this.bytes;
+      for (let from = start, to = this.used; from < end; from++, to++) into[to] = bytes[from];
+    } else {
+      this.bytes.set(bytes.subarray(start, end), this.used);
+    }
     const i = this.count++;
     this.times[i] = time;
     this.senders[i] = index;
     this.ends[i] = used;
     this.used = used;
+  }
+
+  /** The bytes its buffers hold. */
+  get capacity(): number {
+    return this.bytes.length + 14 * this.times.length;
   }
 
   /** The batch as a sink takes it: views of the filled parts. */
@@ -203,17 +263,20 @@ export class HistoryWriter {
   readonly #maxPendingBytes: number;
   readonly #retryMs: number;
   readonly #replayMax: number;
+  readonly #writesInFlight: number;
   readonly #now: () => number;
   readonly #log: (level: "warning" | "info", message: string) => void;
 
   #nextId: number;
   #open: BatchBuffer;
-  /** Sealed batches, oldest first; the first is being written. */
+  /** Sealed batches, oldest first: the first `#writing` of them are with the sink. */
   readonly #queue: BatchBuffer[] = [];
   readonly #spares: BatchBuffer[] = [];
+  /** The bytes the spares hold. */
+  #spareBytes = 0;
   #pendingBytes = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #writing = false;
+  #writing = 0;
   /** The largest id whose batch was written or failed. */
   #doneUpTo: number;
   /** What `flush()` calls wait for: the id their last message took. */
@@ -230,6 +293,8 @@ export class HistoryWriter {
   #paused = false;
   /** Skipping until this time: a write failed. */
   #pausedUntil = 0;
+  /** Failed writes taken note of (`HistorySink.failureNoted`). */
+  #failuresNoted = 0;
   /** From a failed write to the next one that succeeds. */
   #failing = false;
   /** From more than `maxPendingBytes` waiting to less than half of it. */
@@ -241,15 +306,23 @@ export class HistoryWriter {
     this.#sink = options.sink;
     this.#reader = options.reader;
     this.#flushMs = options.flushMs ?? DEFAULT_HISTORY_FLUSH_MS;
-    this.#batchMessages = Math.min(options.batchMessages ?? 4096, 65_535);
-    this.#batchBytes = options.batchBytes ?? 1024 * 1024;
+    this.#batchMessages = Math.min(options.batchMessages ?? DEFAULT_BATCH_MESSAGES, 65_535);
+    this.#batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_HISTORY_MAX_PENDING_BYTES;
     this.#retryMs = options.retryMs ?? DEFAULT_HISTORY_RETRY_MS;
     this.#replayMax = options.replayMax ?? DEFAULT_HISTORY_REPLAY_MAX;
+    this.#writesInFlight = Math.max(1, options.writesInFlight ?? 4);
     this.#now = options.now ?? Date.now;
     this.#log = options.log ?? ((level, message) => logger[level](message));
     this.#nextId = options.firstId ?? 1;
     this.#doneUpTo = this.#nextId - 1;
+    // The buffers a steady flow cycles through, made (and their memory touched) now
+    // rather than while the first messages arrive.
+    for (let i = 0; i < this.#writesInFlight + 1; i++) {
+      const spare = this.#newBuffer();
+      for (const array of [spare.bytes, spare.times, spare.senders, spare.ends]) array.fill(0);
+      this.#release(spare);
+    }
     this.#open = this.#newBuffer();
   }
 
@@ -405,10 +478,12 @@ export class HistoryWriter {
       for (const resolve of this.#roomWaiters.splice(0)) resolve();
       clearTimeout(this.#timer);
       this.#timer = undefined;
+      // The reader first: the sink's connection, closed last, moves the log into the
+      // file on its own thread (the last connection to a file does that).
       try {
-        await this.#sink.close();
-      } finally {
         this.#reader?.close?.();
+      } finally {
+        await this.#sink.close();
       }
     }
   }
@@ -421,8 +496,15 @@ export class HistoryWriter {
   }
 
   #newBuffer(): BatchBuffer {
-    return this.#spares.pop() ??
-      new BatchBuffer(this.#batchMessages, Math.min(this.#batchBytes, 64 * 1024));
+    const spare = this.#spares.pop();
+    if (spare !== undefined) {
+      this.#spareBytes -= spare.capacity;
+      return spare;
+    }
+    return new BatchBuffer(
+      this.#batchMessages,
+      Math.min(this.#batchBytes, 64 * this.#batchMessages),
+    );
   }
 
   /** Queues the open batch, if it has messages, and starts writing. */
@@ -436,43 +518,80 @@ export class HistoryWriter {
       this.#open = this.#newBuffer();
       this.#open.reset(this.#nextId);
     }
-    if (!this.#writing) this.#writeQueued();
+    this.#startWrites();
   }
 
-  async #writeQueued(): Promise<void> {
-    this.#writing = true;
-    while (this.#queue.length > 0) {
-      const batch = this.#queue[0];
-      let upTo = batch.firstId + batch.count - 1;
+  /** Hands the sink the batches that wait, up to `writesInFlight` at a time. */
+  #startWrites(): void {
+    while (this.#writing < this.#writesInFlight && this.#writing < this.#queue.length) {
+      // Settled already: lost behind a failed write, and taken off when those before it are.
+      if (this.#queue[this.#writing].state !== "waiting") break;
+      const batch = this.#queue[this.#writing++];
+      batch.state = "writing";
+      batch.handedOver = true;
+      batch.retry = this.#failing;
+      batch.failuresNoted = this.#failuresNoted;
+      let write: Promise<void>;
       try {
-        await this.#sink.write(batch.view());
-        this.#stored += batch.count;
-        if (this.#failing) {
+        write = this.#sink.write(batch.view());
+      } catch (error) {
+        write = Promise.reject(error); // Settled as a failed write, never thrown at record().
+      }
+      write.then(
+        () => this.#settled(batch, null),
+        (error) => this.#settled(batch, error instanceof Error ? error.message : String(error)),
+      );
+    }
+  }
+
+  /**
+   * A write finished: takes the settled batches off the head of the queue, in order
+   * (counted stored or lost), releases what waited for them, and starts the next.
+   */
+  #settled(batch: BatchBuffer, error: string | null): void {
+    batch.state = "settled";
+    batch.error = error;
+    if (error !== null) {
+      // The batches not handed over yet are lost with it (those with the sink already
+      // are counted as they settle: see HistorySink.failureNoted).
+      for (let i = this.#writing; i < this.#queue.length; i++) {
+        this.#queue[i].state = "settled";
+        this.#queue[i].error = error;
+      }
+    }
+    let upTo = this.#doneUpTo;
+    while (this.#queue.length > 0 && this.#queue[0].state === "settled") {
+      const head = this.#queue.shift()!;
+      if (head.handedOver) this.#writing--;
+      upTo = head.firstId + head.count - 1;
+      if (head.error === null) {
+        this.#stored += head.count;
+        // Stored after a failure: the pause ends (not for a write begun before it).
+        if (this.#failing && head.retry) {
           this.#failing = false;
           this.#maybeResumed();
         }
-      } catch (error) {
-        this.#lastError = error instanceof Error ? error.message : String(error);
-        // This batch and those behind it are lost; recording pauses for a while.
-        for (const queued of this.#queue.splice(1)) {
-          this.#lost(queued.count);
-          upTo = queued.firstId + queued.count - 1;
-          this.#release(queued);
+      } else {
+        this.#lost(head.count);
+        // A failure of its own (not one behind a failure noted since it was handed over):
+        // recording pauses for a while.
+        if (head.handedOver && head.failuresNoted === this.#failuresNoted) {
+          this.#failuresNoted++;
+          this.#sink.failureNoted?.();
+          this.#lastError = head.error;
+          this.#failing = true;
+          this.#pausedUntil = this.#now() + this.#retryMs;
+          this.#pause(`${this.#lastError}; retrying every ${this.#retryMs}ms`);
         }
-        this.#lost(batch.count);
-        this.#failing = true;
-        this.#pausedUntil = this.#now() + this.#retryMs;
-        this.#pause(`${this.#lastError}; retrying every ${this.#retryMs}ms`);
       }
-      this.#queue.shift();
-      this.#release(batch);
-      this.#doneUpTo = upTo;
-      for (let i = 0; i < this.#waiters.length; i++) {
-        if (this.#waiters[i].upTo <= upTo) this.#waiters.splice(i--, 1)[0].resolve();
-      }
-      if (!this.congested) { for (const resolve of this.#roomWaiters.splice(0)) resolve(); }
+      this.#release(head);
     }
-    this.#writing = false;
+    this.#doneUpTo = upTo;
+    for (let i = 0; i < this.#waiters.length; i++) {
+      if (this.#waiters[i].upTo <= upTo) this.#waiters.splice(i--, 1)[0].resolve();
+    }
+    if (!this.congested) { for (const resolve of this.#roomWaiters.splice(0)) resolve(); }
+    this.#startWrites();
   }
 
   #lost(count: number): void {
@@ -483,7 +602,14 @@ export class HistoryWriter {
   #release(batch: BatchBuffer): void {
     this.#pendingBytes -= batch.used;
     batch.reset(0);
-    if (this.#spares.length < 2) this.#spares.push(batch);
+    // Kept for the next batches, as many as fill half of maxPendingBytes: the queue grows
+    // that long whenever the database is behind, and new buffers (zeroed, mapped, grown)
+    // cost the server's thread more than the messages they hold.
+    const size = batch.capacity;
+    if (this.#spareBytes + size <= this.#maxPendingBytes / 2 || this.#spares.length < 2) {
+      this.#spares.push(batch);
+      this.#spareBytes += size;
+    }
   }
 
   /** Starts skipping, with one warning. */

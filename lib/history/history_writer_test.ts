@@ -301,3 +301,79 @@ Deno.test("HistoryWriter.last(n, upToId) stops at the mark, stored or pending", 
   await flushed;
   await writer.close();
 });
+
+Deno.test("HistoryWriter hands the sink up to writesInFlight batches at a time, stored in order", async () => {
+  for (const writesInFlight of [1, 3]) {
+    const { writer, sink, texts } = setup({ batchMessages: 2, writesInFlight });
+    const held = gate();
+    sink.gate = held.promise;
+    for (let i = 0; i < 10; i++) writer.record("a", encoder.encode(`m${i}`));
+    // Four batches sealed: as many as allowed went to the sink before one was stored.
+    assert.equal(sink.batches.length, writesInFlight);
+    sink.gate = undefined;
+    held.open();
+    await writer.close();
+    assert.deepEqual(sink.batches, [2, 2, 2, 2, 2]);
+    assert.deepEqual(
+      texts().map((t) => t.split(": ")[1]),
+      Array.from({ length: 10 }, (_, i) => `m${i}`),
+    );
+    assert.deepEqual(writer.stats, { stored: 10, skipped: 0, pending: 0, lastError: null });
+  }
+});
+
+Deno.test("HistoryWriter: a failed write loses the batches behind it, those in flight too", async () => {
+  let now = 1_000_000;
+  const stored: string[] = [];
+  const held = gate();
+  const notes: number[] = [];
+  // A sink as HistorySink asks: a write started before failureNoted() fails too.
+  let epoch = 0;
+  let failedEpoch = -1;
+  const sink: HistorySink = {
+    async write(batch) {
+      const started = epoch;
+      const texts = Array.from(
+        batch.ends,
+        (end, i) => decoder.decode(batch.bytes.subarray(i === 0 ? 0 : batch.ends[i - 1], end)),
+      );
+      await held.promise;
+      if (started <= failedEpoch) throw new Error("behind a failed write");
+      if (batch.firstId === 3) {
+        failedEpoch = started;
+        throw new Error("disk on fire");
+      }
+      stored.push(...texts);
+    },
+    failureNoted: () => notes.push(++epoch),
+    close: () => Promise.resolve(),
+  };
+  const logs: string[] = [];
+  const writer = new HistoryWriter({
+    sink,
+    batchMessages: 2,
+    writesInFlight: 2,
+    retryMs: 1_000,
+    now: () => now,
+    log: (level, message) => logs.push(`${level}: ${message}`),
+  });
+  // Batches 1-2 and 3-4 go to the sink; 5-6 and 7-8 wait.
+  for (let i = 1; i <= 8; i++) writer.record("a", encoder.encode(`m${i}`));
+  const flushed = writer.flush();
+  held.open();
+  await flushed;
+  // 1-2 stored, which handed 5-6 over; 3-4 failed, so 5-6 failed behind it, and 7-8
+  // (not handed over) is lost with it: what is stored stays a prefix.
+  assert.deepEqual(stored, ["m1", "m2"]);
+  assert.deepEqual(writer.stats, { stored: 2, skipped: 6, pending: 0, lastError: "disk on fire" });
+  assert.ok(notes.length > 0, "the writer told the sink");
+  assert.deepEqual(logs, ["warning: History paused: disk on fire; retrying every 1000ms"]);
+  // Paused until the retry.
+  writer.record("a", encoder.encode("skipped"));
+  now += 1_000;
+  writer.record("a", encoder.encode("m9"));
+  await writer.close();
+  assert.deepEqual(stored, ["m1", "m2", "m9"]);
+  assert.equal(writer.stats.skipped, 7);
+  assert.deepEqual(logs.slice(1), ["info: History resumed: 7 messages skipped"]);
+});
