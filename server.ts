@@ -71,7 +71,11 @@ async function main(): Promise<number> {
         ...(cluster ? clusterFeedCounters(cluster.stats()) : {}),
       }),
       // With --history, a page that opens shows the recent messages at once.
-      history: history && ((n) => history.last(n)),
+      history: history && ((n) =>
+        history.last(n).map((message) => ({
+          ...message,
+          sender: message.origin === null ? message.sender : `${message.sender}@${message.origin}`,
+        }))),
       signal: shutdown.signal,
     })
     : undefined;

@@ -93,10 +93,12 @@ async function main(): Promise<number> {
     const senders = new Map<string, RecordSender>();
     const encoder = new TextEncoder();
     for (const record of store.query({ since, from, limit })) {
-      let sender = senders.get(record.sender);
+      // Another server's message as --print-cluster printed it: <sender>@<origin>.
+      const name = record.origin === null ? record.sender : `${record.sender}@${record.origin}`;
+      let sender = senders.get(name);
       if (sender === undefined) {
-        sender = { name: record.sender, prefix: encoder.encode(`${record.sender}: `) };
-        senders.set(record.sender, sender);
+        sender = { name, prefix: encoder.encode(`${name}: `) };
+        senders.set(name, sender);
       }
       time = record.time;
       records.write(out, sender, record.payload, 0, record.payload.length);

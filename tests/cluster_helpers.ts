@@ -50,11 +50,11 @@ export async function startClusterServer(
   urls: string,
   name: string,
   extra: string[] = [],
-  options: { connected?: boolean; env?: Record<string, string> } = {},
+  options: { connected?: boolean; env?: Record<string, string>; runArgs?: string[] } = {},
 ): Promise<ServerProcess> {
   const server = await startServer(
     ["--cluster", urls, "--server-name", name, ...extra],
-    { env: options.env },
+    { env: options.env, runArgs: options.runArgs },
   );
   if (options.connected !== false) {
     await server.stderr.waitForText(/Connected to NATS at/, 15_000);

@@ -425,3 +425,46 @@ Deno.test("server in cluster mode stops on SIGINT with exit 0 while NATS is unre
   );
   assert.equal(await stopServer(east), 0, east.stderr.text());
 });
+
+Deno.test("server in cluster mode with --history stores the other servers' messages too: HISTORY replays them, deno task history prints them as --print-cluster does", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parrot-cluster-history-" });
+  const file = `${dir}/west.db`;
+  const nats = await startNats();
+  const east = await startClusterServer(nats.url, "east");
+  const west = await startClusterServer(nats.url, "west", ["--history", file], {
+    runArgs: ["run", `--allow-write=${dir}`, ...SERVER_RUN_ARGS.slice(1)],
+  });
+  const clients: RawClient[] = [];
+  try {
+    const ann = await namedClient(east.port, "ann");
+    const bob = await namedClient(west.port, "bob");
+    clients.push(ann, bob);
+    await ann.write(msg("hello from east"));
+    await waitFor(() => textsFrom(bob, "ann").length === 1, "ann's message on west");
+    await bob.write(msg("hello from west"));
+    await bob.ping();
+    // A client that comes later gets both, with their senders' names, as live relays are.
+    const carl = await namedClient(west.port, "carl");
+    clients.push(carl);
+    await carl.write("HISTORY 10\n");
+    await carl.ping();
+    assert.deepEqual(
+      relayedFrames(carl.received.bytes()).map((r) => `${r.from}: ${decoder.decode(r.payload)}`),
+      ["ann: hello from east", "bob: hello from west"],
+    );
+  } finally {
+    for (const client of clients) await client.close();
+    assert.equal(await stopServer(east), 0);
+    assert.equal(await stopServer(west), 0);
+    await nats.stop();
+  }
+  try {
+    const printed = await runDeno(["task", "-q", "history", file]);
+    assert.equal(printed.code, 0, printed.stderr);
+    assert.equal(printed.stdout, "ann@east: hello from east\nbob: hello from west\n");
+    const fromAnn = await runDeno(["task", "-q", "history", file, "--from", "ann"]);
+    assert.equal(fromAnn.stdout, "ann@east: hello from east\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -414,8 +414,8 @@ HISTORY <n> from it (default: no history)`,
     name: "history-max",
     value: "<n>",
     section: "History",
-    help: `most messages kept, the oldest go first; 0 = no limit
-(default ${DEFAULT_HISTORY_MAX})`,
+    help: `messages kept, the oldest batches go first (at least this many
+are kept, at most one batch more); 0 = no limit (default ${DEFAULT_HISTORY_MAX})`,
     apply: (line, given, all) =>
       historyLimit(
         "history-max",

@@ -85,6 +85,32 @@ export interface HistoryRecord {
 }
 
 /**
+ * How a batch names a message's sender: its name, and for a message of another server
+ * (cluster mode) a space and that server's name. A space is never part of a name, so
+ * the two are told apart again by {@linkcode splitSenderKey}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { senderKey, splitSenderKey } from "./history_store.ts";
+ *
+ * assert.equal(senderKey("ann"), "ann");
+ * assert.deepEqual(splitSenderKey(senderKey("ann", "east")), { sender: "ann", origin: "east" });
+ * ```
+ */
+export function senderKey(sender: string, origin?: string): string {
+  return origin === undefined ? sender : `${sender} ${origin}`;
+}
+
+/** The sender and origin (null for the server's own clients) of a {@linkcode senderKey}. */
+export function splitSenderKey(key: string): { sender: string; origin: string | null } {
+  const space = key.indexOf(" ");
+  return space < 0
+    ? { sender: key, origin: null }
+    : { sender: key.slice(0, space), origin: key.slice(space + 1) };
+}
+
+/**
  * Messages in the compact form the writer builds and a Worker can take: the payloads
  * one after another in `bytes`, the senders as indexes into `names`.
  */
@@ -399,18 +425,26 @@ export class HistoryStore {
       params.push(since);
     }
     if (from !== undefined) {
-      where.push("EXISTS (SELECT 1 FROM json_each(names) WHERE value = ?)");
-      params.push(from);
+      // The sender's own messages, and those of the same name from other servers.
+      where.push(
+        "EXISTS (SELECT 1 FROM json_each(names) WHERE value = ? OR substr(value, 1, ?) = ?)",
+      );
+      params.push(from, from.length + 1, `${from} `);
     }
     const filter = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
-    const selects = (batch: StoredBatch, sender: number, i: number) =>
+    // The indexes into a batch's names that are `from`'s (null: every sender's).
+    const sendersOf = (batch: StoredBatch): Set<number> | null =>
+      from === undefined ? null : new Set(
+        batch.names.flatMap((key, index) => splitSenderKey(key).sender === from ? [index] : []),
+      );
+    const selects = (batch: StoredBatch, senders: Set<number> | null, i: number) =>
       (since === undefined || batch.time(i) >= since) &&
-      (sender < 0 || batch.senders[i] === sender);
+      (senders === null || senders.has(batch.senders[i]));
     if (limit === undefined) {
       const sql = `SELECT ${BATCH_COLUMNS} FROM batches ${filter} ORDER BY last_id`;
       for (const row of this.#db.prepare(sql).iterate(...params)) {
         const batch = new StoredBatch(row);
-        const sender = from === undefined ? -1 : batch.names.indexOf(from);
+        const sender = sendersOf(batch);
         for (let i = 0; i < batch.count; i++) {
           if (selects(batch, sender, i)) yield batch.record(i);
         }
@@ -424,7 +458,7 @@ export class HistoryStore {
       const sql = `SELECT ${BATCH_COLUMNS} FROM batches ${filter} ORDER BY last_id DESC`;
       for (const row of this.#db.prepare(sql).iterate(...params)) {
         const batch = new StoredBatch(row);
-        const sender = from === undefined ? -1 : batch.names.indexOf(from);
+        const sender = sendersOf(batch);
         for (let i = batch.count - 1; i >= 0 && newest.length < wanted; i--) {
           if (selects(batch, sender, i)) newest.push(batch.record(i));
         }
@@ -592,11 +626,12 @@ class StoredBatch {
 
   /** The message at `index`, its payload a view of the batch's payloads. */
   record(index: number): HistoryRecord {
+    const { sender, origin } = splitSenderKey(this.names[this.senders[index]]);
     return {
       id: this.firstId + index,
       time: this.time(index),
-      sender: this.names[this.senders[index]],
-      origin: null,
+      sender,
+      origin,
       payload: this.#payloads.subarray(index === 0 ? 0 : this.#ends[index - 1], this.#ends[index]),
     };
   }

@@ -31,7 +31,12 @@ import {
   DEFAULT_HISTORY_REPLAY_MAX,
   DEFAULT_HISTORY_RETRY_MS,
 } from "../defaults.ts";
-import type { HistoryBatch, HistoryRecord } from "./history_store.ts";
+import {
+  type HistoryBatch,
+  type HistoryRecord,
+  senderKey,
+  splitSenderKey,
+} from "./history_store.ts";
 
 /**
  * Where the writer's batches are stored. The writer starts up to `writesInFlight`
@@ -224,8 +229,7 @@ class BatchBuffer {
       out.push({
         id: this.firstId + i,
         time: this.times[i],
-        sender: this.names[this.senders[i]],
-        origin: null,
+        ...splitSenderKey(this.names[this.senders[i]]),
         payload: this.bytes.slice(i === 0 ? 0 : this.ends[i - 1], this.ends[i]),
       });
     }
@@ -337,7 +341,7 @@ export class HistoryWriter {
   /**
    * Records the message `bytes[start, end)`, as {@linkcode HistoryWriter.record} does:
    * for the server's drain, which has the payload as a range of a read buffer and need
-   * not make a view of it.
+   * not make a view of it. `origin`: the server a cluster message came from.
    */
   recordRange(
     from: string,
@@ -345,6 +349,7 @@ export class HistoryWriter {
     start: number,
     end: number,
     time: number = this.#now(),
+    origin?: string,
   ): void {
     const size = end - start;
     if (this.#closed) {
@@ -379,7 +384,7 @@ export class HistoryWriter {
         this.#seal();
       }, this.#flushMs);
     }
-    open.add(from, bytes, start, end, time);
+    open.add(origin === undefined ? from : senderKey(from, origin), bytes, start, end, time);
     this.#nextId++;
     this.#pendingBytes += size;
   }

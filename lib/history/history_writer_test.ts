@@ -280,6 +280,20 @@ Deno.test("HistoryWriter.recordRange() stores exactly bytes[start, end)", async 
   assert.deepEqual(texts(), ["1 a: hello", "2 b: world", "3 c: "]);
 });
 
+Deno.test("HistoryWriter.recordRange() keeps the origin of another server's message, stored or pending", async () => {
+  const { store, writer } = setup();
+  const hi = encoder.encode("hi");
+  writer.recordRange("ann", hi, 0, 2, 1, "east");
+  writer.recordRange("ann", hi, 0, 2, 2);
+  const shown = (records: { sender: string; origin: string | null }[]) =>
+    records.map((r) => `${r.sender} ${r.origin}`);
+  assert.deepEqual(shown(writer.last(10)), ["ann east", "ann null"], "pending");
+  await writer.flush();
+  assert.deepEqual(shown(store.last(10)), ["ann east", "ann null"], "stored");
+  assert.deepEqual(shown([...store.query({ from: "ann" })]), ["ann east", "ann null"]);
+  assert.deepEqual(shown([...store.query({ from: "east" })]), [], "an origin is not a sender");
+});
+
 Deno.test("HistoryWriter.last(n, upToId) stops at the mark, stored or pending", async () => {
   const { writer, sink } = setup({ batchMessages: 4 });
   for (let i = 1; i <= 6; i++) writer.record("a", encoder.encode(`m${i}`));

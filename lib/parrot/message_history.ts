@@ -29,10 +29,18 @@ export interface MessageHistory {
   /** The id of the last message recorded (0 when none yet). */
   readonly lastId: number;
   /**
-   * Records the message `bytes[start, end)` of `from`: cheap, never throws, never
-   * waits (the server calls it for every message, on its hot path).
+   * Records the message `bytes[start, end)` of `from` (of another server, `origin`, in
+   * cluster mode): cheap, never throws, never waits (the server calls it for every
+   * message, on its hot path).
    */
-  recordRange(from: string, bytes: Uint8Array, start: number, end: number, time?: number): void;
+  recordRange(
+    from: string,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    time?: number,
+    origin?: string,
+  ): void;
   /** The last `n` messages recorded with an id of at most `upToId`, oldest first. */
   last(n: number, upToId?: number): StoredMessage[];
   /**

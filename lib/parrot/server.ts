@@ -901,7 +901,7 @@ async function drain(context: DrainContext): Promise<void> {
     if (printRemote && stdout) {
       records.write(stdout, remoteSenders.record(origin, from), payload, 0, payload.length);
     }
-    if (history) history.recordRange(from, payload, 0, payload.length, batchTime);
+    if (history) history.recordRange(from, payload, 0, payload.length, batchTime, origin);
     if (onRemote) onRemote(origin, from, payload);
     if (broadcast) hub.queueRelay(remoteSenders.session(from), payload, 0, payload.length);
   }
