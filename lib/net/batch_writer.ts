@@ -81,6 +81,11 @@ export class BatchWriter {
     this.#length = at;
   }
 
+  /** What the batch holds, as a view (valid until the next append or clear). */
+  view(): Uint8Array {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
   /** Appends one byte. */
   appendByte(byte: number): void {
     this.#reserve(1);

@@ -18,6 +18,8 @@
  */
 
 import { BatchWriter } from "./batch_writer.ts";
+
+const NOTHING = new Uint8Array(0);
 import type { ByteWriter } from "./write_coalescer.ts";
 
 /** Options of {@linkcode PipelinedWriter}. */
@@ -66,15 +68,37 @@ export class PipelinedWriter {
   /** Work waiting for the bytes in the front batch (and all before them). */
   #frontActions: AfterWritten[] = [];
   #backActions: AfterWritten[] = [];
-  /** The write loop, while it runs. */
-  #writing: Promise<void> | null = null;
-  /** The write of the back batch in flight, if any. */
-  #flushing: Promise<void> | null = null;
+  /** Whether the back batch is being written (and the front waits its turn). */
+  #writing = false;
+  /** Who waits for the write in flight to end (`room`, `idle`): made when one waits. */
+  #writeEnded: PromiseWithResolvers<void> | null = null;
   #broken = false;
+  readonly #writer: ByteWriter;
   readonly #onError?: (error: unknown) => void;
+  // The write loop runs on callbacks made once per writer, not as an async function:
+  // at a quiet moment the server writes a batch per message or two, and an async loop
+  // cost a frame and its promises for each (garbage per message, so more collections).
+  /** The back batch's bytes in flight, and how many of them are written. */
+  #inFlight: Uint8Array = NOTHING;
+  #offset = 0;
+  readonly #onWritten = (written: number): void => {
+    if (written <= 0) {
+      this.#onWriteFailed(new Error("Cannot write: the writer accepted no bytes"));
+      return;
+    }
+    this.#offset += written;
+    if (this.#offset < this.#inFlight.length) this.#writeInFlight();
+    else this.#backWritten();
+  };
+  readonly #onWriteFailed = (error: unknown): void => {
+    this.#broken = true;
+    this.#onError?.(error);
+    this.#backWritten();
+  };
 
   /** Writes to `writer`, one write in flight at a time. */
   constructor(writer: ByteWriter, options: PipelinedWriterOptions = {}) {
+    this.#writer = writer;
     this.#front = new BatchWriter(writer, options.initialBytes);
     this.#back = new BatchWriter(writer, options.initialBytes);
     this.#onError = options.onError;
@@ -110,20 +134,21 @@ export class PipelinedWriter {
    * write failed and some of them were dropped, with `false`.
    */
   afterWritten(action: AfterWritten): void {
-    if (this.#front.length === 0 && this.#writing === null) action(!this.#broken);
+    if (this.#front.length === 0 && !this.#writing) action(!this.#broken);
     else this.#frontActions.push(action);
   }
 
   /** Starts writing what the front batch holds, unless a write is in flight (it will follow). */
   commit(): void {
-    if (this.#writing === null && (this.#front.length > 0 || this.#frontActions.length > 0)) {
-      this.#writing = this.#writeLoop();
+    if (!this.#writing && (this.#front.length > 0 || this.#frontActions.length > 0)) {
+      this.#writing = true;
+      this.#writeFront();
     }
   }
 
   /** Waits while the front batch holds `maxBytes` or more and a write is in flight. */
   async room(maxBytes: number): Promise<void> {
-    while (this.#front.length >= maxBytes && this.#flushing !== null) await this.#flushing;
+    while (this.#front.length >= maxBytes && this.#writing) await this.#whenWriteEnds();
   }
 
   /**
@@ -131,7 +156,7 @@ export class PipelinedWriter {
    * that has gone quiet); the next append allocates again. Returns whether it did.
    */
   release(): boolean {
-    if (this.#writing !== null || this.#front.length > 0) return false;
+    if (this.#writing || this.#front.length > 0) return false;
     this.#front.release();
     this.#back.release();
     return true;
@@ -140,37 +165,58 @@ export class PipelinedWriter {
   /** Commits, and resolves once everything appended is written and every action has run. */
   async idle(): Promise<void> {
     this.commit();
-    while (this.#writing !== null) await this.#writing;
+    while (this.#writing) await this.#whenWriteEnds();
   }
 
-  async #writeLoop(): Promise<void> {
-    try {
-      while (this.#front.length > 0 || this.#frontActions.length > 0) {
-        [this.#front, this.#back] = [this.#back, this.#front];
-        [this.#frontActions, this.#backActions] = [this.#backActions, this.#frontActions];
-        this.#flushing = this.#flushBack();
-        await this.#flushing;
-        this.#flushing = null;
-        const written = !this.#broken;
-        for (const action of this.#backActions) action(written);
-        this.#backActions.length = 0;
-      }
-    } finally {
-      this.#writing = null;
-      this.#flushing = null;
-    }
+  /** Resolves when the write in flight has ended and its actions have run. */
+  #whenWriteEnds(): Promise<void> {
+    this.#writeEnded ??= Promise.withResolvers<void>();
+    return this.#writeEnded.promise;
   }
 
-  async #flushBack(): Promise<void> {
-    if (this.#broken) {
-      this.#back.clear();
+  /** Swaps the batches and writes the one that was in front (its actions wait for it). */
+  #writeFront(): void {
+    const filled = this.#front;
+    this.#front = this.#back;
+    this.#back = filled;
+    const actions = this.#frontActions;
+    this.#frontActions = this.#backActions;
+    this.#backActions = actions;
+    this.#inFlight = filled.view();
+    this.#offset = 0;
+    if (this.#broken || this.#inFlight.length === 0) {
+      // Nothing to write (only actions, or the output failed): they run in order, after
+      // this turn, as after a write.
+      queueMicrotask(this.#backWritten);
       return;
     }
-    try {
-      await this.#back.flush();
-    } catch (error) {
-      this.#broken = true;
-      this.#onError?.(error);
-    }
+    this.#writeInFlight();
   }
+
+  /** Writes what is left of the back batch. */
+  #writeInFlight(): void {
+    const rest = this.#offset === 0 ? this.#inFlight : this.#inFlight.subarray(this.#offset);
+    let written: Promise<number>;
+    try {
+      written = this.#writer.write(rest);
+    } catch (error) {
+      return this.#onWriteFailed(error);
+    }
+    written.then(this.#onWritten, this.#onWriteFailed);
+  }
+
+  /** The back batch is written (or dropped): its actions run, and the front goes next. */
+  readonly #backWritten = (): void => {
+    this.#back.clear();
+    this.#inFlight = NOTHING;
+    const written = !this.#broken;
+    const actions = this.#backActions;
+    for (let i = 0; i < actions.length; i++) actions[i](written);
+    actions.length = 0;
+    const waiting = this.#writeEnded;
+    this.#writeEnded = null;
+    if (this.#front.length > 0 || this.#frontActions.length > 0) this.#writeFront();
+    else this.#writing = false;
+    waiting?.resolve();
+  };
 }

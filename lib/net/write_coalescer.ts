@@ -33,6 +33,14 @@ const NO_BYTES = new Uint8Array(0);
 const NO_CHUNKS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 const NO_DONES: (ChunkDone | undefined)[] = Object.freeze([]) as unknown as ChunkDone[];
 const NO_WAITERS: FlushWaiter[] = Object.freeze([]) as unknown as FlushWaiter[];
+/**
+ * Queue arrays that an emptied coalescer gave back, for the next one that queues: a
+ * coalescer holds arrays only while it has chunks queued (idle connections hold none),
+ * and the busy ones take turns with the same few arrays rather than make new ones.
+ */
+const SPARE_QUEUES: Uint8Array[][] = [];
+const SPARE_DONES: (ChunkDone | undefined)[][] = [];
+const MAX_SPARE_QUEUES = 64;
 
 interface FlushWaiter {
   target: number;
@@ -129,8 +137,8 @@ export class WriteCoalescer {
       return;
     }
     if (this.#queue === NO_CHUNKS) {
-      this.#queue = [];
-      this.#dones = [];
+      this.#queue = SPARE_QUEUES.pop() ?? [];
+      this.#dones = SPARE_DONES.pop() ?? [];
     }
     this.#queue.push(bytes);
     this.#dones.push(done);
@@ -138,7 +146,7 @@ export class WriteCoalescer {
     this.#enqueuedTotal += bytes.length;
     if (!this.#writing) {
       this.#writing = true;
-      queueMicrotask(() => this.#pump());
+      queueMicrotask(this.#startPump);
     }
   }
 
@@ -168,31 +176,66 @@ export class WriteCoalescer {
     return new Promise((resolve, reject) => this.#flushWaiters.push({ target, resolve, reject }));
   }
 
-  async #pump(): Promise<void> {
-    try {
-      while (this.#queueHead < this.#queue.length) {
-        const batch = this.#takeBatch();
-        this.#inFlightBytes = batch.length;
-        let offset = 0;
-        while (offset < batch.length) {
-          this.#writeStartedAt = Date.now();
-          const written = await this.#writer.write(batch.subarray(offset));
-          if (written <= 0) throw new Error("Cannot write: the writer accepted no bytes");
-          offset += written;
-          this.#inFlightBytes = batch.length - offset;
-        }
-        this.#inFlightBytes = 0;
-        this.#writtenTotal += batch.length;
-        this.#releaseInFlight();
-        this.#settleWaiters();
-      }
-    } catch (error) {
-      this.#fail(error);
-    } finally {
-      this.#writing = false;
-      this.#writeStartedAt = 0;
-      this.#inFlightBytes = 0;
+  // The write loop runs on callbacks made once per coalescer, not as an async function:
+  // a relay at a quiet moment is one chunk, one write, and an async loop cost a frame,
+  // its promises and a closure for each (garbage per message, so more collections).
+
+  /** Starts the loop (on the microtask queued by `write`). */
+  readonly #startPump = (): void => this.#writeNextBatch();
+  /** A write of the batch in flight returned `written` bytes. */
+  readonly #onWritten = (written: number): void => {
+    if (written <= 0) {
+      this.#onWriteFailed(new Error("Cannot write: the writer accepted no bytes"));
+      return;
     }
+    this.#offset += written;
+    this.#inFlightBytes = this.#batch.length - this.#offset;
+    if (this.#offset < this.#batch.length) {
+      this.#writeInFlight();
+      return;
+    }
+    this.#inFlightBytes = 0;
+    this.#writtenTotal += this.#batch.length;
+    this.#batch = NO_BYTES;
+    this.#releaseInFlight();
+    this.#settleWaiters();
+    this.#writeNextBatch();
+  };
+  readonly #onWriteFailed = (error: unknown): void => {
+    this.#batch = NO_BYTES;
+    this.#fail(error);
+    this.#stopPump();
+  };
+  /** The batch being written, and how much of it is written. */
+  #batch: Uint8Array = NO_BYTES;
+  #offset = 0;
+
+  /** Takes the next batch and writes it, or ends the loop when nothing is queued. */
+  #writeNextBatch(): void {
+    if (this.#failed || this.#queueHead >= this.#queue.length) return this.#stopPump();
+    this.#batch = this.#takeBatch();
+    this.#offset = 0;
+    this.#inFlightBytes = this.#batch.length;
+    this.#writeInFlight();
+  }
+
+  /** Writes what is left of the batch in flight. */
+  #writeInFlight(): void {
+    this.#writeStartedAt = Date.now();
+    const rest = this.#offset === 0 ? this.#batch : this.#batch.subarray(this.#offset);
+    let written: Promise<number>;
+    try {
+      written = this.#writer.write(rest);
+    } catch (error) {
+      return this.#onWriteFailed(error);
+    }
+    written.then(this.#onWritten, this.#onWriteFailed);
+  }
+
+  #stopPump(): void {
+    this.#writing = false;
+    this.#writeStartedAt = 0;
+    this.#inFlightBytes = 0;
   }
 
   #takeBatch(): Uint8Array {
@@ -237,6 +280,12 @@ export class WriteCoalescer {
 
   /** Forgets every queued chunk, back to the shared empty arrays. */
   #emptyQueue(): void {
+    if (this.#queue !== NO_CHUNKS && SPARE_QUEUES.length < MAX_SPARE_QUEUES) {
+      this.#queue.length = 0;
+      this.#dones.length = 0;
+      SPARE_QUEUES.push(this.#queue);
+      SPARE_DONES.push(this.#dones);
+    }
     this.#queue = NO_CHUNKS;
     this.#dones = NO_DONES;
     this.#queueHead = 0;

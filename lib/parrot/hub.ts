@@ -83,6 +83,8 @@ export interface SlowConsumer {
 export class Hub {
   #sessions = new Set<Session>();
   #subscribers = new Set<Session>();
+  /** `#subscribers` as an array; null after a change (see `#subscriberArray`). */
+  #subscriberList: Session[] | null = null;
   #maxOutboundBytes: number;
   /** Subscribers whose queue passed half the limit in the last flush. */
   #behind = new Set<Session>();
@@ -167,7 +169,16 @@ export class Hub {
   }
 
   #subscribersChanged(): void {
+    this.#subscriberList = null;
     this.#peers?.setLocalSubscribers(this.#subscribers.size);
+  }
+
+  /**
+   * The subscribers as an array, made again only after a change: a flush walks it
+   * without the iterator a `Set` needs (garbage for every batch).
+   */
+  #subscriberArray(): Session[] {
+    return this.#subscriberList ??= [...this.#subscribers];
   }
 
   /** Relays `payload` from `from` to every other subscriber at once; returns how many got it. */
@@ -226,11 +237,16 @@ export class Hub {
       );
       const pool = this.#relayBuffers;
       const { hold, release } = referenceCount(() => pool.give(buffer));
-      const inBatch = new Set<Session>();
-      for (let i = 0; i < count; i++) inBatch.add(senders[i]);
-      for (const subscriber of this.#subscribers) {
+      // The senders that are subscribers too get the batch without their own messages.
+      let inBatch: Set<Session> | undefined;
+      for (let i = 0; i < count; i++) {
+        if (senders[i].subscribed) (inBatch ??= new Set()).add(senders[i]);
+      }
+      const subscribers = this.#subscriberArray();
+      for (let i = 0; i < subscribers.length; i++) {
+        const subscriber = subscribers[i];
         if (subscriber.closed) continue;
-        delivered += inBatch.has(subscriber)
+        delivered += inBatch?.has(subscriber)
           ? this.#deliverRuns(subscriber, bytes, ends, senders, count, hold)
           : this.#deliver(subscriber, [bytes], bytes.length, count, hold);
       }
@@ -317,6 +333,11 @@ export class Hub {
     this.#relayedBytes += size;
     if (subscriber.outbound.buffered > this.#maxOutboundBytes / 2) this.#behind.add(subscriber);
     return messages;
+  }
+
+  /** Whether {@linkcode Hub.whenCaughtUp} has anyone to wait for now. */
+  get fallingBehind(): boolean {
+    return this.#behind.size > 0 || this.#peers?.congested === true;
   }
 
   /**

@@ -996,7 +996,8 @@ async function drain(context: DrainContext): Promise<void> {
     consumed.length = 0;
     // Subscribers here or on other shards fell behind: take no more input for a
     // moment, so that they can catch up before the slow-consumer rule applies.
-    await hub.whenCaughtUp(DEFAULT_STALL_MS);
+    // (Awaited only when there is something to wait for: an await costs garbage.)
+    if (hub.fallingBehind) await hub.whenCaughtUp(DEFAULT_STALL_MS);
     // The history's database is behind: wait, as for stdout, rather than skip messages.
     if (history?.congested) await history.whenRoom?.();
     // With a history, PONG also promises that the messages before it are stored (they
@@ -1032,7 +1033,7 @@ async function drain(context: DrainContext): Promise<void> {
       });
       stdout.commit();
       // Ahead of the writer by a whole batch: wait for it, so memory stays bounded.
-      await stdout.room(batchBudget);
+      if (stdout.length >= batchBudget) await stdout.room(batchBudget);
     } else {
       for (const session of pongs) pong(session);
       for (const session of quits) finish(session);
