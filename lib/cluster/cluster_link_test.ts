@@ -148,7 +148,10 @@ Deno.test("ClusterLink loses nothing across a NATS restart while publishing, in 
 });
 
 Deno.test("ClusterLink fills a receiver's gap by replay after the receiver was away", async () => {
-  const [n1, n2] = await startNatsCluster(2);
+  // The nodes do not tell clients about each other: b knows n2 only, so it stays away
+  // until n2 is back (else it may fail over to n1 at once, and miss nothing).
+  const noAdvertise = ["--no_advertise"];
+  const [n1, n2] = await startNatsCluster(2, { args: noAdvertise });
   const a = link(n1.url, "server-a");
   const b = link(n2.url, "server-b");
   let n2Again: NatsProcess | undefined;
@@ -164,6 +167,7 @@ Deno.test("ClusterLink fills a receiver's gap by replay after the receiver was a
     // Nobody heard those on n1 but a: core NATS kept nothing for b.
     n2Again = await restartNats(n2, {
       cluster: { name: n2.clusterName!, routes: [`nats://127.0.0.1:${n1.routePort}`] },
+      args: noAdvertise,
     });
     await waitFor(() => b.received.length === sent, `all ${sent} on b`, 20_000);
     assert.deepEqual(numbers(b.received), range(1, sent));

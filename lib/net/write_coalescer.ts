@@ -42,6 +42,12 @@ const SPARE_QUEUES: Uint8Array[][] = [];
 const SPARE_DONES: (ChunkDone | undefined)[][] = [];
 const MAX_SPARE_QUEUES = 64;
 
+/** The callbacks of a coalescer's write loop, made when it starts. */
+interface PumpCallbacks {
+  onWritten: (written: number) => void;
+  onWriteFailed: (error: unknown) => void;
+}
+
 interface FlushWaiter {
   target: number;
   resolve: () => void;
@@ -146,7 +152,7 @@ export class WriteCoalescer {
     this.#enqueuedTotal += bytes.length;
     if (!this.#writing) {
       this.#writing = true;
-      queueMicrotask(this.#startPump);
+      queueMicrotask(() => this.#startPump());
     }
   }
 
@@ -176,14 +182,25 @@ export class WriteCoalescer {
     return new Promise((resolve, reject) => this.#flushWaiters.push({ target, resolve, reject }));
   }
 
-  // The write loop runs on callbacks made once per coalescer, not as an async function:
-  // a relay at a quiet moment is one chunk, one write, and an async loop cost a frame,
-  // its promises and a closure for each (garbage per message, so more collections).
+  // The write loop runs on two callbacks made when it starts and dropped when it stops
+  // (an idle connection holds none), not as an async function: a relay at a quiet moment
+  // is one chunk, one write, and an async loop cost a frame and its promises for each
+  // (garbage per message, so more collections).
+
+  /** The loop's callbacks while it runs. */
+  #pump: PumpCallbacks | undefined = undefined;
 
   /** Starts the loop (on the microtask queued by `write`). */
-  readonly #startPump = (): void => this.#writeNextBatch();
+  #startPump(): void {
+    this.#pump = {
+      onWritten: (written) => this.#onWritten(written),
+      onWriteFailed: (error) => this.#onWriteFailed(error),
+    };
+    this.#writeNextBatch();
+  }
+
   /** A write of the batch in flight returned `written` bytes. */
-  readonly #onWritten = (written: number): void => {
+  #onWritten(written: number): void {
     if (written <= 0) {
       this.#onWriteFailed(new Error("Cannot write: the writer accepted no bytes"));
       return;
@@ -200,12 +217,14 @@ export class WriteCoalescer {
     this.#releaseInFlight();
     this.#settleWaiters();
     this.#writeNextBatch();
-  };
-  readonly #onWriteFailed = (error: unknown): void => {
+  }
+
+  #onWriteFailed(error: unknown): void {
     this.#batch = NO_BYTES;
     this.#fail(error);
     this.#stopPump();
-  };
+  }
+
   /** The batch being written, and how much of it is written. */
   #batch: Uint8Array = NO_BYTES;
   #offset = 0;
@@ -229,10 +248,11 @@ export class WriteCoalescer {
     } catch (error) {
       return this.#onWriteFailed(error);
     }
-    written.then(this.#onWritten, this.#onWriteFailed);
+    written.then(this.#pump!.onWritten, this.#pump!.onWriteFailed);
   }
 
   #stopPump(): void {
+    this.#pump = undefined;
     this.#writing = false;
     this.#writeStartedAt = 0;
     this.#inFlightBytes = 0;

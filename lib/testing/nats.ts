@@ -110,7 +110,7 @@ function routes(node: NatsProcess): number {
 
 /**
  * Starts `size` nats-server nodes joined by routes into one cluster, and waits until every
- * node has a route to every other.
+ * node has a route to every other. `args` go to every node (e.g. `--no_advertise`).
  *
  * @example
  * ```ts ignore
@@ -119,14 +119,18 @@ function routes(node: NatsProcess): number {
  * await Promise.all(nodes.map((node) => node.stop()));
  * ```
  */
-export async function startNatsCluster(size: number): Promise<NatsProcess[]> {
+export async function startNatsCluster(
+  size: number,
+  options: { args?: string[] } = {},
+): Promise<NatsProcess[]> {
   const name = `parrot-test-${crypto.randomUUID().slice(0, 8)}`;
-  const seed = await startNats({ cluster: { name } });
+  const seed = await startNats({ cluster: { name }, args: options.args });
   const nodes = [seed];
   for (let i = 1; i < size; i++) {
     nodes.push(
       await startNats({
         cluster: { name, routes: [`nats://127.0.0.1:${seed.routePort}`] },
+        args: options.args,
       }),
     );
   }
