@@ -77,6 +77,10 @@ import { CLOSE, WebSocketConnection, type WebSocketContext } from "./websocket_s
 
 const log = getLogger(["parrot", "server"]);
 const STDOUT_BATCH_BYTES = 1024 * 1024;
+/** A stdout write of fewer bytes than this waits up to STDOUT_GATHER_MS for more (see drain). */
+const STDOUT_GATHER_BYTES = 64 * 1024;
+/** How long a small stdout write waits for the next batches, in ms. */
+const STDOUT_GATHER_MS = 1;
 /**
  * Bytes of free read buffers (4 KiB to 64 KiB each) kept for reuse: as much as the busy
  * connections share, so a steady load takes them from the pool, not the allocator. A
@@ -878,6 +882,12 @@ async function drain(context: DrainContext): Promise<void> {
   const consumed: Uint8Array[] = [];
 
   const sendPong = (session: Session) => session.send(PONG_LINE);
+  /** The timer of a stdout write that waits for more batches, if one does. */
+  let gatherTimer: ReturnType<typeof setTimeout> | undefined;
+  const commitGathered = () => {
+    gatherTimer = undefined;
+    stdout?.commit();
+  };
   const finishNow = (session: Session) => session.finish();
 
   /** One message: `bytes[start, end)` is its payload. Copied once, into the stdout batch. */
@@ -1031,7 +1041,17 @@ async function drain(context: DrainContext): Promise<void> {
         waited.length = 0;
         if (spareReadTimes.length < SPARE_READ_TIMES) spareReadTimes.push(waited);
       });
-      stdout.commit();
+      // A PONG or a close waits for this write, and a full batch goes at once; otherwise
+      // the write waits up to STDOUT_GATHER_MS for the next batches. At a quiet moment a
+      // drain batch is a message or two, and a stdout write each (a hand-off to Deno's
+      // blocking thread and back) cost more than the message; relays never wait for it.
+      if (pongs.length > 0 || quits.length > 0 || stdout.length >= STDOUT_GATHER_BYTES) {
+        if (gatherTimer !== undefined) clearTimeout(gatherTimer);
+        gatherTimer = undefined;
+        stdout.commit();
+      } else {
+        gatherTimer ??= setTimeout(commitGathered, STDOUT_GATHER_MS);
+      }
       // Ahead of the writer by a whole batch: wait for it, so memory stays bounded.
       if (stdout.length >= batchBudget) await stdout.room(batchBudget);
     } else {
@@ -1045,6 +1065,7 @@ async function drain(context: DrainContext): Promise<void> {
     pongs.length = 0;
     quits.length = 0;
   }
+  if (gatherTimer !== undefined) clearTimeout(gatherTimer);
   await stdout?.idle();
 }
 
