@@ -85,6 +85,13 @@ export class LatencyRecord {
     }
   }
 
+  /** Says why the subscriber stopped early, with how far it got. */
+  failure(error: unknown): string {
+    return `subscriber at ${this.received} of ${this.total}: ${
+      error instanceof Error ? error.message : error
+    }`;
+  }
+
   /** Counts and percentiles (the role's metrics), and a failure when a message is missing. */
   finish(failures: string[]): Record<string, number> {
     const timed = this.#latencies.subarray(0, this.#timed).sort();

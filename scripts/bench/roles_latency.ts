@@ -84,11 +84,7 @@ export async function prepareLatencyListener(
           }
         }
       } catch (error) {
-        failures.push(
-          `subscriber at ${record.received} of ${record.total}: ${
-            error instanceof Error ? error.message : error
-          }`,
-        );
+        failures.push(record.failure(error));
       } finally {
         clearInterval(watchdog);
       }
