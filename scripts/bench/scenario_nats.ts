@@ -13,12 +13,12 @@
 
 import { type NatsProcess, startNats } from "../../lib/testing.ts";
 import type { Sizes } from "../shared/harness.ts";
-import { type BenchContext, type BenchOutcome, drive, formatCount } from "./drive.ts";
-import { sendRole, throughputFigures, WINDOW_BYTES } from "./scenario_throughput.ts";
+import { type BenchContext, type BenchOutcome, drive } from "./drive.ts";
+import { fanOutOutcome, sendRole, WINDOW_BYTES } from "./scenario_throughput.ts";
 
 /** Fan-out from `connections` NATS publishers to `subscribers` NATS subscribers. */
 export async function runFanOutNats(context: BenchContext, sizes: Sizes): Promise<BenchOutcome> {
-  const { connections, subscribers, messages, size } = sizes;
+  const { connections, subscribers, messages } = sizes;
   const total = connections * messages;
   let nats: NatsProcess | undefined;
   try {
@@ -37,27 +37,7 @@ export async function runFanOutNats(context: BenchContext, sizes: Sizes): Promis
     const failures = [...driven.failures];
     const slow = nats.running.stderr.text().match(/Slow Consumer[^\n]*/);
     if (slow) failures.push(`nats-server: ${slow[0]}`);
-    const delivered = driven.metrics.subscribe?.delivered ?? 0;
-    const figures = throughputFigures(driven, delivered, size);
-    return {
-      load: `${connections} pub x ${formatCount(messages)} msgs x ${size} B -> ${subscribers} ` +
-        `sub, nats-server`,
-      figure: `${formatCount(figures.messagesPerSecond)} delivered/s, ${
-        formatCount(total / (driven.result.elapsedMs / 1000))
-      } published/s`,
-      cpu: driven.cpu,
-      serverPeakRssBytes: driven.peakRssBytes,
-      metrics: {
-        ...sizes,
-        ...figures,
-        deliveredPerSecond: figures.messagesPerSecond,
-        published: total,
-        delivered,
-        windowWaits: driven.metrics.send?.windowWaits ?? 0,
-        nats: nats.url,
-      },
-      failures,
-    };
+    return fanOutOutcome(driven, sizes, ", nats-server", { nats: nats.url }, failures);
   } finally {
     await nats?.stop("SIGTERM");
   }

@@ -104,7 +104,7 @@ export async function runFanIn(context: BenchContext, sizes: Sizes): Promise<Ben
 
 /** Fan-out: `connections` publishers, `subscribers` subscribers that count every message. */
 export async function runFanOut(context: BenchContext, sizes: Sizes): Promise<BenchOutcome> {
-  const { connections, subscribers, messages, size } = sizes;
+  const { connections, subscribers, messages } = sizes;
   await using server = await TortureServer.start(context, "fan-out", []);
   const total = connections * messages;
   const driven = await drive(context, server, [
@@ -114,10 +114,27 @@ export async function runFanOut(context: BenchContext, sizes: Sizes): Promise<Be
   const failures = [...driven.failures, ...await stopServer(server)];
   const printed = await checkPrinted(server, "p", connections, messages);
   failures.push(...printed.failures);
+  return fanOutOutcome(driven, sizes, "", { printed: printed.printed }, failures);
+}
+
+/**
+ * A fan-out's row: delivered and published rates, from any server (`server`, e.g.
+ * ", nats-server", names it after the load), with `extra` in the metrics.
+ */
+export function fanOutOutcome(
+  driven: Driven,
+  sizes: Sizes,
+  server: string,
+  extra: Record<string, unknown>,
+  failures: string[],
+): BenchOutcome {
+  const { connections, subscribers, messages, size } = sizes;
+  const total = connections * messages;
   const delivered = driven.metrics.subscribe?.delivered ?? 0;
   const figures = throughputFigures(driven, delivered, size);
   return {
-    load: `${connections} pub x ${formatCount(messages)} msgs x ${size} B -> ${subscribers} sub`,
+    load: `${connections} pub x ${formatCount(messages)} msgs x ${size} B -> ${subscribers} sub` +
+      server,
     figure: `${formatCount(figures.messagesPerSecond)} delivered/s, ${
       formatCount(total / (driven.result.elapsedMs / 1000))
     } published/s`,
@@ -129,8 +146,8 @@ export async function runFanOut(context: BenchContext, sizes: Sizes): Promise<Be
       deliveredPerSecond: figures.messagesPerSecond,
       published: total,
       delivered,
-      printed: printed.printed,
       windowWaits: driven.metrics.send?.windowWaits ?? 0,
+      ...extra,
     },
     failures,
   };
