@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import {
+  CLIENT_RUN_ARGS,
   DENO,
   listeningPort,
   runDeno,
@@ -20,15 +21,6 @@ import {
   stopAll,
   waitFor,
 } from "../lib/testing.ts";
-
-/** The permissions the `client` task grants. */
-const CLIENT_RUN_ARGS = [
-  "run",
-  "--allow-net=127.0.0.1",
-  "--allow-read",
-  "--allow-env=PARROT_TOKEN",
-  "client.ts",
-];
 
 /** Starts a server on `port` (the port of a server that died), retrying while it is busy. */
 async function startServerOnPort(port: number, args: string[] = []): Promise<ServerProcess> {

@@ -384,10 +384,26 @@ export class HistoryWriter {
         this.#seal();
       }, this.#flushMs);
     }
-    open.add(origin === undefined ? from : senderKey(from, origin), bytes, start, end, time);
+    open.add(origin === undefined ? from : this.#remoteKey(from, origin), bytes, start, end, time);
     this.#nextId++;
     this.#pendingBytes += size;
   }
+
+  /**
+   * The batch name of a message of `from` on server `origin`: made once per run of
+   * messages from the same remote sender, not once per message.
+   */
+  #remoteKey(from: string, origin: string): string {
+    if (from !== this.#lastRemoteFrom || origin !== this.#lastRemoteOrigin) {
+      this.#lastRemoteFrom = from;
+      this.#lastRemoteOrigin = origin;
+      this.#lastRemoteKey = senderKey(from, origin);
+    }
+    return this.#lastRemoteKey;
+  }
+  #lastRemoteFrom = "";
+  #lastRemoteOrigin = "";
+  #lastRemoteKey = "";
 
   /**
    * The last `n` messages (at most `replayMax`), oldest first: those stored, then those
