@@ -112,7 +112,8 @@ export function splitSenderKey(key: string): { sender: string; origin: string | 
 
 /**
  * Messages in the compact form the writer builds and a Worker can take: the payloads
- * one after another in `bytes`, the senders as indexes into `names`.
+ * in order in `bytes` (one after another, or with `starts`, with gaps between them: the
+ * framing of a read the writer copied whole), the senders as indexes into `names`.
  */
 export interface HistoryBatch {
   /** The id of the first message; the others follow one by one. */
@@ -125,10 +126,42 @@ export interface HistoryBatch {
   senders: Uint16Array;
   /** The distinct sender names of the batch. */
   names: string[];
-  /** Where each message's payload ends in `bytes` (it starts where the previous ended). */
+  /** Where each message's payload ends in `bytes`. */
   ends: Uint32Array;
+  /**
+   * Where each message's payload starts in `bytes`, at or after the previous one's end.
+   * Without it, each starts where the previous one ended.
+   */
+  starts?: Uint32Array;
   /** The payloads. */
   bytes: Uint8Array;
+}
+
+/**
+ * The buffers of a batch's arrays: what moves it to another thread without a copy
+ * (`postMessage(message, batchBuffers(batch))`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { batchBuffers } from "./history_store.ts";
+ *
+ * const batch = {
+ *   firstId: 1,
+ *   count: 1,
+ *   times: Float64Array.of(0),
+ *   senders: Uint16Array.of(0),
+ *   names: ["ann"],
+ *   ends: Uint32Array.of(2),
+ *   bytes: Uint8Array.of(104, 105),
+ * };
+ * assert.equal(batchBuffers(batch).length, 4);
+ * ```
+ */
+export function batchBuffers(batch: HistoryBatch): ArrayBuffer[] {
+  const { times, senders, starts, ends, bytes } = batch;
+  const arrays = starts ? [times, senders, starts, ends, bytes] : [times, senders, ends, bytes];
+  return arrays.map((array) => array.buffer as ArrayBuffer);
 }
 
 /** Options of {@linkcode HistoryStore.open}. */
@@ -271,11 +304,12 @@ export class HistoryStore {
 
   /**
    * Stores `batch` as one row (or several of {@linkcode ROW_BYTES} at most), in one
-   * transaction: all of it or (when it throws) none of it.
+   * transaction: all of it or (when it throws) none of it. A batch with `starts` has its
+   * payloads moved together first, in place: its `bytes`, `starts` and `ends` change.
    *
    * @throws {RangeError} When the batch is not one the file can hold: more than
    * {@linkcode MAX_BATCH_MESSAGES} messages, arrays shorter than `count`, ends past the
-   * bytes, or times more than 49 days apart.
+   * bytes, payloads out of order, or times more than 49 days apart.
    * @throws The SQLite error (`database or disk is full`, an I/O error, an id taken, ...).
    */
   append(batch: HistoryBatch): void {
@@ -287,6 +321,7 @@ export class HistoryStore {
     ) {
       throw new RangeError(`Cannot store a batch of ${count} messages: it is malformed`);
     }
+    if (batch.starts !== undefined) packPayloads(batch);
     let first = Infinity;
     let last = -Infinity;
     for (let i = 0; i < count; i++) {
@@ -565,6 +600,35 @@ function pageSize(db: DatabaseSync): number {
 }
 
 /** The first `count` elements of `array` as bytes, without a copy. */
+/**
+ * Moves the payloads of a batch with `starts` together at the front of its `bytes`, in
+ * place, and sets `starts` and `ends` to where they are then.
+ *
+ * @throws {RangeError} When a payload starts before the previous one ended, or ends
+ * before it starts: moving it would overwrite another.
+ */
+function packPayloads(batch: HistoryBatch): void {
+  const { count, ends, bytes } = batch;
+  const starts = batch.starts!;
+  if (starts.length < count) {
+    throw new RangeError(`Cannot store a batch of ${count} messages: it is malformed`);
+  }
+  let to = 0;
+  let previousEnd = 0;
+  for (let i = 0; i < count; i++) {
+    const start = starts[i];
+    const end = ends[i];
+    if (start < previousEnd || end < start) {
+      throw new RangeError(`Cannot store a batch of ${count} messages: its payloads overlap`);
+    }
+    previousEnd = end;
+    if (start !== to) bytes.copyWithin(to, start, end);
+    starts[i] = to;
+    to += end - start;
+    ends[i] = to;
+  }
+}
+
 function bytesOf(array: Uint16Array | Uint32Array, count: number): Uint8Array {
   return new Uint8Array(array.buffer, array.byteOffset, count * array.BYTES_PER_ELEMENT);
 }

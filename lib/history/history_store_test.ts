@@ -127,6 +127,47 @@ Deno.test("HistoryStore.append() splits a large batch into rows, read back as on
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("HistoryStore.append() leaves out the bytes between payloads of a batch with starts", () => {
+  const store = HistoryStore.open(":memory:");
+  const bytes = new TextEncoder().encode("MSG 2\nhi\nMSG 0\n\nMSG 3\nyo!\n");
+  const starts = Uint32Array.of(6, 15, 22);
+  const ends = Uint32Array.of(8, 15, 25);
+  store.append({
+    firstId: 1,
+    count: 3,
+    times: Float64Array.of(1, 2, 3),
+    senders: Uint16Array.of(0, 0, 0),
+    names: ["ann"],
+    starts,
+    ends,
+    bytes,
+  });
+  assert.deepEqual(store.last(3).map((r) => new TextDecoder().decode(r.payload)), [
+    "hi",
+    "",
+    "yo!",
+  ]);
+  // Packed in place: the batch now says where each payload is.
+  assert.deepEqual([...starts], [0, 2, 2]);
+  assert.deepEqual([...ends], [2, 2, 5]);
+  assert.throws(
+    () =>
+      store.append({
+        firstId: 4,
+        count: 2,
+        times: Float64Array.of(1, 2),
+        senders: Uint16Array.of(0, 0),
+        names: ["ann"],
+        starts: Uint32Array.of(0, 1),
+        ends: Uint32Array.of(2, 3),
+        bytes,
+      }),
+    { name: "RangeError", message: "Cannot store a batch of 2 messages: its payloads overlap" },
+  );
+  assert.equal(store.lastId, 3, "nothing of the refused batch is stored");
+  store.close();
+});
+
 Deno.test("HistoryStore.append() refuses a malformed batch with a RangeError", () => {
   const store = HistoryStore.open(":memory:");
   const ok = batchOf(1, [["a", "x"], ["a", "y"]]);

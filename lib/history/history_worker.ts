@@ -25,7 +25,7 @@
 
 /// <reference lib="deno.worker" />
 
-import { type HistoryBatch, HistoryStore } from "./history_store.ts";
+import { batchBuffers, type HistoryBatch, HistoryStore } from "./history_store.ts";
 
 /** What the sink asks a thread. */
 export type HistoryWorkerRequest =
@@ -175,9 +175,7 @@ self.onmessage = (event: MessageEvent<HistoryWorkerRequest>) => {
     // The buffers go back to the sink, to be filled again.
     const { batch } = event.data;
     reply.batch = batch;
-    const { times, senders, ends, bytes } = batch;
-    const buffers = [times, senders, ends, bytes].map((a) => a.buffer as ArrayBuffer);
-    self.postMessage(reply, buffers);
+    self.postMessage(reply, batchBuffers(batch));
   } else {
     self.postMessage(reply);
   }

@@ -15,7 +15,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type HistoryBatch, HistoryOpenError } from "./history_store.ts";
+import { batchBuffers, type HistoryBatch, HistoryOpenError } from "./history_store.ts";
 import type { HistoryWorkerReply, HistoryWorkerRequest } from "./history_worker.ts";
 import { DEFAULT_BATCH_BYTES, DEFAULT_BATCH_MESSAGES, type HistorySink } from "./history_writer.ts";
 
@@ -150,13 +150,15 @@ export class HistoryWorkerSink implements HistorySink {
     copy.senders.set(batch.senders.subarray(0, count));
     copy.ends.set(batch.ends.subarray(0, count));
     copy.bytes.set(batch.bytes.subarray(0, size));
+    if (batch.starts) {
+      copy.starts!.set(batch.starts.subarray(0, count));
+    } else {
+      for (let i = 0; i < count; i++) copy.starts![i] = i === 0 ? 0 : batch.ends[i - 1];
+    }
     // Moved over (the thread hands them back with its answer).
-    const transfer = [copy.times, copy.senders, copy.ends, copy.bytes].map((a) =>
-      a.buffer as ArrayBuffer
-    );
     const reply = await this.#writer.request(
       { type: "write", batch: copy, epoch: this.#epoch },
-      transfer,
+      batchBuffers(copy),
     );
     if (reply.batch !== undefined && this.#spares.length < SPARE_BUFFERS) {
       this.#spares.push(reply.batch);
@@ -199,11 +201,12 @@ function newCopy(messages: number, bytes: number, touch: boolean): HistoryBatch 
     times: new Float64Array(messages),
     senders: new Uint16Array(messages),
     names: [],
+    starts: new Uint32Array(messages),
     ends: new Uint32Array(messages),
     bytes: new Uint8Array(bytes),
   };
   if (touch) {
-    for (const array of [copy.times, copy.senders, copy.ends, copy.bytes]) {
+    for (const array of [copy.times, copy.senders, copy.starts, copy.ends, copy.bytes]) {
       array.fill(0);
     }
   }

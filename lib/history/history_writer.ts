@@ -134,6 +134,7 @@ class BatchBuffer {
   used = 0;
   readonly times: Float64Array;
   readonly senders: Uint16Array;
+  readonly starts: Uint32Array;
   readonly ends: Uint32Array;
   bytes: Uint8Array;
   readonly names: string[] = [];
@@ -153,6 +154,7 @@ class BatchBuffer {
   constructor(messages: number, bytes: number) {
     this.times = new Float64Array(messages);
     this.senders = new Uint16Array(messages);
+    this.starts = new Uint32Array(messages);
     this.ends = new Uint32Array(messages);
     this.bytes = new Uint8Array(bytes);
   }
@@ -171,8 +173,8 @@ class BatchBuffer {
     this.retry = false;
   }
 
-  /** Appends the message `bytes[start, end)`. */
-  add(from: string, bytes: Uint8Array, start: number, end: number, time: number): void {
+  /** The index of `from` in `names`: looked up once per run of messages from it. */
+  senderIndex(from: string): number {
     let index = this.lastIndex;
     if (from !== this.lastName || index < 0) {
       index = this.nameIndex.get(from) ?? -1;
@@ -183,29 +185,72 @@ class BatchBuffer {
       this.lastName = from;
       this.lastIndex = index;
     }
-    const used = this.used + end - start;
+    return index;
+  }
+
+  /** Room for `size` more bytes. */
+  reserve(size: number): void {
+    const used = this.used + size;
     if (used > this.bytes.length) {
       const grown = new Uint8Array(Math.max(used, this.bytes.length * 2));
       grown.set(this.bytes.subarray(0, this.used));
       this.bytes = grown;
     }
+  }
+
+  /** Appends the message `bytes[start, end)`. */
+  add(from: string, bytes: Uint8Array, start: number, end: number, time: number): void {
+    const index = this.senderIndex(from);
+    this.reserve(end - start);
+    const at = this.used;
     if (end - start <= SMALL_PAYLOAD) {
       // Byte by byte: no view to make (and collect) for each message.
       const into = this.bytes;
-      for (let from = start, to = this.used; from < end; from++, to++) into[to] = bytes[from];
+      for (let from = start, to = at; from < end; from++, to++) into[to] = bytes[from];
     } else {
-      this.bytes.set(bytes.subarray(start, end), this.used);
+      this.bytes.set(bytes.subarray(start, end), at);
     }
     const i = this.count++;
     this.times[i] = time;
     this.senders[i] = index;
-    this.ends[i] = used;
-    this.used = used;
+    this.starts[i] = at;
+    this.ends[i] = this.used = at + end - start;
+  }
+
+  /**
+   * Appends the messages `bytes[ranges[i], ranges[i + 1])` for `i` from `first` to
+   * `last` (excluded) by twos: their span is copied whole, in one call, with the
+   * framing between them, and each message is two offsets into it.
+   */
+  addRanges(
+    from: string,
+    bytes: Uint8Array,
+    ranges: ArrayLike<number>,
+    first: number,
+    last: number,
+    time: number,
+  ): void {
+    const index = this.senderIndex(from);
+    const spanStart = ranges[first];
+    const spanEnd = ranges[last - 1];
+    this.reserve(spanEnd - spanStart);
+    const base = this.used - spanStart;
+    this.bytes.set(bytes.subarray(spanStart, spanEnd), this.used);
+    const { times, senders, starts, ends } = this;
+    let i = this.count;
+    for (let r = first; r < last; r += 2, i++) {
+      times[i] = time;
+      senders[i] = index;
+      starts[i] = base + ranges[r];
+      ends[i] = base + ranges[r + 1];
+    }
+    this.count = i;
+    this.used = base + spanEnd;
   }
 
   /** The bytes its buffers hold. */
   get capacity(): number {
-    return this.bytes.length + 14 * this.times.length;
+    return this.bytes.length + 18 * this.times.length;
   }
 
   /** The batch as a sink takes it: views of the filled parts. */
@@ -217,6 +262,7 @@ class BatchBuffer {
       times: this.times.subarray(0, n),
       senders: this.senders.subarray(0, n),
       names: this.names,
+      starts: this.starts.subarray(0, n),
       ends: this.ends.subarray(0, n),
       bytes: this.bytes.subarray(0, this.used),
     };
@@ -230,7 +276,7 @@ class BatchBuffer {
         id: this.firstId + i,
         time: this.times[i],
         ...splitSenderKey(this.names[this.senders[i]]),
-        payload: this.bytes.slice(i === 0 ? 0 : this.ends[i - 1], this.ends[i]),
+        payload: this.bytes.slice(this.starts[i], this.ends[i]),
       });
     }
   }
@@ -324,7 +370,9 @@ export class HistoryWriter {
     // rather than while the first messages arrive.
     for (let i = 0; i < this.#writesInFlight + 1; i++) {
       const spare = this.#newBuffer();
-      for (const array of [spare.bytes, spare.times, spare.senders, spare.ends]) array.fill(0);
+      for (const array of [spare.bytes, spare.times, spare.senders, spare.starts, spare.ends]) {
+        array.fill(0);
+      }
       this.#release(spare);
     }
     this.#open = this.#newBuffer();
@@ -352,41 +400,96 @@ export class HistoryWriter {
     origin?: string,
   ): void {
     const size = end - start;
-    if (this.#closed) {
-      this.#skipped++;
-      return;
-    }
-    if (this.#paused && !this.#takesAgain(size)) {
-      this.#skipped++;
-      this.#skippedInPause++;
-      return;
-    }
-    // An empty writer takes one message however large, as an empty outbound queue does.
-    if (this.#pendingBytes > 0 && this.#pendingBytes + size > this.#maxPendingBytes) {
-      this.#overloaded = true;
-      this.#pause(`the database cannot keep up (${this.#pendingBytes} bytes wait to be stored)`);
-      this.#skipped++;
-      this.#skippedInPause++;
-      return;
-    }
+    if (!this.#admits(size, 1)) return;
     let open = this.#open;
     if (
       open.count === this.#batchMessages ||
       (open.count > 0 && open.used + size > this.#batchBytes)
     ) {
-      this.#seal();
-      open = this.#open;
+      open = this.#sealed();
     }
-    if (open.count === 0) {
-      open.reset(this.#nextId);
-      this.#timer ??= setTimeout(() => {
-        this.#timer = undefined;
-        this.#seal();
-      }, this.#flushMs);
-    }
+    if (open.count === 0) this.#begin(open);
     open.add(origin === undefined ? from : this.#remoteKey(from, origin), bytes, start, end, time);
     this.#nextId++;
     this.#pendingBytes += size;
+  }
+
+  /**
+   * Records the messages `bytes[ranges[i], ranges[i + 1])` of `from`, for `i` from
+   * `first` to `last` (excluded) by twos, as {@linkcode HistoryWriter.recordRange} would
+   * one by one: for the server's drain, which has a read's messages as ranges of its
+   * buffer. The span they lie in is copied whole (with the framing between them), so a
+   * message costs two offsets rather than a copy of its bytes.
+   */
+  recordRanges(
+    from: string,
+    bytes: Uint8Array,
+    ranges: ArrayLike<number>,
+    first: number,
+    last: number,
+    time: number = this.#now(),
+  ): void {
+    let i = first;
+    while (i < last) {
+      let open = this.#open;
+      if (open.count === this.#batchMessages) open = this.#sealed();
+      // The messages that fit in the open batch: at least one in an empty batch.
+      const spanStart = ranges[i];
+      const room = this.#batchBytes - open.used;
+      const most = Math.min(last, i + 2 * (this.#batchMessages - open.count));
+      if (open.count > 0 && ranges[i + 1] - spanStart > room) {
+        this.#sealed();
+        continue;
+      }
+      let to = i + 2;
+      while (to < most && ranges[to + 1] - spanStart <= room) to += 2;
+      const size = ranges[to - 1] - spanStart;
+      if (this.#admits(size, (to - i) / 2)) {
+        if (open.count === 0) this.#begin(open);
+        open.addRanges(from, bytes, ranges, i, to, time);
+        this.#nextId += (to - i) / 2;
+        this.#pendingBytes += size;
+      }
+      i = to;
+    }
+  }
+
+  /**
+   * Whether `count` messages of `size` bytes in all are taken; counts them as skipped
+   * when not (closed, paused, or more than `maxPendingBytes` waiting).
+   */
+  #admits(size: number, count: number): boolean {
+    if (this.#closed) {
+      this.#skipped += count;
+      return false;
+    }
+    if (this.#paused && !this.#takesAgain(size)) {
+      this.#lost(count);
+      return false;
+    }
+    // An empty writer takes one message however large, as an empty outbound queue does.
+    if (this.#pendingBytes > 0 && this.#pendingBytes + size > this.#maxPendingBytes) {
+      this.#overloaded = true;
+      this.#pause(`the database cannot keep up (${this.#pendingBytes} bytes wait to be stored)`);
+      this.#lost(count);
+      return false;
+    }
+    return true;
+  }
+
+  /** Seals the open batch; the new open one. */
+  #sealed(): BatchBuffer {
+    this.#seal();
+    return this.#open;
+  }
+
+  /** Makes `open`, empty, the batch of the next message, stored within `flushMs`. */
+  #begin(open: BatchBuffer): void {
+    open.reset(this.#nextId);
+    this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      this.#seal();
+    }, this.#flushMs);
   }
 
   /**

@@ -280,6 +280,36 @@ Deno.test("HistoryWriter.recordRange() stores exactly bytes[start, end)", async 
   assert.deepEqual(texts(), ["1 a: hello", "2 b: world", "3 c: "]);
 });
 
+Deno.test("HistoryWriter.recordRanges() stores each range of a read, in order, across batches", async () => {
+  const { writer, sink, texts } = setup({ batchMessages: 3, batchBytes: 12 });
+  // A read as the drain has it: framing around the payloads, which are ranges of it.
+  const read = encoder.encode("MSG 2\nm1\nMSG 0\n\nMSG 5\nhello\nMSG 2\nm4\nMSG 7\nbig-one\n");
+  const ranges = [6, 8, 15, 15, 22, 27, 34, 36, 43, 50];
+  writer.recordRanges("ann", read, ranges, 0, 4, 1_000);
+  // Pending messages are replayed from the open batch, with the framing left out.
+  assert.deepEqual(writer.last(2).map((r) => decoder.decode(r.payload)), ["m1", ""]);
+  writer.recordRange("bob", encoder.encode("yo"), 0, 2, 1_001);
+  writer.recordRanges("ann", read, ranges, 4, 10, 1_002);
+  await writer.flush();
+  assert.deepEqual(texts(), [
+    "1 ann: m1",
+    "2 ann: ",
+    "3 bob: yo",
+    "4 ann: hello",
+    "5 ann: m4",
+    "6 ann: big-one",
+  ]);
+  // Full at 3 messages or 12 bytes (copied with their framing): never more.
+  assert.deepEqual(sink.batches, [3, 2, 1]);
+});
+
+Deno.test("HistoryWriter.recordRanges() counts what it cannot take as skipped", async () => {
+  const { writer } = setup();
+  await writer.close();
+  writer.recordRanges("ann", encoder.encode("ab"), [0, 1, 1, 2], 0, 4);
+  assert.equal(writer.stats.skipped, 2);
+});
+
 Deno.test("HistoryWriter.recordRange() keeps the origin of another server's message, stored or pending", async () => {
   const { store, writer } = setup();
   const hi = encoder.encode("hi");

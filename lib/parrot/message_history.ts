@@ -41,6 +41,19 @@ export interface MessageHistory {
     time?: number,
     origin?: string,
   ): void;
+  /**
+   * Records the messages `bytes[ranges[i], ranges[i + 1])` of `from`, for `i` from
+   * `first` to `last` (excluded) by twos, as `recordRange` would one by one: the server
+   * calls it for a run of messages of one read, if present (else `recordRange` for each).
+   */
+  recordRanges?(
+    from: string,
+    bytes: Uint8Array,
+    ranges: ArrayLike<number>,
+    first: number,
+    last: number,
+    time?: number,
+  ): void;
   /** The last `n` messages recorded with an id of at most `upToId`, oldest first. */
   last(n: number, upToId?: number): StoredMessage[];
   /**

@@ -39,6 +39,8 @@ Deno.test("encodeReplay() keeps the newest messages that fit, and always the new
 /** A history that records in memory and is congested until released. */
 class HeldHistory implements MessageHistory {
   readonly records: string[] = [];
+  /** The messages of each recordRanges() call. */
+  readonly runs: number[] = [];
   congested = true;
   waits = 0;
   #release?: () => void;
@@ -48,6 +50,16 @@ class HeldHistory implements MessageHistory {
   }
   recordRange(from: string, bytes: Uint8Array, start: number, end: number): void {
     this.records.push(`${from}: ${decoder.decode(bytes.subarray(start, end))}`);
+  }
+  recordRanges(
+    from: string,
+    bytes: Uint8Array,
+    ranges: ArrayLike<number>,
+    first: number,
+    last: number,
+  ): void {
+    this.runs.push((last - first) / 2);
+    for (let i = first; i < last; i += 2) this.recordRange(from, bytes, ranges[i], ranges[i + 1]);
   }
   last(n: number, upToId = Infinity): StoredMessage[] {
     return this.records.slice(0, Math.min(upToId, this.records.length)).slice(-n).map((r) => {
@@ -82,6 +94,32 @@ Deno.test("startParrotServer() records every message in its history, and waits w
   history.release();
   const n = await read;
   assert.equal(decoder.decode(reply.subarray(0, n!)), "PONG\n");
+  conn.close();
+  await server.shutdown();
+});
+
+Deno.test("startParrotServer() records a read's messages in order with the frames between them", async () => {
+  const history = new HeldHistory();
+  history.congested = false;
+  const server = startParrotServer({ port: 0, output: null, history });
+  const conn = await Deno.connect({ port: server.addr.port });
+  // One write: runs of messages, a rename between them, a text line, a PING.
+  await conn.write(
+    encoder.encode("MSG 2\nm1\nMSG 2\nm2\nHELLO bob\nMSG 2\nm3\nm4\nMSG 2\nm5\nPING\n"),
+  );
+  const reply = new Uint8Array(16);
+  const n = await conn.read(reply);
+  assert.equal(decoder.decode(reply.subarray(0, n!)), "PONG\n");
+  const [first, ...rest] = history.records;
+  assert.match(first, /^127\.0\.0\.1:\d+: m1$/);
+  assert.deepEqual(rest.map((r) => r.replace(/^127\.0\.0\.1:\d+/, "(address)")), [
+    "(address): m2",
+    "bob: m3",
+    "bob: m4",
+    "bob: m5",
+  ]);
+  // Runs of ranges at once; the text line (a copy, not a range) alone.
+  assert.deepEqual(history.runs, [2, 1, 1]);
   conn.close();
   await server.shutdown();
 });

@@ -890,7 +890,10 @@ async function drain(context: DrainContext): Promise<void> {
   };
   const finishNow = (session: Session) => session.finish();
 
-  /** One message: `bytes[start, end)` is its payload. Copied once, into the stdout batch. */
+  /**
+   * One message: `bytes[start, end)` is its payload. Copied once, into the stdout batch.
+   * The caller records it in the history (one range at a time, or a read's at once).
+   */
   function message(session: Session, bytes: Uint8Array, start: number, end: number): void {
     counters.messages++;
     counters.bytes += end - start;
@@ -898,7 +901,6 @@ async function drain(context: DrainContext): Promise<void> {
     if (stdout) records.write(stdout, session, bytes, start, end);
     // A view only for whoever needs one.
     if (onMessage) onMessage(session.name, bytes.subarray(start, end));
-    if (history) history.recordRange(session.name, bytes, start, end, batchTime);
     if (broadcast) hub.queueRelay(session, bytes, start, end);
   }
 
@@ -916,22 +918,50 @@ async function drain(context: DrainContext): Promise<void> {
     if (broadcast) hub.queueRelay(remoteSenders.session(from), payload, 0, payload.length);
   }
 
+  /** Records the messages of `ranges[first, last)` in the history, at once if it can. */
+  function recordRun(
+    session: Session,
+    chunk: Uint8Array,
+    ranges: number[],
+    first: number,
+    last: number,
+  ): void {
+    if (history!.recordRanges) {
+      history!.recordRanges(session.name, chunk, ranges, first, last, batchTime);
+      return;
+    }
+    for (let i = first; i < last; i += 2) {
+      history!.recordRange(session.name, chunk, ranges[i], ranges[i + 1], batchTime);
+    }
+  }
+
   function take(batch: ReadBatch): void {
     const session = batch.session;
     const messagesBefore = counters.messages;
     if (batch.buffer) consumed.push(batch.buffer);
     const { frames, frameCount, ranges, chunk } = batch;
     let range = 0;
+    /** Where the run of ranges not yet recorded in the history begins (in `ranges`). */
+    let unrecorded = 0;
     for (let i = 0; i < frameCount; i++) {
       const frame = frames[i];
+      if (frame.type === "range") {
+        message(session, chunk!, ranges[range], ranges[range + 1]);
+        range += 2;
+        continue;
+      }
+      // The history takes a run of ranges at once, in order with the other frames.
+      if (history && unrecorded < range) {
+        recordRun(session, chunk!, ranges, unrecorded, range);
+        unrecorded = range;
+      }
       switch (frame.type) {
-        case "range":
-          message(session, chunk!, ranges[range], ranges[range + 1]);
-          range += 2;
-          break;
         case "msg":
         case "text":
           message(session, frame.payload, 0, frame.payload.length);
+          if (history) {
+            history.recordRange(session.name, frame.payload, 0, frame.payload.length, batchTime);
+          }
           break;
         case "hello":
           session.setName(frame.name);
@@ -974,6 +1004,7 @@ async function drain(context: DrainContext): Promise<void> {
           break;
       }
     }
+    if (history && unrecorded < range) recordRun(session, chunk!, ranges, unrecorded, range);
     const messages = counters.messages - messagesBefore;
     if (messages > 0 && batch.readAt > 0) {
       readTimes.at[readTimes.length] = batch.readAt;
