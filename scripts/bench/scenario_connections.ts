@@ -14,7 +14,7 @@ import { RawClient } from "../../lib/testing.ts";
 import { formatMegabytes, type Sizes, TortureServer } from "../shared/harness.ts";
 import { type BenchContext, type BenchOutcome, drive, formatCount } from "./drive.ts";
 
-/** The server collects garbage after 1 s of quiet; this is past that. */
+/** The server collects garbage 0.5-1 s after activity stops (`DEFAULT_QUIET_MS`); this is past that. */
 const AFTER_IDLE_GC_MS = 2_500;
 
 /** `connections` idle clients (HELLO, PING/PONG, then silent), held at once. */
@@ -42,7 +42,7 @@ export async function runIdleConnections(
     whileHeld: async () => {
       held = (await server.probe()).rssBytes;
       context.progress(`holding ${connections} connections until the server's idle collection`);
-      // A point in time by nature: the server collects after 1 s without activity.
+      // A point in time by nature: the server collects within 1 s of quiet.
       await new Promise((resolve) => setTimeout(resolve, AFTER_IDLE_GC_MS));
       settled = (await server.probe()).rssBytes;
     },
