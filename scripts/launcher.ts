@@ -27,6 +27,7 @@ import {
 import { parseServers, SERVER_OPTIONS } from "../lib/cli/servers.ts";
 import {
   DEFAULT_CLIENT_INTERVAL_MS,
+  DEFAULT_CONFIRM_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_LAUNCH_COUNT,
   DEFAULT_LAUNCH_STAGGER_MS,
@@ -67,6 +68,10 @@ Passed to every client:
   --messages <n>      messages each client sends before it quits; 0 = until stopped
                       (default 0; this is the client's --count)
   --message <text>    the message to send (default: the client's)
+  --numbered          each client starts its messages with their number ("1 ...", "2 ...")
+  --confirm-timeout <time>
+                      how long each client waits for the server to confirm its connection
+                      and its last message (default ${formatDuration(DEFAULT_CONFIRM_TIMEOUT_MS)})
   --token <secret>    the server's token; handed to the clients in PARROT_TOKEN, not on
                       their command line (default: the clients read $PARROT_TOKEN)
   --token-file <path> the clients read the token from this file
@@ -94,6 +99,8 @@ const LAUNCHER_OPTIONS = {
   interval: { type: "string" },
   messages: { type: "string" },
   message: { type: "string" },
+  numbered: { type: "boolean", default: false },
+  "confirm-timeout": { type: "string" },
   ...cli.CONNECTION_OPTIONS,
 } as const;
 
@@ -203,6 +210,8 @@ function planLaunch(
   if (messages !== undefined) cli.parseCount("messages", messages);
   const name = option("name");
   const message = option("message");
+  const confirmTimeout = option("confirm-timeout");
+  if (confirmTimeout !== undefined) cli.parseDurationOption("confirm-timeout", confirmTimeout);
   const token = option("token");
   const tokenFile = option("token-file");
   if (token !== undefined && tokenFile !== undefined) {
@@ -231,6 +240,8 @@ function planLaunch(
     ...(interval === undefined ? [] : ["--interval", interval]),
     ...(messages === undefined ? [] : ["--count", messages]),
     ...(message === undefined ? [] : ["--message", message]),
+    ...(values.numbered ? ["--numbered"] : []),
+    ...(confirmTimeout === undefined ? [] : ["--confirm-timeout", confirmTimeout]),
     ...(tokenFile === undefined ? [] : ["--token-file", tokenFile]),
     ...(values.tls ? ["--tls"] : []),
     ...(ca === undefined ? [] : ["--ca", ca]),

@@ -274,3 +274,43 @@ Deno.test("launcher spreads its clients over --server servers round robin and sa
     await Promise.all(servers.map((server) => server.status));
   }
 });
+
+Deno.test("launcher passes --numbered and --confirm-timeout through to every client", async () => {
+  const server = await startServer();
+  try {
+    const launcher = startLauncher(server.port, [
+      "--count",
+      "2",
+      "--name",
+      "num",
+      "--stagger",
+      "50ms",
+      "--messages",
+      "2",
+      "--interval",
+      "20ms",
+      "--message",
+      "hi",
+      "--numbered",
+      "--confirm-timeout",
+      "5s",
+    ]);
+    const status = await launcher.status;
+    assert.equal(status.code, 0, launcher.stdout.text() + launcher.stderr.text());
+    const lines = server.stdout.text().split("\n").slice(0, -1).sort();
+    assert.deepEqual(lines, ["num-1: 1 hi", "num-1: 2 hi", "num-2: 1 hi", "num-2: 2 hi"]);
+  } finally {
+    server.kill("SIGINT");
+    await server.status;
+  }
+});
+
+Deno.test("launcher rejects a bad --confirm-timeout with exit code 2 and one clear line", async () => {
+  const result = await runDeno(["task", "-q", "clients", "8080", "--confirm-timeout", "soon"]);
+  assert.equal(result.code, 2, result.stdout + result.stderr);
+  assert.equal(result.stdout, "");
+  assert.deepEqual(result.stderr.trim().split("\n"), [
+    'error: Cannot use --confirm-timeout "soon": expected a number with an optional ms, s, m, h or d unit',
+    "Run `deno task clients --help` for usage.",
+  ]);
+});
