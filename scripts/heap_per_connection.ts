@@ -4,7 +4,10 @@
  *
  * It starts a parrot server in this process (no stdout), takes a heap snapshot once one
  * warm-up client is connected, opens `--count` idle clients (each says `HELLO`,
- * `PING`, gets its `PONG` and stays), and takes another. The clients live in a Worker:
+ * `PING`, gets its `PONG` and stays), and takes another. Before each snapshot the
+ * server trims itself as its idle collection does (`trimMemory()`: pooled buffers, and
+ * the outbound queues of clients with nothing queued), so the figure is what a quiet
+ * server holds. The clients live in a Worker:
  * a Worker has a heap of its own, so they are not in the server's snapshot. The
  * snapshots (`node:v8`'s `writeHeapSnapshot()`, after a full collection each) are
  * compared object by object: every object is counted under the object that holds it
@@ -52,8 +55,10 @@ async function main(): Promise<void> {
   });
   try {
     await askClients(clients, server.addr.port, 1); // warm-up: code paths compiled
+    server.trimMemory();
     const before = snapshot(`${dir}/before.heapsnapshot`, gc);
     await askClients(clients, server.addr.port, count);
+    server.trimMemory();
     // Both taken before either is read: what reading allocates is in neither.
     const after = snapshot(`${dir}/after.heapsnapshot`, gc);
     report(tally(before), tally(after), count, top);

@@ -22,12 +22,15 @@ Deno.test("heap_per_connection.ts prints the heap per idle client and the server
   const total = stdout.match(/^live heap per connection: (\d+) bytes \(200 clients\)$/m);
   assert.ok(total, stdout);
   assert.ok(Number(total[1]) > 0);
-  // One connection task and one session per client, each held by something of the server.
-  for (const object of ["object:ConnectionTask", "object:WriteCoalescer"]) {
-    const row = stdout.split("\n").find((line) => line.includes(`-> ${object}`));
-    assert.ok(row, `no row for ${object} in:\n${stdout}`);
-    assert.equal(row.trim().split(/\s+/)[1], "1.00", row);
-  }
+  // One connection task per client, held by something of the server, a session (held by
+  // one of several holders, some below the top rows), and no outbound queue: the server
+  // let go of them, as its idle collection does.
+  const perClient = (object: string) =>
+    stdout.split("\n").filter((line) => line.endsWith(`-> ${object}`))
+      .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[1]), 0);
+  assert.equal(perClient("object:ConnectionTask").toFixed(2), "1.00", stdout);
+  assert.ok(perClient("object:Session") > 0, stdout);
+  assert.equal(perClient("object:WriteCoalescer"), 0, stdout);
 });
 
 Deno.test("heap_per_connection.ts refuses a count it cannot hold", async () => {

@@ -131,6 +131,28 @@ export class WriteCoalescer {
   }
 
   /**
+   * Whether it has nothing to do: nothing queued or being written, nobody waiting for a
+   * flush, no failure. An idle coalescer can be dropped and a new one made when there
+   * is something to write again (its owner then holds nothing while the peer is quiet).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { WriteCoalescer } from "./write_coalescer.ts";
+   *
+   * const out = new WriteCoalescer({ write: (p) => Promise.resolve(p.length) });
+   * out.write(new TextEncoder().encode("hi"));
+   * assert.equal(out.idle, false);
+   * await out.flush();
+   * assert.equal(out.idle, true);
+   * ```
+   */
+  get idle(): boolean {
+    return !this.#writing && !this.#failed && this.#queueHead >= this.#queue.length &&
+      this.#flushWaiters.length === 0;
+  }
+
+  /**
    * Queues `bytes` and returns at once; the write starts on the next microtask so that
    * writes made in the same turn share one batch. Dropped after a write error.
    * `done`, if given, is called exactly once when the coalescer no longer needs

@@ -323,7 +323,7 @@ export class Hub {
     messages: number,
     hold: () => () => void,
   ): number {
-    const backlog = subscriber.outbound.buffered;
+    const backlog = subscriber.buffered;
     if (backlog > 0 && backlog + size > this.#maxOutboundBytes) {
       this.#cutOff(subscriber, "max outbound", messages);
       return 0;
@@ -331,7 +331,7 @@ export class Hub {
     for (const chunk of chunks) subscriber.send(chunk, hold());
     subscriber.messagesOut += messages;
     this.#relayedBytes += size;
-    if (subscriber.outbound.buffered > this.#maxOutboundBytes / 2) this.#behind.add(subscriber);
+    if (subscriber.buffered > this.#maxOutboundBytes / 2) this.#behind.add(subscriber);
     return messages;
   }
 
@@ -378,9 +378,10 @@ export class Hub {
   }
 
   /**
-   * Lets go of the free relay buffers kept for reuse, and of the batch arrays with the
-   * senders and payloads of the last batch (for a server that has gone quiet); buffers
-   * still queued for a subscriber go back to the pool as before.
+   * Lets go of the free relay buffers kept for reuse, of the batch arrays with the
+   * senders and payloads of the last batch, and of the outbound queue of every client
+   * that has nothing queued (for a server that has gone quiet); buffers still queued
+   * for a subscriber go back to the pool as before.
    *
    * @example Relaying goes on after a trim, with a new buffer
    * ```ts
@@ -407,6 +408,7 @@ export class Hub {
    * ```
    */
   trim(): void {
+    for (const session of this.#sessions) session.releaseIdleOutbound();
     this.#relayBuffers.clear();
     if (this.#queued === 0) {
       this.#senders = [];
@@ -423,7 +425,7 @@ export class Hub {
   cutOffStalled(stalledSince: number): number {
     let cut = 0;
     for (const session of this.#sessions) {
-      const startedAt = session.outbound.writeStartedAt;
+      const startedAt = session.writeStartedAt;
       if (startedAt !== 0 && startedAt < stalledSince && !session.closed) {
         this.#cutOff(session, "write timeout", 0);
         cut++;
@@ -434,7 +436,7 @@ export class Hub {
 
   #cutOff(session: Session, cause: SlowConsumer["cause"], refused: number): void {
     if (this.#subscribers.delete(session)) this.#subscribersChanged();
-    const dropped = session.outbound.discardQueued() + refused;
+    const dropped = session.discardQueued() + refused;
     this.slowConsumers++;
     this.slowConsumerDrops += dropped;
     this.#onSlowConsumer?.({ session, cause, dropped });

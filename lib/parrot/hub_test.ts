@@ -414,3 +414,26 @@ Deno.test("Hub tells onSubscribe when a session joins the subscribers, once", ()
   hub.subscribe(ann, true);
   assert.deepEqual(joined, ["ann", "ann"]);
 });
+
+Deno.test("Hub.trim() lets go of the outbound queue of every client with nothing queued, not of a busy one", async () => {
+  const hub = new Hub();
+  const [ann] = session(1, "ann");
+  const busyConn = new FakeConn({ blocked: true });
+  const [bob] = session(2, "bob", busyConn);
+  const [cid, cidConn] = session(3, "cid");
+  for (const client of [ann, bob, cid]) hub.add(client);
+  hub.relay(ann, encoder.encode("hi"));
+  await cid.outbound.flush();
+  await busyConn.wrote();
+  const bobQueue = bob.outbound;
+  const cidQueue = cid.outbound;
+  hub.trim();
+  assert.equal(bob.outbound, bobQueue, "bob's write is still in flight");
+  assert.notEqual(cid.outbound, cidQueue, "cid's idle queue was let go (a new one is made)");
+  hub.relay(ann, encoder.encode("yo"));
+  await cid.outbound.flush();
+  assert.deepEqual(cidConn.writes, ["MSG ann 2\nhi\n", "MSG ann 2\nyo\n"]);
+  busyConn.release();
+  await bob.outbound.flush();
+  assert.deepEqual(busyConn.writes, ["MSG ann 2\nhi\n", "MSG ann 2\nyo\n"]);
+});

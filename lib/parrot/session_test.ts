@@ -142,3 +142,45 @@ Deno.test("Session.heardFrom() ends a hold, clears the PING and notes the unfini
   await session.outbound.flush();
   assert.deepEqual(conn.texts, ["PING\n"]);
 });
+
+Deno.test("Session.releaseIdleOutbound() lets go of an idle queue, and the next send makes a new one", async () => {
+  const conn = new FakeConn();
+  const session = new Session(conn, 1, "a");
+  assert.equal(session.releaseIdleOutbound(), false, "no queue yet");
+  session.send(encoder.encode("PONG\n"));
+  assert.equal(session.releaseIdleOutbound(), false, "not while a write is queued");
+  assert.equal(session.buffered, 5);
+  const first = session.outbound;
+  await first.flush();
+  assert.equal(session.releaseIdleOutbound(), true);
+  assert.equal(session.buffered, 0);
+  assert.equal(session.writeStartedAt, 0);
+  assert.equal(session.discardQueued(), 0);
+  session.send(encoder.encode("PING\n"));
+  assert.notEqual(session.outbound, first, "a new queue");
+  await session.outbound.flush();
+  assert.deepEqual(conn.writes, ["PONG\n", "PING\n"]);
+});
+
+Deno.test("Session.releaseIdleOutbound() keeps a queue whose write is in flight or failed", async () => {
+  const blocked = new FakeConn({ blocked: true });
+  const waiting = new Session(blocked, 1, "a");
+  waiting.send(encoder.encode("PONG\n"));
+  await blocked.wrote();
+  assert.equal(waiting.releaseIdleOutbound(), false);
+  assert.ok(waiting.writeStartedAt > 0);
+
+  const failing = {
+    write: () => Promise.reject(new Error("Broken pipe")),
+    close: () => {},
+  };
+  const broken = new Session(failing, 2, "b");
+  broken.send(encoder.encode("PONG\n"));
+  await broken.outbound.flush().catch(() => {});
+  assert.equal(
+    broken.releaseIdleOutbound(),
+    false,
+    "the failure is kept: later writes are dropped",
+  );
+  blocked.release();
+});
