@@ -123,9 +123,14 @@ function tally(file: string): Tally {
       const to = edges[edge + eTo] / nf;
       if (type === "weak" || type === "shortcut" || holder[to] !== -1) continue;
       holder[to] = node;
+      // Elements and a table's numbered slots (a Map's or Set's entries) are one row, not
+      // one row per index, so that a holder's share does not scatter below the top rows.
+      const edgeName = String(strings[edges[edge + eName]]);
       holderEdge[to] = type === "element" || type === "hidden"
         ? `[${type}]`
-        : String(strings[edges[edge + eName]]);
+        : /^\d+$/.test(edgeName)
+        ? "[index]"
+        : edgeName;
     }
   }
   const name = (node: number) =>

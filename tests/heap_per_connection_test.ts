@@ -23,13 +23,14 @@ Deno.test("heap_per_connection.ts prints the heap per idle client and the server
   assert.ok(total, stdout);
   assert.ok(Number(total[1]) > 0);
   // One connection task per client, held by something of the server, a session (held by
-  // one of several holders, some below the top rows), and no outbound queue: the server
+  // the hub's table or its task), and no outbound queue: the server
   // let go of them, as its idle collection does.
   const perClient = (object: string) =>
     stdout.split("\n").filter((line) => line.endsWith(`-> ${object}`))
       .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[1]), 0);
   assert.equal(perClient("object:ConnectionTask").toFixed(2), "1.00", stdout);
-  assert.ok(perClient("object:Session") > 0, stdout);
+  // Its holders' shares are printed rounded, so they sum to 1.00 give or take a hundredth each.
+  assert.ok(perClient("object:Session") >= 0.97, stdout);
   assert.equal(perClient("object:WriteCoalescer"), 0, stdout);
 });
 
