@@ -9,9 +9,13 @@
  * 1,000 clients pipelining at once hold 8 MiB of read buffers, not 64 (peak server
  * RSS in that load: 277 MB with 64 KiB each, 147 MB with the budget).
  *
+ * {@linkcode readBufferPool} is where those buffers come from and go back to: every
+ * size this module picks is reused, so a steady load does not allocate per read.
+ *
  * @module
  */
 
+import { BufferPool } from "../net/buffer_pool.ts";
 import {
   MAX_READ_BUFFER_BYTES,
   MIN_BUSY_READ_BUFFER_BYTES,
@@ -60,4 +64,31 @@ function busyLimit(clients: number): number {
   if (share >= MAX_READ_BUFFER_BYTES) return MAX_READ_BUFFER_BYTES;
   if (share <= MIN_BUSY_READ_BUFFER_BYTES) return MIN_BUSY_READ_BUFFER_BYTES;
   return 2 ** Math.floor(Math.log2(share));
+}
+
+/**
+ * The pool of a server's read buffers: 128-byte slots (every connection's first
+ * buffer, see {@linkcode BufferPool}) and every larger size {@linkcode nextReadBufferSize}
+ * picks, with at most `maxFreeBytes` kept free. The sizes under 4 KiB are pooled too:
+ * a connection whose messages come one or two to a read settles at 256 or 512 bytes,
+ * and would otherwise take a new buffer for every read.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readBufferPool } from "./read_buffer_size.ts";
+ *
+ * const pool = readBufferPool(1 << 20);
+ * const buffer = pool.take(256);
+ * pool.give(buffer);
+ * assert.equal(pool.take(256), buffer);
+ * ```
+ */
+export function readBufferPool(maxFreeBytes: number): BufferPool {
+  return new BufferPool({
+    minBytes: 2 * MIN_READ_BUFFER_BYTES,
+    maxBytes: MAX_READ_BUFFER_BYTES,
+    maxFreeBytes,
+    slotBytes: MIN_READ_BUFFER_BYTES,
+  });
 }

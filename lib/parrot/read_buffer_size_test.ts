@@ -5,7 +5,7 @@ import {
   MIN_READ_BUFFER_BYTES,
   READ_BUFFER_BUDGET_BYTES,
 } from "../defaults.ts";
-import { nextReadBufferSize } from "./read_buffer_size.ts";
+import { nextReadBufferSize, readBufferPool } from "./read_buffer_size.ts";
 
 /** The size a connection's buffer settles at when every read fills it. */
 function grownSize(clients: number): number {
@@ -63,4 +63,22 @@ Deno.test("nextReadBufferSize() settles at a size that holds a frame a little ov
     }
   }
   assert.equal(reads, 11, "two reads for the first frame, one for each after it");
+});
+
+Deno.test("readBufferPool() reuses every size nextReadBufferSize() picks", () => {
+  const pool = readBufferPool(1 << 20);
+  const sizes = new Set<number>();
+  // Every size on the way up, and on the way down from each of them.
+  for (let size = MIN_READ_BUFFER_BYTES; size <= MAX_READ_BUFFER_BYTES; size *= 2) {
+    sizes.add(nextReadBufferSize(size, size, 3));
+    sizes.add(nextReadBufferSize(size, 1, 3));
+    sizes.add(nextReadBufferSize(size, size / 2, 3));
+  }
+  assert.ok(sizes.has(256) && sizes.has(2048), [...sizes].join(" "));
+  for (const size of sizes) {
+    const buffer = pool.take(size);
+    assert.equal(buffer.length, size);
+    pool.give(buffer);
+    assert.equal(pool.take(size), buffer, `a ${size}-byte buffer is reused`);
+  }
 });

@@ -44,12 +44,10 @@ import {
   DEFAULT_STALL_MS,
   DEFAULT_WRITE_TIMEOUT_MS,
   MAX_DRAIN_BATCH,
-  MAX_READ_BUFFER_BYTES,
-  MIN_BUSY_READ_BUFFER_BYTES,
-  MIN_READ_BUFFER_BYTES,
   READ_BUFFER_BUDGET_BYTES,
 } from "../defaults.ts";
-import { BufferPool } from "../net/buffer_pool.ts";
+import type { BufferPool } from "../net/buffer_pool.ts";
+import { readBufferPool } from "./read_buffer_size.ts";
 import type { ConnectionSlots } from "../net/connection_slots.ts";
 import { Channel } from "../net/channel.ts";
 import { delay, settlesWithin } from "../net/delay.ts";
@@ -87,7 +85,7 @@ const STDOUT_GATHER_BYTES = 64 * 1024;
  */
 const STDOUT_GATHER_MS = 10;
 /**
- * Bytes of free read buffers (4 KiB to 64 KiB each) kept for reuse: as much as the busy
+ * Bytes of free read buffers (256 B to 64 KiB each) kept for reuse: as much as the busy
  * connections share, so a steady load takes them from the pool, not the allocator. A
  * quiet server lets go of them (trimMemory).
  */
@@ -456,12 +454,7 @@ export function startParrotServerWith(
   });
   const rate = options.rateLimit;
   const readBatches = new ReadBatchPool();
-  const readBuffers = new BufferPool({
-    minBytes: MIN_BUSY_READ_BUFFER_BYTES,
-    maxBytes: MAX_READ_BUFFER_BYTES,
-    maxFreeBytes: READ_BUFFER_POOL_BYTES,
-    slotBytes: MIN_READ_BUFFER_BYTES,
-  });
+  const readBuffers = readBufferPool(READ_BUFFER_POOL_BYTES);
   const admitting = new Set<Session>();
   let lastClientId = 0;
   const nextClientId = () => ++lastClientId;
