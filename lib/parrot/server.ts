@@ -70,6 +70,7 @@ import { RemoteSenders } from "./remote_senders.ts";
 import { createRecordWriter, type RecordFormat, type RecordWriter } from "./record_format.ts";
 import { Session } from "./session.ts";
 import type { RelayPeers } from "./threads/shard_link.ts";
+import { PendingWaits } from "./pending_waits.ts";
 import { type HistogramSnapshot, WaitHistogram } from "./wait_histogram.ts";
 import { CLOSE, WebSocketConnection, type WebSocketContext } from "./websocket_session.ts";
 
@@ -761,9 +762,6 @@ export function startParrotServerWith(
 }
 
 const TOO_MANY_CLIENTS = encodeErr(REASON.tooManyClients);
-/** {@linkcode ReadTimes} kept for reuse: stdout has two batches in flight at most. */
-const SPARE_READ_TIMES = 4;
-
 /** A plain-text HTTP answer: one line saying what failed and why. */
 function plainText(status: number, text: string): Response {
   return new Response(`${text}\n`, {
@@ -844,26 +842,6 @@ interface DrainContext {
   onRemote?: (origin: string, from: string, payload: Uint8Array) => void;
 }
 
-/**
- * The read times and message counts of the read batches of one drain batch: their wait
- * is known once stdout has written them. Reused (a few are in flight at most), so the
- * drain allocates nothing for the histogram.
- */
-class ReadTimes {
-  readonly at = new Float64Array(MAX_DRAIN_BATCH);
-  readonly messages = new Float64Array(MAX_DRAIN_BATCH);
-  length = 0;
-
-  /** Observes each batch's wait until now, weighted by its messages, and empties. */
-  record(histogram: WaitHistogram): void {
-    const now = performance.now();
-    for (let i = 0; i < this.length; i++) {
-      histogram.observe((now - this.at[i]) / 1000, this.messages[i]);
-    }
-    this.length = 0;
-  }
-}
-
 /** The main task: drains the channel until it is closed and empty, then flushes stdout. */
 async function drain(context: DrainContext): Promise<void> {
   const { channel, hub, counters, stdout, records, batchBudget, broadcast, onMessage } = context;
@@ -873,8 +851,8 @@ async function drain(context: DrainContext): Promise<void> {
   const history = context.history?.store;
   /** When the drain batch began: the time the history records (one clock read a batch). */
   let batchTime = 0;
-  const spareReadTimes: ReadTimes[] = [];
-  let readTimes = new ReadTimes();
+  /** The read times of the messages that stdout has yet to write, a group per drain batch. */
+  const waits = new PendingWaits();
   const pongs: Session[] = [];
   const quits: Session[] = [];
   const consumed: Uint8Array[] = [];
@@ -1005,8 +983,7 @@ async function drain(context: DrainContext): Promise<void> {
     if (history && unrecorded < range) recordRun(session, chunk!, ranges, unrecorded, range);
     const messages = counters.messages - messagesBefore;
     if (messages > 0 && batch.readAt > 0) {
-      readTimes.at[readTimes.length] = batch.readAt;
-      readTimes.messages[readTimes.length++] = messages;
+      waits.add(batch.readAt, messages);
     }
     readBatches.give(batch);
   }
@@ -1060,15 +1037,14 @@ async function drain(context: DrainContext): Promise<void> {
         stdout.afterWritten((written) => written && finish(session));
       }
       const upTo = counters.messages;
-      const waited = readTimes;
-      readTimes = spareReadTimes.pop() ?? new ReadTimes();
+      const group = waits.closeGroup();
       stdout.afterWritten((written) => {
         if (written) {
           counters.written = upTo;
-          waited.record(outputWait);
+          waits.record(group, outputWait, performance.now());
+        } else {
+          waits.discard(group);
         }
-        waited.length = 0;
-        if (spareReadTimes.length < SPARE_READ_TIMES) spareReadTimes.push(waited);
       });
       // A PONG or a close waits for this write, and a full batch goes at once; otherwise
       // the write waits up to STDOUT_GATHER_MS for the next batches. At a quiet moment a
@@ -1087,7 +1063,7 @@ async function drain(context: DrainContext): Promise<void> {
       for (const session of pongs) pong(session);
       for (const session of quits) finish(session);
       counters.written = counters.messages;
-      readTimes.record(outputWait);
+      waits.record(waits.closeGroup(), outputWait, performance.now());
       // No stdout write to wait for: still let the subscribers' writes run between batches.
       if (channel.size > 0) await delay(0);
     }
