@@ -53,6 +53,8 @@ import { Channel } from "../net/channel.ts";
 import { delay, settlesWithin } from "../net/delay.ts";
 import { serveTcp } from "../net/serve_tcp.ts";
 import { PipelinedWriter } from "../net/pipelined_writer.ts";
+import { GatheredCommit } from "../net/gathered_commit.ts";
+import { stdoutWriter } from "../net/stdout_writer.ts";
 import type { ByteWriter } from "../net/write_coalescer.ts";
 import { sweepDeadlines, sweepInterval } from "./deadline_sweep.ts";
 import {
@@ -544,7 +546,8 @@ export function startParrotServerWith(
       log.error("Connection {id} failed: {error}", { id: info.id, error: String(error) }),
   }, handler);
 
-  const output = options.output === undefined ? Deno.stdout : options.output;
+  // A quiet moment's small writes to a file or /dev/null are synchronous (stdout_writer.ts).
+  const output = options.output === undefined ? stdoutWriter() : options.output;
   // A batch relays at most half of what a subscriber may have queued, so a subscriber
   // that keeps up is never taken for a slow one because of one big batch.
   const batchBudget = Math.min(STDOUT_BATCH_BYTES, Math.floor(maxOutboundBytes / 2));
@@ -858,12 +861,10 @@ async function drain(context: DrainContext): Promise<void> {
   const consumed: Uint8Array[] = [];
 
   const sendPong = (session: Session) => session.send(PONG_LINE);
-  /** The timer of a stdout write that waits for more batches, if one does. */
-  let gatherTimer: ReturnType<typeof setTimeout> | undefined;
-  const commitGathered = () => {
-    gatherTimer = undefined;
-    stdout?.commit();
-  };
+  /** When stdout's small writes go: together, at most STDOUT_GATHER_MS apart. */
+  const stdoutCommit = stdout
+    ? new GatheredCommit(stdout, { gatherMs: STDOUT_GATHER_MS })
+    : undefined;
   const finishNow = (session: Session) => session.finish();
 
   /**
@@ -1047,15 +1048,13 @@ async function drain(context: DrainContext): Promise<void> {
         }
       });
       // A PONG or a close waits for this write, and a full batch goes at once; otherwise
-      // the write waits up to STDOUT_GATHER_MS for the next batches. At a quiet moment a
-      // drain batch is a message or two, and a stdout write each (a hand-off to Deno's
-      // blocking thread and back) cost more than the message; relays never wait for it.
+      // the write waits up to STDOUT_GATHER_MS for the next batches (gathered_commit.ts).
+      // At a quiet moment a drain batch is a message or two, and a stdout write each cost
+      // more than the message; relays never wait for it (they are out already).
       if (pongs.length > 0 || quits.length > 0 || stdout.length >= STDOUT_GATHER_BYTES) {
-        if (gatherTimer !== undefined) clearTimeout(gatherTimer);
-        gatherTimer = undefined;
-        stdout.commit();
+        stdoutCommit!.now();
       } else {
-        gatherTimer ??= setTimeout(commitGathered, STDOUT_GATHER_MS);
+        stdoutCommit!.gather();
       }
       // Ahead of the writer by a whole batch: wait for it, so memory stays bounded.
       if (stdout.length >= batchBudget) await stdout.room(batchBudget);
@@ -1070,7 +1069,7 @@ async function drain(context: DrainContext): Promise<void> {
     pongs.length = 0;
     quits.length = 0;
   }
-  if (gatherTimer !== undefined) clearTimeout(gatherTimer);
+  stdoutCommit?.dispose();
   await stdout?.idle();
 }
 
