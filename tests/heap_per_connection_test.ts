@@ -23,8 +23,8 @@ Deno.test("heap_per_connection.ts prints the heap per idle client and the server
   assert.ok(total, stdout);
   assert.ok(Number(total[1]) > 0);
   // One connection task per client, held by something of the server, a session (held by
-  // the hub's table or its task), and no outbound queue: the server
-  // let go of them, as its idle collection does.
+  // the hub's table or its task), and no outbound queue: the server let go of them, as
+  // its idle collection does.
   const perClient = (object: string) =>
     stdout.split("\n").filter((line) => line.endsWith(`-> ${object}`))
       .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[1]), 0);

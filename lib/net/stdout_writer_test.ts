@@ -34,7 +34,7 @@ console.error(stdoutNeverWaits() ? "never waits" : "may wait");`;
   }
 }
 
-Deno.test("stdoutWriter() writes a file or /dev/null synchronously, a pipe asynchronously", async () => {
+Deno.test("stdoutWriter() writes every byte to a file, /dev/null or a pipe, and only the first two never wait", async () => {
   assert.equal(await verdict("file"), "never waits");
   assert.equal(await verdict("null"), "never waits");
   assert.equal(await verdict("piped"), "may wait");

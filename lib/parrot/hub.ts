@@ -452,9 +452,9 @@ const MAX_POOLED_RELAY_BUFFER_BYTES = 4 * 1024 * 1024;
 /**
  * Most bytes of free relay buffers kept for reuse: four of the largest. With room for
  * one only, a busy fan-out took a fresh 4 MiB mapping whenever more than one batch was
- * still queued for a subscriber, and faulted in every page of it (64 publishers x 64 B to one subscriber: 50,000 page faults a run
- * and 1.6M msgs/s, against 7,000 and 3.0M with four). The idle collection empties the
- * pool (`trim`).
+ * still queued for a subscriber, and faulted in every page of it (64 publishers x 64 B
+ * to one subscriber: 50,000 page faults a run and 1.6M msgs/s, against 7,000 and 3.0M
+ * with four). The idle collection empties the pool (`trim`).
  */
 const MAX_FREE_RELAY_BUFFER_BYTES = 4 * MAX_POOLED_RELAY_BUFFER_BYTES;
 

@@ -47,7 +47,6 @@ import {
   READ_BUFFER_BUDGET_BYTES,
 } from "../defaults.ts";
 import type { BufferPool } from "../net/buffer_pool.ts";
-import { readBufferPool } from "./read_buffer_size.ts";
 import type { ConnectionSlots } from "../net/connection_slots.ts";
 import { Channel } from "../net/channel.ts";
 import { delay, settlesWithin } from "../net/delay.ts";
@@ -73,6 +72,7 @@ import { createRecordWriter, type RecordFormat, type RecordWriter } from "./reco
 import { Session } from "./session.ts";
 import type { RelayPeers } from "./threads/shard_link.ts";
 import { PendingWaits } from "./pending_waits.ts";
+import { readBufferPool } from "./read_buffer_size.ts";
 import { type HistogramSnapshot, WaitHistogram } from "./wait_histogram.ts";
 import { CLOSE, WebSocketConnection, type WebSocketContext } from "./websocket_session.ts";
 
@@ -81,10 +81,9 @@ const STDOUT_BATCH_BYTES = 1024 * 1024;
 /** A stdout write of fewer bytes than this waits up to STDOUT_GATHER_MS for more (see drain). */
 const STDOUT_GATHER_BYTES = 64 * 1024;
 /**
- * How long a small stdout write waits for the next batches, in ms: at 1,000 msgs/s, 10
- * ms makes a write of ten messages where 1 ms made one write each (a hand-off to Deno's
- * blocking thread and back every millisecond), and no one reads a terminal faster. A
- * `PONG` never waits for it.
+ * How long a small stdout write waits for the next batches, in ms: at 1,000 msgs/s a
+ * write takes up to ten messages where 1 ms made about one write each, and no one
+ * reads a terminal faster. A `PONG` never waits for it.
  */
 const STDOUT_GATHER_MS = 10;
 /**
