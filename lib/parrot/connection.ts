@@ -230,17 +230,13 @@ class ConnectionTask {
     context: ConnectionContext,
     decoders: SharedDecoder,
   ) {
-    const { hostname, port } = info.remoteAddr;
     this.#conn = conn;
     this.#context = context;
     this.#decoders = decoders;
     this.#buffer = context.readBuffers.take(MIN_READ_BUFFER_BYTES);
     this.#shutdown = info.shutdownSignal;
-    this.#session = new Session(
-      conn,
-      context.nextClientId?.() ?? info.id,
-      `${hostname}:${port}`,
-    );
+    // The connection's own address object: the session makes its text only when asked.
+    this.#session = new Session(conn, context.nextClientId?.() ?? info.id, info.remoteAddr);
   }
 
   /** Admits the connection and arms its first read; settles once the connection is done. */
@@ -275,7 +271,7 @@ class ConnectionTask {
       // Subscribed from now on, as the protocol says: a client that only listens
       // need not say anything first.
       context.hub.add(session);
-      log.debug("Client {name} connected", { name: session.label });
+      log.debug("Client {name} connected", () => ({ name: session.label }));
       if (context.rateLimit) this.#bucket = new TokenBucket(context.rateLimit);
       session.heardFrom(Date.now(), 0);
       // Bytes that came with the AUTH line are decoded before the first read.
@@ -430,7 +426,7 @@ class ConnectionTask {
     this.#context.admitting.delete(session);
     this.#context.hub.remove(session);
     session.close();
-    if (this.#admitted) log.debug("Client {name} disconnected", { name: session.label });
+    if (this.#admitted) log.debug("Client {name} disconnected", () => ({ name: session.label }));
     this.#resolveFinished();
   }
 }

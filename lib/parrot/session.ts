@@ -74,6 +74,14 @@ export interface ByteConnection {
   close(): void;
 }
 
+/** A client's address as a connection gives it (`Deno.NetAddr` is one). */
+export interface PeerAddress {
+  /** The peer's IP address. */
+  readonly hostname: string;
+  /** The peer's port. */
+  readonly port: number;
+}
+
 /**
  * The server's view of one client connection.
  *
@@ -99,8 +107,8 @@ export interface ByteConnection {
 export class Session {
   /** A number unique among the server's connections. */
   readonly id: number;
-  /** The name it had before any `HELLO`: its address, `ip:port`. */
-  readonly address: string;
+  /** Its address as given: made into `ip:port` text when asked (see {@linkcode Session.address}). */
+  readonly #address: string | PeerAddress;
   /**
    * The client's outbound queue: a TCP client's is made when something is to be sent and
    * let go of while idle ({@linkcode Session.releaseIdleOutbound}), so that a quiet
@@ -118,7 +126,8 @@ export class Session {
   #frameStartedAt = 0;
   #pinged = false;
   #held = false;
-  #name = "";
+  /** The name of its `HELLO`; until then, its address. */
+  #name: string | undefined;
   #prefix: Uint8Array | undefined;
   #relayHeader: Uint8Array | undefined;
   #conn: ByteConnection | SessionTransport;
@@ -128,14 +137,28 @@ export class Session {
 
   /**
    * Wraps `conn`: a byte connection gets a write coalescer, a {@linkcode SessionTransport}
-   * brings its own outbound. The client is called `name` until it says `HELLO`.
+   * brings its own outbound. The client is called by `address` (text, or the connection's
+   * own address object, made into `ip:port` text only when asked) until it says `HELLO`.
    */
-  constructor(conn: ByteConnection | SessionTransport, id: number, name: string) {
+  constructor(
+    conn: ByteConnection | SessionTransport,
+    id: number,
+    address: string | PeerAddress,
+  ) {
     this.#conn = conn;
     this.id = id;
-    this.address = name;
+    this.#address = address;
     if ("outbound" in conn) this.#outbound = conn.outbound;
-    this.setName(name);
+  }
+
+  /**
+   * The name it had before any `HELLO`: its address, `ip:port`. Made when asked rather
+   * than held: a string per idle connection (and its port's digits) is about 1.5% of what
+   * a connection costs the heap.
+   */
+  get address(): string {
+    const address = this.#address;
+    return typeof address === "string" ? address : `${address.hostname}:${address.port}`;
   }
 
   /** The client's outbound queue, made now if it has none (see {@linkcode Session.releaseIdleOutbound}). */
@@ -180,23 +203,26 @@ export class Session {
 
   /** How logs name the client: `ann (127.0.0.1:5000)` after `HELLO ann`, else its address. */
   get label(): string {
-    return this.#name === this.address ? this.address : `${this.#name} (${this.address})`;
+    const address = this.address;
+    const name = this.#name;
+    return name === undefined || name === address ? address : `${name} (${address})`;
   }
 
   /** The sender name printed in front of this client's messages. */
   get name(): string {
-    return this.#name;
+    // Kept once asked for: the drain asks for it at every read of a client that sends.
+    return this.#name ??= this.address;
   }
 
   /** `"<name>: "` as bytes, ready to be copied in front of each message on stdout. */
   get prefix(): Uint8Array {
     // Made at the first message: an idle client never needs it.
-    return this.#prefix ??= encoder.encode(`${this.#name}: `);
+    return this.#prefix ??= encoder.encode(`${this.name}: `);
   }
 
   /** `"MSG <name> "` as bytes: the start of every message relayed from this client. */
   get relayHeader(): Uint8Array {
-    return this.#relayHeader ??= encoder.encode(`MSG ${this.#name} `);
+    return this.#relayHeader ??= encoder.encode(`MSG ${this.name} `);
   }
 
   /** Settles when the connection has been closed by this session. */

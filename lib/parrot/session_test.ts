@@ -18,6 +18,18 @@ Deno.test("Session has an id, a name and the matching prefix; setName() renames 
   assert.deepEqual(session.prefix, encoder.encode("bob: "));
 });
 
+Deno.test("Session with an address object is called ip:port until HELLO, and labelled with both after", () => {
+  const session = new Session(new FakeConn(), 3, { hostname: "10.0.0.7", port: 41000 });
+  assert.equal(session.address, "10.0.0.7:41000");
+  assert.equal(session.label, "10.0.0.7:41000");
+  assert.equal(decoder.decode(session.relayHeader), "MSG 10.0.0.7:41000 ");
+  assert.equal(session.name, "10.0.0.7:41000");
+  session.setName("ann");
+  assert.equal(session.name, "ann");
+  assert.equal(session.label, "ann (10.0.0.7:41000)");
+  assert.equal(decoder.decode(session.relayHeader), "MSG ann ");
+});
+
 Deno.test("Session.send() queues bytes on the outbound coalescer", async () => {
   const conn = new FakeConn();
   const session = new Session(conn, 1, "a");
