@@ -92,6 +92,32 @@ export interface ConnectionCounters {
   ratePauses: number;
 }
 
+/**
+ * A new set of {@linkcode ConnectionCounters}, all at zero.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { newConnectionCounters } from "./connection.ts";
+ *
+ * const counters = newConnectionCounters();
+ * assert.equal(counters.connections, 0);
+ * assert.deepEqual(counters.protocolErrorsByReason, {});
+ * ```
+ */
+export function newConnectionCounters(): ConnectionCounters {
+  return {
+    connections: 0,
+    readTimeouts: 0,
+    idleTimeouts: 0,
+    protocolErrors: 0,
+    protocolErrorsByReason: {},
+    authFailures: 0,
+    tlsFailures: 0,
+    ratePauses: 0,
+  };
+}
+
 /** What one read brought, as far as the rest of its turn needs it. */
 interface InputStep {
   /** Frames the read completed. */
@@ -117,7 +143,7 @@ interface InputStep {
  * import assert from "node:assert/strict";
  * import { BufferPool } from "../net/buffer_pool.ts";
  * import { Channel } from "../net/channel.ts";
- * import { createConnectionHandler } from "./connection.ts";
+ * import { createConnectionHandler, newConnectionCounters } from "./connection.ts";
  * import { Hub } from "./hub.ts";
  * import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
  *
@@ -129,16 +155,7 @@ interface InputStep {
  *   readBatches: new ReadBatchPool(),
  *   admission: { authTimeoutMs: 2000 },
  *   admitting: new Set(),
- *   counters: {
- *     connections: 0,
- *     readTimeouts: 0,
- *     idleTimeouts: 0,
- *     protocolErrors: 0,
- *     protocolErrorsByReason: {},
- *     authFailures: 0,
- *     tlsFailures: 0,
- *     ratePauses: 0,
- *   },
+ *   counters: newConnectionCounters(),
  * });
  * assert.equal(typeof handler, "function");
  * ```

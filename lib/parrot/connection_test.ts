@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { BufferPool } from "../net/buffer_pool.ts";
 import { Channel } from "../net/channel.ts";
 import { tcpPair, TextConn, waitFor } from "../testing.ts";
-import { closeForShutdown, type ConnectionContext, createConnectionHandler } from "./connection.ts";
+import {
+  closeForShutdown,
+  type ConnectionContext,
+  createConnectionHandler,
+  newConnectionCounters,
+} from "./connection.ts";
 import { sweepDeadlines } from "./deadline_sweep.ts";
 import { Hub } from "./hub.ts";
 import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
@@ -26,16 +31,7 @@ function context(
       authTimeoutMs: 2_000,
     },
     admitting: new Set(),
-    counters: {
-      connections: 0,
-      readTimeouts: 0,
-      idleTimeouts: 0,
-      protocolErrors: 0,
-      protocolErrorsByReason: {},
-      authFailures: 0,
-      tlsFailures: 0,
-      ratePauses: 0,
-    },
+    counters: newConnectionCounters(),
   };
 }
 

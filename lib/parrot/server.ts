@@ -60,6 +60,7 @@ import {
   closeForShutdown,
   type ConnectionCounters,
   createConnectionHandler,
+  newConnectionCounters,
 } from "./connection.ts";
 import { constantTimeEqual } from "./admission.ts";
 import { isValidName, REASON } from "./frame.ts";
@@ -424,14 +425,7 @@ export function startParrotServerWith(
     bytes: 0,
     relayed: 0,
     rejected: 0,
-    connections: 0,
-    readTimeouts: 0,
-    idleTimeouts: 0,
-    protocolErrors: 0,
-    protocolErrorsByReason: {},
-    authFailures: 0,
-    tlsFailures: 0,
-    ratePauses: 0,
+    ...newConnectionCounters(),
   };
   const outputWait = new WaitHistogram();
   const maxOutboundBytes = options.maxOutboundBytes ?? DEFAULT_MAX_OUTBOUND_BYTES;

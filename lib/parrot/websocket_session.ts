@@ -329,6 +329,7 @@ interface Pending {
  * ```ts
  * import assert from "node:assert/strict";
  * import { Channel } from "../net/channel.ts";
+ * import { newConnectionCounters } from "./connection.ts";
  * import { Hub } from "./hub.ts";
  * import { type ReadBatch, ReadBatchPool } from "./read_batch.ts";
  * import { WebSocketConnection } from "./websocket_session.ts";
@@ -344,10 +345,7 @@ interface Pending {
  *   maxInboundBytes: 4096,
  *   authTimeoutMs: 2000,
  *   admitting: new Set(),
- *   counters: {
- *     connections: 0, readTimeouts: 0, idleTimeouts: 0, protocolErrors: 0, protocolErrorsByReason: {},
- *     authFailures: 0, tlsFailures: 0, ratePauses: 0,
- *   },
+ *   counters: newConnectionCounters(),
  *   shutdownSignal: new AbortController().signal,
  * });
  * socket.dispatchEvent(new Event("open"));
