@@ -11,8 +11,8 @@
 import { SERVER_RUN_ARGS } from "../../lib/testing.ts";
 import { TortureServer } from "../shared/harness.ts";
 import type { Sizes } from "../shared/harness.ts";
-import { type BenchContext, type BenchOutcome, drive, formatCount } from "./drive.ts";
-import { checkPrinted, sendRole, stopServer, throughputFigures } from "./scenario_throughput.ts";
+import { type BenchContext, type BenchOutcome, drive } from "./drive.ts";
+import { checkPrinted, compareFanIn, sendRole, stopServer } from "./scenario_throughput.ts";
 
 /** One fan-in run on a fresh server, with or without a history file. */
 async function fanIn(context: BenchContext, sizes: Sizes, withHistory: boolean) {
@@ -45,33 +45,19 @@ export async function runFanInWithHistory(
   context: BenchContext,
   sizes: Sizes,
 ): Promise<BenchOutcome> {
-  const { connections, messages, size } = sizes;
-  const total = connections * messages;
-  const without = await fanIn(context, sizes, false);
-  const withHistory = await fanIn(context, sizes, true);
-  const plain = throughputFigures(without.driven, total, size);
-  const stored = throughputFigures(withHistory.driven, total, size);
-  const ratio = stored.messagesPerSecond / plain.messagesPerSecond;
+  const compared = await compareFanIn(
+    sizes,
+    { name: "--history", versus: "--history vs not" },
+    (withHistory) => fanIn(context, sizes, withHistory),
+  );
+  const { outcome, withFeature, ratePerSecond, ratio } = compared;
   return {
-    load: `${formatCount(connections)} conns x ${formatCount(messages)} msgs x ${size} B, ` +
-      `--history vs not`,
-    figure: `${formatCount(stored.messagesPerSecond)} msgs/s with --history, ${
-      formatCount(plain.messagesPerSecond)
-    } without (${Math.round(ratio * 100)}%)`,
-    cpu: withHistory.driven.cpu,
-    serverPeakRssBytes: withHistory.driven.peakRssBytes,
+    ...outcome,
     metrics: {
-      ...sizes,
-      sent: total * 2,
-      printed: without.printed + withHistory.printed,
-      stored: withHistory.stored,
-      messagesPerSecondWithout: plain.messagesPerSecond,
-      messagesPerSecondWithHistory: stored.messagesPerSecond,
+      ...outcome.metrics,
+      stored: withFeature.stored,
+      messagesPerSecondWithHistory: ratePerSecond,
       withHistoryRatio: Math.round(ratio * 1000) / 1000,
     },
-    failures: [
-      ...without.failures.map((f) => `without --history: ${f}`),
-      ...withHistory.failures.map((f) => `with --history: ${f}`),
-    ],
   };
 }

@@ -10,8 +10,8 @@
 
 import { httpListeningPort } from "../../lib/testing.ts";
 import { TortureServer } from "../shared/harness.ts";
-import { type BenchContext, type BenchOutcome, drive, type Driven, formatCount } from "./drive.ts";
-import { checkPrinted, sendRole, stopServer, throughputFigures } from "./scenario_throughput.ts";
+import { type BenchContext, type BenchOutcome, drive, type Driven } from "./drive.ts";
+import { checkPrinted, compareFanIn, sendRole, stopServer } from "./scenario_throughput.ts";
 import type { Sizes } from "../shared/harness.ts";
 
 /** A watcher of the feed, as a page is: it reads every event and counts them. */
@@ -93,32 +93,19 @@ export async function runFanInWithPage(
   context: BenchContext,
   sizes: Sizes,
 ): Promise<BenchOutcome> {
-  const { connections, messages, size } = sizes;
-  const total = connections * messages;
-  const without = await fanIn(context, sizes, false);
-  const withPage = await fanIn(context, sizes, true);
-  const plain = throughputFigures(without.driven, total, size);
-  const watched = throughputFigures(withPage.driven, total, size);
-  const ratio = watched.messagesPerSecond / plain.messagesPerSecond;
-  const failures = [
-    ...without.failures.map((f) => `without the page: ${f}`),
-    ...withPage.failures.map((f) => `with the page: ${f}`),
-  ];
+  const compared = await compareFanIn(
+    sizes,
+    { name: "the page", versus: "page open vs not" },
+    (withPage) => fanIn(context, sizes, withPage),
+  );
+  const { outcome, withFeature: withPage, ratePerSecond, ratio } = compared;
+  const failures = [...outcome.failures];
   if (withPage.watcher && withPage.watcher.events === 0) failures.push("the page got no event");
   return {
-    load: `${formatCount(connections)} conns x ${formatCount(messages)} msgs x ${size} B, ` +
-      `page open vs not`,
-    figure: `${formatCount(watched.messagesPerSecond)} msgs/s with the page, ${
-      formatCount(plain.messagesPerSecond)
-    } without (${Math.round(ratio * 100)}%)`,
-    cpu: withPage.driven.cpu,
-    serverPeakRssBytes: withPage.driven.peakRssBytes,
+    ...outcome,
     metrics: {
-      ...sizes,
-      sent: total * 2,
-      printed: without.printed + withPage.printed,
-      messagesPerSecondWithout: plain.messagesPerSecond,
-      messagesPerSecondWithPage: watched.messagesPerSecond,
+      ...outcome.metrics,
+      messagesPerSecondWithPage: ratePerSecond,
       withPageRatio: Math.round(ratio * 1000) / 1000,
       feedEvents: withPage.watcher?.events ?? 0,
       feedSeen: withPage.watcher?.seen ?? 0,

@@ -80,6 +80,65 @@ export function throughputFigures(driven: Driven, messages: number, size: number
   };
 }
 
+/** One fan-in run of a with-and-without comparison ({@linkcode compareFanIn}). */
+export interface ComparedRun {
+  /** What the generator measured. */
+  driven: Driven;
+  /** What went wrong in the run. */
+  failures: string[];
+  /** Records found on the server's stdout. */
+  printed: number;
+}
+
+/** What {@linkcode compareFanIn} labels the feature with. */
+export interface ComparedFeature {
+  /** As it follows "with" and "without" in the figure and failures ("--history", "the page"). */
+  name: string;
+  /** The end of the row's load ("--history vs not", "page open vs not"). */
+  versus: string;
+}
+
+/**
+ * Fan-in without, then with, a feature, each on a fresh server (`run(false)`, then
+ * `run(true)`): both runs, the rate with the feature and its ratio to the rate without,
+ * and the row with both rates. The caller adds its own metrics and checks to `outcome`.
+ */
+export async function compareFanIn<R extends ComparedRun>(
+  sizes: Sizes,
+  feature: ComparedFeature,
+  run: (withFeature: boolean) => Promise<R>,
+): Promise<
+  { without: R; withFeature: R; ratePerSecond: number; ratio: number; outcome: BenchOutcome }
+> {
+  const { connections, messages, size } = sizes;
+  const total = connections * messages;
+  const without = await run(false);
+  const withFeature = await run(true);
+  const plain = throughputFigures(without.driven, total, size);
+  const featured = throughputFigures(withFeature.driven, total, size);
+  const ratio = featured.messagesPerSecond / plain.messagesPerSecond;
+  const outcome: BenchOutcome = {
+    load: `${formatCount(connections)} conns x ${formatCount(messages)} msgs x ${size} B, ` +
+      feature.versus,
+    figure: `${formatCount(featured.messagesPerSecond)} msgs/s with ${feature.name}, ${
+      formatCount(plain.messagesPerSecond)
+    } without (${Math.round(ratio * 100)}%)`,
+    cpu: withFeature.driven.cpu,
+    serverPeakRssBytes: withFeature.driven.peakRssBytes,
+    metrics: {
+      ...sizes,
+      sent: total * 2,
+      printed: without.printed + withFeature.printed,
+      messagesPerSecondWithout: plain.messagesPerSecond,
+    },
+    failures: [
+      ...without.failures.map((f) => `without ${feature.name}: ${f}`),
+      ...withFeature.failures.map((f) => `with ${feature.name}: ${f}`),
+    ],
+  };
+  return { without, withFeature, ratePerSecond: featured.messagesPerSecond, ratio, outcome };
+}
+
 /** Fan-in: `connections` unsubscribed senders, each `messages` frames of `size` bytes. */
 export async function runFanIn(context: BenchContext, sizes: Sizes): Promise<BenchOutcome> {
   const { connections, messages, size } = sizes;
