@@ -126,7 +126,7 @@ export class Session {
   #frameStartedAt = 0;
   #pinged = false;
   #held = false;
-  /** The name of its `HELLO`; until then, its address. */
+  /** The name of its `HELLO`; before one, undefined until {@linkcode Session.name} is asked for. */
   #name: string | undefined;
   #prefix: Uint8Array | undefined;
   #relayHeader: Uint8Array | undefined;
